@@ -1,0 +1,40 @@
+# hpo_cli — `make help` lists the targets. Every target installs what it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-slow lint format clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install hpo_cli with its dev tools (torch pinned by constraints.txt)
+
+run: $(STAMP) ## Run `hpo run` on the embedded defaults (sobol on the polynomial task)
+	$(BIN)/hpo run
+
+test: $(STAMP) ## Run the test suite (slow tests excluded; see test-slow)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: $(STAMP) ## Run only the slow tests
+	$(BIN)/python -m pytest -m slow -q
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check hpo_cli tests
+	$(BIN)/ruff format --check hpo_cli tests
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix hpo_cli tests
+	$(BIN)/ruff format hpo_cli tests
+
+clean: ## Remove the virtual environment, caches and run outputs
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info runs/20* runs/multirun outputs multirun

@@ -1,0 +1,1 @@
+"""hpo_cli: hyperparameter optimization from the command line."""

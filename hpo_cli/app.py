@@ -1,0 +1,78 @@
+"""The Hydra application behind ``hpo run`` (single runs and ``-m`` multiruns)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from hpo_cli.errors import ConfigError, ResumeError
+
+CONFIG_PACKAGE = "pkg://hpo_cli.conf"
+
+
+def now_ms(fmt: str) -> str:
+    """``strftime(fmt)`` followed by ``-mmm`` milliseconds, so runs started in the same second
+    get different directories."""
+    now = datetime.now()
+    return f"{now.strftime(fmt)}-{now.microsecond // 1000:03d}"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("now_ms"):
+        OmegaConf.register_new_resolver("now_ms", now_ms, use_cache=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One line on stderr, no traceback."""
+    print(f"hpo: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _job(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from hpo_cli.run import RunNames, run_study
+
+    hc = HydraConfig.get()
+    choices = hc.runtime.choices
+    names = RunNames(str(choices.get("strategy")), str(choices.get("task")), str(choices.get("space")))
+    try:
+        status = run_study(cfg, Path(hc.runtime.output_dir), names)
+    except (ConfigError, ResumeError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    if status == "failed" and hc.mode != RunMode.MULTIRUN:
+        raise SystemExit(1)
+
+
+def hydra_run(args: list[str]) -> int:
+    """Run the Hydra app with ``args`` as its command line (``hpo run ARGS``)."""
+    import hydra
+
+    register_resolvers()
+    user_conf = Path.cwd() / "conf"
+    if user_conf.is_dir() and not _is_package_conf(user_conf) and not _has_config_dir(args):
+        args = ["--config-dir", str(user_conf), *args]
+    main = hydra.main(version_base="1.3", config_path=CONFIG_PACKAGE, config_name="config")(_job)
+    saved = sys.argv
+    sys.argv = ["hpo run", *args]
+    try:
+        main()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def _is_package_conf(path: Path) -> bool:
+    import hpo_cli.conf
+
+    return path.resolve() == Path(hpo_cli.conf.__file__).resolve().parent
+
+
+def _has_config_dir(args: list[str]) -> bool:
+    return any(a in ("-cd", "--config-dir") or a.startswith("--config-dir=") for a in args)

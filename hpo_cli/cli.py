@@ -1,0 +1,52 @@
+"""``hpo``: the command-line entry point. Thin by design: heavy imports happen per command."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """\
+usage: hpo <command> [arguments]
+
+Hyperparameter optimization experiments from the command line.
+
+commands:
+  run [OVERRIDES]         run a study, e.g. hpo run strategy=sobol task=ridge n_trials=64
+                          hpo run -m strategy=grid,random seed=0,1,2   (Hydra multirun)
+                          hpo run --help     config groups and options
+                          hpo run --cfg job  the composed config
+  resume RUN_DIR [n_trials=N] [timeout_s=S]
+                          continue an interrupted run where it stopped
+
+Runs are written to runs/<date>/<time>_<strategy>_<task>/ (trials.jsonl, summary.json,
+best.yaml, plots/). Documentation: README.md.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    command, rest = args[0], args[1:]
+    if command in ("-V", "--version"):
+        from importlib.metadata import version
+
+        print(f"hpo_cli {version('hpo_cli')}")
+        return 0
+    if command == "run":
+        from hpo_cli.app import hydra_run
+
+        return hydra_run(rest)
+    if command == "resume":
+        if len(rest) < 1 or rest[0].startswith("-"):
+            print("usage: hpo resume RUN_DIR [n_trials=N] [timeout_s=S]", file=sys.stderr)
+            return 2
+        from hpo_cli.resume import resume
+
+        return resume(rest[0], rest[1:])
+    print(f"hpo: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""The only ask -> evaluate -> tell loop; it knows no strategy or task by name.
+
+Resuming: trial numbers are given in ask order, and strategies are deterministic for a given
+seed, sequence of ask sizes and told outcomes. A resumed loop therefore restores the last
+strategy checkpoint (``strategy_state.json``, written at batch boundaries) and *replays* the
+trials recorded after it: it asks again, checks that the strategy suggests exactly the
+recorded parameters, and tells the recorded outcomes instead of evaluating. Trials of the
+interrupted batch that were never recorded are evaluated as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hpo_cli.errors import ResumeError
+from hpo_cli.store import STRATEGY_STATE, RunStore, TrialRecord, best_trial, finite_or_none
+from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
+from hpo_cli.tasks.base import Evaluation
+
+Objective = Callable[[Mapping[str, Any], "float | None"], Evaluation]
+MIN_TRIALS_FOR_FAILURE_RATE = 5
+CHECKPOINT_EVERY_S = 2.0
+
+
+class Progress(Protocol):
+    def trial_done(self, record: TrialRecord, best: TrialRecord | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    n_trials: int
+    batch_size: int = 1
+    timeout_s: float | None = None
+    max_failure_rate: float = 0.5
+
+
+@dataclass
+class LoopOutcome:
+    status: str  # "finished" | "failed"
+    message: str
+    records: list[TrialRecord] = field(default_factory=list)
+
+
+@dataclass
+class StudyLoop:
+    """Runs a strategy against an objective until the budget or the strategy is exhausted.
+
+    ``direction`` converts values into the loss strategies minimize. ``seconds_before`` is the
+    wall time already spent by earlier sessions of a resumed run (it counts toward timeout_s).
+    """
+
+    strategy: Strategy
+    objective: Objective
+    store: RunStore
+    budget: Budget
+    direction: str = "minimize"
+    progress: Progress | None = None
+    seconds_before: float = 0.0
+    records: list[TrialRecord] = field(default_factory=list)
+    _last_checkpoint: float = field(default=-math.inf, repr=False)
+    _told: int = field(default=0, repr=False)
+
+    def run(self, previous: Sequence[TrialRecord] = (), told: int = 0) -> LoopOutcome:
+        """``previous``: records already stored; the strategy already knows the first ``told``
+        trials (it was restored from a checkpoint); the others are replayed."""
+        recorded = {r.trial: r for r in previous}
+        self.records = sorted(previous, key=lambda r: r.trial)
+        next_trial, started = told, time.monotonic()
+        self._told = told
+        while True:
+            reason = self._stop_reason(next_trial, started)
+            if reason:
+                return LoopOutcome(*reason, self.records)
+            n = min(self.budget.batch_size, self.budget.n_trials - next_trial)
+            suggestions = self.strategy.ask(n)
+            if not suggestions:
+                return LoopOutcome("finished", "the strategy has nothing more to suggest", self.records)
+            observations = []
+            for suggestion in suggestions:
+                record = recorded.get(next_trial)
+                if record is None:
+                    record = self._evaluate(next_trial, suggestion)
+                else:
+                    _check_replay(record, suggestion)
+                observations.append(self._observation(record, suggestion))
+                next_trial += 1
+            self.strategy.tell(observations)
+            self._told = next_trial
+            self._checkpoint(final=False)
+
+    def _stop_reason(self, next_trial: int, started: float) -> tuple[str, str] | None:
+        failed = sum(r.state == "failed" for r in self.records)
+        done = len(self.records)
+        if done >= min(self.budget.n_trials, MIN_TRIALS_FOR_FAILURE_RATE) and done > 0:
+            rate = failed / done
+            if rate > self.budget.max_failure_rate:
+                last = next(r.error for r in reversed(self.records) if r.state == "failed")
+                return "failed", (
+                    f"stopped: {failed} of {done} trials failed ({rate:.0%} > max_failure_rate "
+                    f"{self.budget.max_failure_rate:g}); last error: {last}"
+                )
+        if next_trial >= self.budget.n_trials:
+            return "finished", f"reached n_trials={self.budget.n_trials}"
+        if self.strategy.is_finished():
+            return "finished", "the strategy finished (search space exhausted)"
+        elapsed = self.seconds_before + time.monotonic() - started
+        if self.budget.timeout_s is not None and elapsed >= self.budget.timeout_s:
+            return "finished", f"reached timeout_s={self.budget.timeout_s:g}"
+        return None
+
+    def _evaluate(self, number: int, suggestion: Suggestion) -> TrialRecord:
+        t0 = time.perf_counter()
+        try:
+            ev = self.objective(suggestion.params, suggestion.budget)
+            value = float(ev.value)
+            state, error = ("complete", None) if math.isfinite(value) else ("failed", f"objective returned {value}")
+            metrics, cost = finite_or_none(dict(ev.metrics)), dict(ev.cost)
+        except Exception as exc:  # a failing trial is recorded; the run goes on
+            value, metrics, cost = math.nan, {}, {}
+            state, error = "failed", _one_line(exc)
+        record = TrialRecord(
+            trial=number,
+            state=state,
+            params=suggestion.params,
+            value=value if state == "complete" else None,
+            metrics=metrics,
+            budget=suggestion.budget,
+            seconds=time.perf_counter() - t0,
+            error=error,
+            cost=cost,
+        )
+        self.store.append_trial(record)
+        self.records.append(record)
+        if self.progress is not None:
+            self.progress.trial_done(record, self.best())
+        return record
+
+    def best(self) -> TrialRecord | None:
+        return best_trial(self.records, self.direction)
+
+    def _observation(self, record: TrialRecord, suggestion: Suggestion) -> Observation:
+        sign = 1.0 if self.direction == "minimize" else -1.0
+        loss = None if record.value is None else sign * float(record.value)
+        return Observation(suggestion, TrialState(record.state), loss, record.metrics)
+
+    def save_checkpoint(self) -> None:
+        """Write the strategy's state now, if it sits at a batch boundary."""
+        if not self.strategy.pending:
+            self._checkpoint(final=True)
+
+    def _checkpoint(self, final: bool) -> None:
+        now = time.monotonic()
+        if final or now - self._last_checkpoint >= CHECKPOINT_EVERY_S:
+            state = {"told": self._told, "state": self.strategy.state_dict()}
+            self.store.write_json(STRATEGY_STATE, state)
+            self._last_checkpoint = now
+
+
+def _check_replay(record: TrialRecord, suggestion: Suggestion) -> None:
+    recorded = json.dumps(record.params, sort_keys=True)
+    replayed = json.dumps(json.loads(json.dumps(suggestion.params)), sort_keys=True)
+    if recorded != replayed:
+        raise ResumeError(
+            f"cannot resume: trial {record.trial} was recorded with params {recorded} but the "
+            f"strategy now suggests {replayed} (the strategy or its config changed)"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}{at}"

@@ -1,0 +1,66 @@
+"""``hpo resume RUN_DIR [n_trials=N] [timeout_s=S]``: continue an interrupted run in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from hpo_cli.app import fail, register_resolvers
+from hpo_cli.errors import ConfigError, ResumeError
+from hpo_cli.logs import configure_resume_logging
+from hpo_cli.run import BUDGET_KEYS, RunNames, config_fingerprint, run_study
+from hpo_cli.store import SUMMARY, RunStore
+
+CONFIG = Path(".hydra") / "config.yaml"
+
+
+def resume(run_dir: str, overrides: list[str]) -> int:
+    """Exit code: 0 finished, 1 failed, 2 refused, 130 interrupted."""
+    directory = Path(run_dir)
+    try:
+        cfg, names = _load_run(directory)
+        _apply_budget_overrides(cfg, overrides)
+    except (ConfigError, ResumeError) as exc:
+        fail(str(exc))
+    OmegaConf.save(cfg, directory / CONFIG)
+    configure_resume_logging(directory / "hpo.log")
+    try:
+        status = run_study(cfg, directory, names, resume=True)
+    except (ConfigError, ResumeError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    return 1 if status == "failed" else 0
+
+
+def _load_run(directory: Path) -> tuple[DictConfig, RunNames]:
+    register_resolvers()
+    config_path = directory / CONFIG
+    summary = RunStore(directory).read_json(SUMMARY) if directory.is_dir() else None
+    if not config_path.is_file() or summary is None:
+        raise ResumeError(
+            f"{directory}: not a run directory of hpo run (needs .hydra/config.yaml and summary.json)"
+        )
+    cfg = OmegaConf.load(config_path)
+    assert isinstance(cfg, DictConfig)
+    if config_fingerprint(cfg) != summary.get("config_sha256"):
+        raise ResumeError(
+            f"refusing to resume {directory}: {CONFIG} differs from the config the run started "
+            "with (only n_trials and timeout_s may change; start a new run instead)"
+        )
+    return cfg, RunNames(summary["strategy"], summary["task"], summary["space"])
+
+
+def _apply_budget_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError("override", item, "expected key=value (n_trials=N or timeout_s=S)")
+        if key not in BUDGET_KEYS:
+            raise ResumeError(
+                f"refusing to resume: {key!r} cannot change in a resumed run (only "
+                f"{', '.join(BUDGET_KEYS)} can); start a new run with hpo run instead"
+            )
+        cfg[key] = yaml.safe_load(text)

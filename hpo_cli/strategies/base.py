@@ -1,0 +1,201 @@
+"""The ask/tell contract every strategy implements.
+
+A strategy proposes :class:`Suggestion` objects and learns from :class:`Observation` objects.
+It never calls the objective; the loop (:mod:`hpo_cli.loop`) does. Strategies always
+*minimize* ``Observation.loss``: the loop flips the sign for ``direction=maximize``.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hpo_cli.space import ParamValue, SearchSpace
+
+
+_UNBOUNDED = 2**62
+
+
+class TrialState(str, enum.Enum):
+    COMPLETE = "complete"
+    FAILED = "failed"
+    PRUNED = "pruned"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One configuration to evaluate.
+
+    ``key`` is unique within a strategy's lifetime and ties the observation back to it.
+    ``unit`` is the point in the space's unit cube, shape (space.dim,), when the strategy
+    works there. ``budget`` is a fidelity (e.g. epochs) for multi-fidelity strategies;
+    ``request`` asks the evaluator for extra outputs (e.g. ``{"hypergradient": "reverse"}``).
+    """
+
+    key: int
+    params: dict[str, ParamValue]
+    unit: tuple[float, ...] | None = None
+    budget: float | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "params": self.params,
+            "unit": None if self.unit is None else list(self.unit),
+            "budget": self.budget,
+            "request": self.request,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Suggestion:
+        unit = d.get("unit")
+        return cls(
+            key=int(d["key"]),
+            params=dict(d["params"]),
+            unit=None if unit is None else tuple(float(x) for x in unit),
+            budget=d.get("budget"),
+            request=dict(d.get("request") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The outcome of evaluating a suggestion. ``loss`` is None unless the trial completed."""
+
+    suggestion: Suggestion
+    state: TrialState
+    loss: float | None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suggestion": self.suggestion.to_dict(),
+            "state": self.state.value,
+            "loss": self.loss,
+            "metrics": dict(self.metrics),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Observation:
+        return cls(
+            Suggestion.from_dict(d["suggestion"]),
+            TrialState(d["state"]),
+            d.get("loss"),
+            dict(d.get("metrics") or {}),
+        )
+
+
+class Strategy(ABC):
+    """Base class: owns the seeded RNG, the pending suggestions and the observed history.
+
+    Subclasses implement :meth:`_propose` and, when they have state beyond the RNG, history
+    and pending suggestions, :meth:`_extra_state` / :meth:`_load_extra_state`.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int, n_trials: int) -> None:
+        self.space = space
+        self.seed = int(seed)
+        self.n_trials = int(n_trials)
+        self.rng = np.random.default_rng(self.seed)
+        self.history: list[Observation] = []
+        self.pending: dict[int, Suggestion] = {}
+        self._next_key = 0
+
+    def ask(self, n: int = 1) -> list[Suggestion]:
+        """Up to ``n`` new suggestions (fewer, possibly none, once the strategy is finished)."""
+        if n < 1:
+            raise ValueError(f"ask(n) needs n >= 1, got {n}")
+        suggestions = self._propose(n)
+        for s in suggestions:
+            self.pending[s.key] = s
+        return suggestions
+
+    def tell(self, observations: Sequence[Observation]) -> None:
+        """Report outcomes of earlier suggestions, in any order and any grouping."""
+        for obs in observations:
+            key = obs.suggestion.key
+            if key not in self.pending:
+                raise ValueError(f"tell() got suggestion key {key}, which is not pending")
+            del self.pending[key]
+            self.history.append(obs)
+            self._observe(obs)
+
+    def is_finished(self) -> bool:
+        """True when the strategy has nothing more to suggest (e.g. an exhausted grid)."""
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        """A JSON-serializable snapshot; :meth:`load_state_dict` restores it exactly."""
+        return {
+            "class": type(self).__name__,
+            "seed": self.seed,
+            "rng": self.rng.bit_generator.state,
+            "next_key": self._next_key,
+            "pending": [s.to_dict() for s in self.pending.values()],
+            "history": [o.to_dict() for o in self.history],
+            "extra": self._extra_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("class") != type(self).__name__:
+            raise ValueError(f"state is for {state.get('class')}, not {type(self).__name__}")
+        self.rng.bit_generator.state = state["rng"]
+        self._next_key = int(state["next_key"])
+        self.pending = {int(d["key"]): Suggestion.from_dict(d) for d in state["pending"]}
+        self.history = [Observation.from_dict(d) for d in state["history"]]
+        self._load_extra_state(state.get("extra") or {})
+
+    # -- for subclasses ---------------------------------------------------------------
+
+    @abstractmethod
+    def _propose(self, n: int) -> list[Suggestion]:
+        """Up to ``n`` suggestions, each made with :meth:`_suggest`."""
+
+    def _observe(self, observation: Observation) -> None:  # noqa: B027 - optional hook
+        """Hook called once per told observation (after it joined ``history``)."""
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, extra: Mapping[str, Any]) -> None:  # noqa: B027
+        """Restore what :meth:`_extra_state` saved."""
+
+    def _suggest(
+        self,
+        params: dict[str, ParamValue],
+        unit: np.ndarray | None = None,
+        budget: float | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> Suggestion:
+        key = self._next_key
+        self._next_key += 1
+        point = None if unit is None else tuple(float(x) for x in unit)
+        return Suggestion(key, params, point, budget, dict(request or {}))
+
+    def _suggest_unit(self, unit: np.ndarray) -> Suggestion:
+        """A suggestion for a unit-cube point, shape (space.dim,)."""
+        return self._suggest(self.space.decode(unit), unit)
+
+
+class UnitCubeStrategy(Strategy):
+    """A strategy that draws batches of unit-cube points, shape (n, space.dim)."""
+
+    def _propose(self, n: int) -> list[Suggestion]:
+        n = min(n, self._remaining())
+        if n <= 0:
+            return []
+        return [self._suggest_unit(u) for u in self._draw(n)]
+
+    def _remaining(self) -> int:
+        return _UNBOUNDED
+
+    @abstractmethod
+    def _draw(self, n: int) -> np.ndarray:
+        """``n`` points in [0, 1)^dim, shape (n, space.dim)."""
+

@@ -1,0 +1,55 @@
+"""Evaluate one given configuration, e.g. the ``best.yaml`` of an earlier run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpo_cli.errors import ConfigError
+from hpo_cli.space import SearchSpace
+from hpo_cli.strategies.base import Strategy, Suggestion
+
+
+class FixedStrategy(Strategy):
+    """Suggests ``params`` (or the mapping in ``params_file``) once, then finishes."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        n_trials: int,
+        params: Mapping[str, Any] | None = None,
+        params_file: str | None = None,
+    ) -> None:
+        super().__init__(space, seed, n_trials)
+        if (params is None) == (params_file is None):
+            raise ConfigError("strategy.params", params, "give exactly one of params or params_file")
+        if params_file is not None:
+            path = Path(params_file).expanduser()
+            if not path.is_file():
+                raise ConfigError("strategy.params_file", params_file, "no such file")
+            params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(params, Mapping) or not space.contains(dict(params)):
+            raise ConfigError(
+                "strategy.params", params, f"not a valid point of the space ({', '.join(space.names)})"
+            )
+        self.params = dict(params)
+        self._asked = False
+
+    def _propose(self, n: int) -> list[Suggestion]:
+        if self._asked:
+            return []
+        self._asked = True
+        return [self._suggest(dict(self.params), self.space.encode(self.params))]
+
+    def is_finished(self) -> bool:
+        return self._asked
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"asked": self._asked}
+
+    def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
+        self._asked = bool(extra["asked"])

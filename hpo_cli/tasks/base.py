@@ -1,0 +1,88 @@
+"""The task interface: what an objective must provide to be optimized by ``hpo run``.
+
+A task is built from its YAML (``conf/task/NAME.yaml``: ``_target_`` plus knobs, with
+``_partial_: true``); the runner completes it with the run-time context ``device``.
+
+Attributes (metadata):
+    name:        short name used in run directories and tables.
+    direction:   "minimize" or "maximize" for ``Evaluation.value``.
+    metric:      what ``value`` is, e.g. "val_mse" (it is also a key of ``metrics``).
+    known_optimum: the best achievable value when known (synthetic functions), else None.
+    fidelity:    (low, high) budget range for multi-fidelity strategies, or None.
+
+Methods:
+    dimensions() -> {name: int}: vector lengths a space may refer to with ``size: name``
+                     (e.g. ``{"n_coefficients": 12}``).
+    evaluate(params, budget) -> Evaluation: train/score one configuration. Raise an exception
+                     or return NaN to mark the trial failed; the run goes on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hpo_cli.errors import ConfigError
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``value``: the objective; ``metrics``: everything worth recording (test scores too);
+    ``cost``: counters such as ``{"inner_steps": 200}``."""
+
+    value: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, int] = field(default_factory=dict)
+
+
+class Task(ABC):
+    name: str = "task"
+    direction: str = "minimize"
+    metric: str = "value"
+    known_optimum: float | None = None
+    fidelity: tuple[float, float] | None = None
+
+    def dimensions(self) -> dict[str, int]:
+        return {}
+
+    @abstractmethod
+    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
+        """Score one configuration."""
+
+
+def split_indices(
+    n: int, seed: int, val_fraction: float, test_fraction: float, prefix: str = "task"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded random partition of ``range(n)`` into (train, validation, test) indices."""
+    for key, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= frac < 1.0:
+            raise ConfigError(f"{prefix}.{key}", frac, "must be in [0, 1)")
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    if n - n_val - n_test < 2 or (val_fraction > 0 and n_val < 1):
+        raise ConfigError(
+            f"{prefix}.val_fraction", val_fraction, f"leaves too few of {n} examples for training"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
+
+
+def positive_int(value: Any, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(key, value, "must be a positive integer")
+    return value
+
+
+def positive_float(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(key, value, "must be a positive number")
+    return float(value)
+
+
+def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean((np.asarray(y_true) - np.asarray(y_pred)) ** 2))

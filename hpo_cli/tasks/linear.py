@@ -1,0 +1,97 @@
+"""Ridge and Lasso regression on scikit-learn's bundled diabetes data (442 patients, 10 features).
+
+Features are standardized with the training split's statistics; the split is seeded.
+Value: validation MSE; the test MSE and R² are recorded for every trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Lasso, Ridge
+from sklearn.preprocessing import StandardScaler
+
+from hpo_cli.errors import ConfigError
+from hpo_cli.tasks.base import Evaluation, Task, mse, split_indices
+
+MODELS = ("ridge", "lasso")
+
+
+class DiabetesData:
+    """Standardized (train, validation, test) arrays: X_* shape (n, 10), y_* shape (n,)."""
+
+    def __init__(self, seed: int, val_fraction: float, test_fraction: float) -> None:
+        X, y = load_diabetes(return_X_y=True)
+        train, val, test = split_indices(len(y), seed, val_fraction, test_fraction)
+        scaler = StandardScaler().fit(X[train])
+        self.X_train, self.y_train = scaler.transform(X[train]), y[train]
+        self.X_val, self.y_val = scaler.transform(X[val]), y[val]
+        self.X_test, self.y_test = scaler.transform(X[test]), y[test]
+
+
+def make_model(model: str, alpha: float, max_iter: int) -> Ridge | Lasso:
+    if model == "ridge":
+        return Ridge(alpha=alpha)
+    return Lasso(alpha=alpha, max_iter=max_iter)
+
+
+class _LinearBase(Task):
+    metric = "val_mse"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        max_iter: int = 10_000,
+        device: str = "cpu",
+    ) -> None:
+        self.data = DiabetesData(seed, val_fraction, test_fraction)
+        self.max_iter = max_iter
+
+    def _score(self, model: str, alpha: float) -> Evaluation:
+        d = self.data
+        fitted = make_model(model, alpha, self.max_iter).fit(d.X_train, d.y_train)
+        metrics = {
+            "val_mse": mse(d.y_val, fitted.predict(d.X_val)),
+            "test_mse": mse(d.y_test, fitted.predict(d.X_test)),
+            "test_r2": float(fitted.score(d.X_test, d.y_test)),
+            "n_nonzero": int(np.count_nonzero(fitted.coef_)),
+        }
+        return Evaluation(metrics["val_mse"], metrics, {"inner_solves": 1})
+
+
+def _required(params: Mapping[str, Any], name: str, task: str) -> Any:
+    if name not in params:
+        raise ConfigError("space.params", sorted(params), f"task {task} needs parameter {name!r}")
+    return params[name]
+
+
+class RidgeTask(_LinearBase):
+    name = "ridge"
+
+    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
+        return self._score("ridge", float(_required(params, "alpha", self.name)))
+
+
+class LassoTask(_LinearBase):
+    name = "lasso"
+
+    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
+        return self._score("lasso", float(_required(params, "alpha", self.name)))
+
+
+class LinearTask(_LinearBase):
+    """The conditional space of the Optuna lecture: ``model`` in {ridge, lasso}, each with its
+    own regularization strength ``ridge_alpha`` / ``lasso_alpha``."""
+
+    name = "linear"
+
+    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
+        model = _required(params, "model", self.name)
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        return self._score(model, float(_required(params, f"{model}_alpha", self.name)))
