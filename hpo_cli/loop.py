@@ -80,7 +80,9 @@ class StudyLoop:
             n = min(self.budget.batch_size, self.budget.n_trials - next_trial)
             suggestions = self.strategy.ask(n)
             if not suggestions:
-                return LoopOutcome("finished", "the strategy has nothing more to suggest", self.records)
+                return LoopOutcome(
+                    "finished", "the strategy has nothing more to suggest", self.records
+                )
             observations = []
             for suggestion in suggestions:
                 record = recorded.get(next_trial)
@@ -119,7 +121,11 @@ class StudyLoop:
         try:
             ev = self.objective(suggestion.params, suggestion.budget)
             value = float(ev.value)
-            state, error = ("complete", None) if math.isfinite(value) else ("failed", f"objective returned {value}")
+            state, error = (
+                ("complete", None)
+                if math.isfinite(value)
+                else ("failed", f"objective returned {value}")
+            )
             metrics, cost = finite_or_none(dict(ev.metrics)), dict(ev.cost)
         except Exception as exc:  # a failing trial is recorded; the run goes on
             value, metrics, cost = math.nan, {}, {}

@@ -21,7 +21,9 @@ def best_so_far(values: Sequence[float | None], direction: str) -> np.ndarray:
     return out
 
 
-def plot_history(records: Sequence[TrialRecord], direction: str, path: Path, title: str, metric: str) -> None:
+def plot_history(
+    records: Sequence[TrialRecord], direction: str, path: Path, title: str, metric: str
+) -> None:
     """Best value so far against trial number, with every complete trial as a dot."""
     import matplotlib
 
@@ -36,7 +38,14 @@ def plot_history(records: Sequence[TrialRecord], direction: str, path: Path, tit
     if done:
         t, v = zip(*done, strict=True)
         ax.scatter(t, v, s=12, alpha=0.45, color="tab:gray", label="trial value")
-        ax.step(trials, best_so_far(values, direction), where="post", color="tab:blue", lw=2, label="best so far")
+        ax.step(
+            trials,
+            best_so_far(values, direction),
+            where="post",
+            color="tab:blue",
+            lw=2,
+            label="best so far",
+        )
         positive = np.array(v) > 0
         if positive.all() and max(v) / min(v) > 100:
             ax.set_yscale("log")

@@ -74,7 +74,13 @@ class LiveProgress(PlainProgress):
 
     def __init__(self, total: int, done: int = 0) -> None:
         super().__init__(total, done)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._bar = Progress(
             TextColumn("[bold]trials"),
@@ -97,7 +103,9 @@ class LiveProgress(PlainProgress):
         self.done += 1
         if record.state == "failed":
             log.warning("trial %d failed: %s", record.trial, record.error)
-        best_text = "best: -" if best is None else f"best: {format_value(best.value)} (trial {best.trial})"
+        best_text = (
+            "best: -" if best is None else f"best: {format_value(best.value)} (trial {best.trial})"
+        )
         self._bar.update(self._task, completed=self.done, best=best_text)
 
 

@@ -41,7 +41,7 @@ def _load_run(directory: Path) -> tuple[DictConfig, RunNames]:
     summary = RunStore(directory).read_json(SUMMARY) if directory.is_dir() else None
     if not config_path.is_file() or summary is None:
         raise ResumeError(
-            f"{directory}: not a run directory of hpo run (needs .hydra/config.yaml and summary.json)"
+            f"{directory}: not a run directory (it needs .hydra/config.yaml and summary.json)"
         )
     cfg = OmegaConf.load(config_path)
     assert isinstance(cfg, DictConfig)

@@ -52,7 +52,12 @@ def config_fingerprint(cfg: DictConfig) -> str:
 
 
 def build_task(task_cfg: DictConfig, device: str) -> Task:
-    return _instantiate(task_cfg, "task", device=device)  # type: ignore[no-any-return]
+    task = _instantiate(task_cfg, "task", device=device)
+    if not isinstance(task, Task):
+        raise ConfigError(
+            "task._target_", task_cfg.get("_target_"), "does not build a hpo_cli Task"
+        )
+    return task
 
 
 def build_space(space_cfg: DictConfig, task: Task) -> SearchSpace:
@@ -60,14 +65,21 @@ def build_space(space_cfg: DictConfig, task: Task) -> SearchSpace:
     assert isinstance(raw, dict)
     unknown = sorted(set(raw) - {"params"})
     if unknown:
-        raise ConfigError(f"space.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'")
+        raise ConfigError(
+            f"space.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'"
+        )
     return parse_space(raw.get("params"), task.dimensions())
 
 
 def build_strategy(strategy_cfg: DictConfig, space: SearchSpace, settings: Settings) -> Strategy:
-    return _instantiate(  # type: ignore[no-any-return]
+    strategy = _instantiate(
         strategy_cfg, "strategy", space=space, seed=settings.seed, n_trials=settings.n_trials
     )
+    if not isinstance(strategy, Strategy):
+        raise ConfigError(
+            "strategy._target_", strategy_cfg.get("_target_"), "does not build a Strategy"
+        )
+    return strategy
 
 
 def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
@@ -79,7 +91,11 @@ def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
     except Exception as exc:  # hydra wraps import and argument errors
         raise ConfigError(f"{group}._target_", node.get("_target_"), _root_message(exc)) from None
     try:
-        return factory(**runtime) if callable(factory) and not isinstance(factory, Task | Strategy) else factory
+        return (
+            factory(**runtime)
+            if callable(factory) and not isinstance(factory, Task | Strategy)
+            else factory
+        )
     except TypeError as exc:
         raise ConfigError(group, OmegaConf.to_container(node), str(exc)) from None
 
@@ -127,19 +143,30 @@ def run_study(cfg: DictConfig, run_dir: Path, names: RunNames, resume: bool = Fa
     store.write_json(SUMMARY, {**header, "status": "running"})
     log.info(
         "%s %s: strategy=%s task=%s space=%s (%d parameters, %d dimensions) -> %s",
-        "resuming" if resume else "starting", run_dir.name, names.strategy, names.task,
-        names.space, len(space.params), space.dim, run_dir,
+        "resuming" if resume else "starting",
+        run_dir.name,
+        names.strategy,
+        names.task,
+        names.space,
+        len(space.params),
+        space.dim,
+        run_dir,
     )
     loop = StudyLoop(
         strategy,
         task.evaluate,
         store,
-        Budget(settings.n_trials, settings.batch_size, settings.timeout_s, settings.max_failure_rate),
+        Budget(
+            settings.n_trials, settings.batch_size, settings.timeout_s, settings.max_failure_rate
+        ),
         direction,
         seconds_before=seconds_before,
     )
     started = time.monotonic()
-    status, message = "interrupted", "interrupted (Ctrl-C); continue with: hpo resume " + str(run_dir)
+    status, message = (
+        "interrupted",
+        "interrupted (Ctrl-C); continue with: hpo resume " + str(run_dir),
+    )
     try:
         with make_progress(settings.n_trials, len(previous)) as progress:
             loop.progress = progress
@@ -155,11 +182,15 @@ def run_study(cfg: DictConfig, run_dir: Path, names: RunNames, resume: bool = Fa
     return status
 
 
-def _prior_state(store: RunStore, strategy: Strategy, resume: bool) -> tuple[list[TrialRecord], int, float, int]:
+def _prior_state(
+    store: RunStore, strategy: Strategy, resume: bool
+) -> tuple[list[TrialRecord], int, float, int]:
     """(recorded trials, trials the restored strategy already knows, seconds spent, session no.)"""
     if not resume:
         if store.trials_path.exists():
-            raise ConfigError("run directory", str(store.dir), "already holds a run; use hpo resume")
+            raise ConfigError(
+                "run directory", str(store.dir), "already holds a run; use hpo resume"
+            )
         return [], 0, 0.0, 1
     previous = store.read_trials(repair=True)
     summary = store.read_json(SUMMARY) or {}
@@ -171,9 +202,18 @@ def _prior_state(store: RunStore, strategy: Strategy, resume: bool) -> tuple[lis
             told = int(checkpoint["told"])
         except (ValueError, KeyError) as exc:
             log.warning("ignoring the strategy checkpoint (%s); replaying all trials", exc)
-    log.info("resuming: %d trials recorded, %d restored from the checkpoint, %d to replay",
-             len(previous), told, len(previous) - told)
-    return previous, told, float(summary.get("wall_seconds") or 0.0), int(summary.get("sessions") or 0) + 1
+    log.info(
+        "resuming: %d trials recorded, %d restored from the checkpoint, %d to replay",
+        len(previous),
+        told,
+        len(previous) - told,
+    )
+    return (
+        previous,
+        told,
+        float(summary.get("wall_seconds") or 0.0),
+        int(summary.get("sessions") or 0) + 1,
+    )
 
 
 def _finish(
@@ -200,7 +240,12 @@ def _finish(
         "n_pruned": sum(r.state == "pruned" for r in records),
         "best": None
         if best is None
-        else {"trial": best.trial, "value": best.value, "params": best.params, "metrics": best.metrics},
+        else {
+            "trial": best.trial,
+            "value": best.value,
+            "params": best.params,
+            "metrics": best.metrics,
+        },
         "wall_seconds": round(wall, 4),
         "cost": cost,
     }
@@ -239,7 +284,9 @@ def _print_summary(summary: Mapping[str, Any], run_dir: Path) -> None:
         f"{summary['n_pruned']} pruned (n_trials={summary['n_trials']})",
     )
     if best is not None:
-        table.add_row(f"best {summary['metric']}", f"{format_value(best['value'])} (trial {best['trial']})")
+        table.add_row(
+            f"best {summary['metric']}", f"{format_value(best['value'])} (trial {best['trial']})"
+        )
         table.add_row("best params", format_params(best["params"], width=100))
         others = {k: v for k, v in best["metrics"].items() if k != summary["metric"]}
         if others:

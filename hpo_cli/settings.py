@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpo_cli.errors import ConfigError
+from hpo_cli.validate import is_number, non_negative_int, one_of, positive_int
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -24,40 +25,25 @@ class Settings:
 
 def read_settings(cfg: Mapping[str, Any]) -> Settings:
     """Validate the top-level keys of a composed config; raises ConfigError naming the key."""
-    seed = cfg.get("seed")
-    if not _is_int(seed) or seed < 0:
-        raise ConfigError("seed", seed, "must be a non-negative integer")
-    n_trials = cfg.get("n_trials")
-    if not _is_int(n_trials) or n_trials <= 0:
-        raise ConfigError("n_trials", n_trials, "must be a positive integer")
     timeout_s = cfg.get("timeout_s")
-    if timeout_s is not None and (not _is_number(timeout_s) or timeout_s <= 0):
+    if timeout_s is not None and (not is_number(timeout_s) or timeout_s <= 0):
         raise ConfigError("timeout_s", timeout_s, "must be a positive number of seconds or null")
-    batch_size = cfg.get("batch_size", 1)
-    if not _is_int(batch_size) or batch_size <= 0:
-        raise ConfigError("batch_size", batch_size, "must be a positive integer")
-    device = cfg.get("device", "cpu")
-    if device not in DEVICES:
-        raise ConfigError("device", device, f"must be one of {', '.join(DEVICES)}")
-    direction = cfg.get("direction")
-    if direction not in (None, "minimize", "maximize"):
-        raise ConfigError("direction", direction, "must be minimize, maximize or null (the task's)")
     rate = cfg.get("max_failure_rate", 0.5)
-    if not _is_number(rate) or not 0.0 <= rate <= 1.0:
+    if not is_number(rate) or not 0.0 <= rate <= 1.0:
         raise ConfigError("max_failure_rate", rate, "must be a number in [0, 1]")
     return Settings(
-        int(seed),
-        int(n_trials),
-        None if timeout_s is None else float(timeout_s),
-        int(batch_size),
-        str(device),
-        direction,
-        float(rate),
+        seed=non_negative_int(cfg.get("seed"), "seed"),
+        n_trials=positive_int(cfg.get("n_trials"), "n_trials"),
+        timeout_s=None if timeout_s is None else float(timeout_s),
+        batch_size=positive_int(cfg.get("batch_size", 1), "batch_size"),
+        device=one_of(cfg.get("device", "cpu"), "device", DEVICES),
+        direction=one_of(cfg.get("direction"), "direction", (None, "minimize", "maximize")),
+        max_failure_rate=float(rate),
     )
 
 
 def resolve_device(device: str) -> str:
-    """"cpu" stays "cpu" without importing torch; "cuda" must exist; "auto" picks cuda if any."""
+    """ "cpu" stays "cpu" without importing torch; "cuda" must exist; "auto" picks cuda if any."""
     if device == "cpu":
         return "cpu"
     import torch
@@ -70,11 +56,3 @@ def resolve_device(device: str) -> str:
             "device", device, "no CUDA device is available here; use device=cpu or device=auto"
         )
     return "cuda"
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from hpo_cli.errors import ConfigError
+from hpo_cli.validate import flag, is_int, is_number
 
 ParamValue = Any  # float | int | str | bool | None | list[float]
 Conditions = tuple[tuple[str, tuple[Any, ...]], ...]
@@ -87,7 +88,7 @@ class FloatParam:
                 "gradient strategy",
             )
         if self.step is not None:
-            count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+            count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
             picks = _spread_indices(count, resolution)
             return [float(self.low + k * self.step) for k in picks]
         if self.log:
@@ -99,8 +100,7 @@ class FloatParam:
         if self.size is not None and (not isinstance(value, list) or len(value) != self.size):
             return False
         return all(
-            isinstance(v, float) and self.low <= v <= self.high and math.isfinite(v)
-            for v in values
+            isinstance(v, float) and self.low <= v <= self.high and math.isfinite(v) for v in values
         )
 
 
@@ -125,7 +125,7 @@ class IntParam:
             lo, hi = math.log(self.low - 0.5), math.log(self.high + 0.5)
             value = round(math.exp(lo + min(max(x, 0.0), 1.0) * (hi - lo)))
             return int(min(max(value, self.low), self.high))
-        index = min(int(math.floor(max(x, 0.0) * self.count)), self.count - 1)
+        index = min(math.floor(max(x, 0.0) * self.count), self.count - 1)
         return int(self.low + index * self.step)
 
     def encode(self, value: ParamValue) -> np.ndarray:
@@ -158,7 +158,7 @@ class CategoricalParam:
     dim = 1
 
     def decode(self, u: np.ndarray) -> ParamValue:
-        index = min(int(math.floor(max(float(u[0]), 0.0) * len(self.choices))), len(self.choices) - 1)
+        index = min(math.floor(max(float(u[0]), 0.0) * len(self.choices)), len(self.choices) - 1)
         return self.choices[index]
 
     def encode(self, value: ParamValue) -> np.ndarray:
@@ -178,7 +178,7 @@ def _spread_indices(count: int, resolution: int) -> list[int]:
     """All of ``range(count)`` when it fits in ``resolution``, else evenly spread indices."""
     if count <= resolution:
         return list(range(count))
-    return sorted({int(round(x)) for x in np.linspace(0, count - 1, resolution)})
+    return sorted({round(float(x)) for x in np.linspace(0, count - 1, resolution)})
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ class SearchSpace:
         for p in self.params:
             r = resolution if isinstance(resolution, int) else resolution.get(p.name, 10)
             values = p.grid(r)
-            grown = []
+            grown: list[dict[str, ParamValue]] = []
             for point in points:
                 if self.is_active(p, point):
                     grown.extend({**point, p.name: v} for v in values)
@@ -310,24 +310,26 @@ def _parse_param(
             raise ConfigError(f"{key}.choices", list(choices), "choices must be distinct")
         return CategoricalParam(name, tuple(choices), when)
     low, high = _bounds(spec, key, integer=kind == "int")
-    log = _flag(spec.get("log", False), f"{key}.log")
+    log = flag(spec.get("log", False), f"{key}.log")
     step = spec.get("step")
     if log and low <= 0:
         raise ConfigError(f"{key}.low", low, "log scale needs low > 0")
     if log and step is not None:
         raise ConfigError(f"{key}.step", step, "step cannot be combined with log: true")
-    if step is not None and not (_is_number(step) and step > 0):
+    if step is not None and not (is_number(step) and step > 0):
         raise ConfigError(f"{key}.step", step, "must be a positive number")
     if kind == "int":
-        if step is not None and not _is_int(step):
+        if step is not None and not is_int(step):
             raise ConfigError(f"{key}.step", step, "must be an integer for an int parameter")
         return IntParam(name, int(low), int(high), log, int(step or 1), when)
     size = _parse_size(spec.get("size"), f"{key}.size", dimensions)
-    return FloatParam(name, float(low), float(high), log, None if step is None else float(step), size, when)
+    return FloatParam(
+        name, float(low), float(high), log, None if step is None else float(step), size, when
+    )
 
 
 def _bounds(spec: Mapping[str, Any], key: str, integer: bool) -> tuple[float, float]:
-    check = _is_int if integer else _is_number
+    check = is_int if integer else is_number
     for bound in ("low", "high"):
         if bound not in spec:
             raise ConfigError(f"{key}.{bound}", None, "required but missing")
@@ -348,7 +350,7 @@ def _parse_size(size: Any, key: str, dimensions: Mapping[str, int]) -> int | Non
             known = ", ".join(sorted(dimensions)) or "none"
             raise ConfigError(key, size, f"not a dimension of this task (known: {known})")
         size = dimensions[size]
-    if not _is_int(size) or size < 1:
+    if not is_int(size) or size < 1:
         raise ConfigError(key, size, "must be a positive integer or a task dimension name")
     return int(size)
 
@@ -363,23 +365,15 @@ def _parse_when(raw: Any, key: str, earlier: Sequence[Param]) -> Conditions:
     for parent, allowed in raw.items():
         if parent not in known:
             raise ConfigError(
-                f"{key}.{parent}", allowed, f"names unknown parameter {parent!r} "
-                "(conditions may only name parameters declared above)"
+                f"{key}.{parent}",
+                allowed,
+                f"names unknown parameter {parent!r} "
+                "(conditions may only name parameters declared above)",
             )
-        values = tuple(allowed) if isinstance(allowed, Sequence) and not isinstance(allowed, str) else (allowed,)
+        values = (
+            tuple(allowed)
+            if isinstance(allowed, Sequence) and not isinstance(allowed, str)
+            else (allowed,)
+        )
         conditions.append((str(parent), values))
     return tuple(conditions)
-
-
-def _flag(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(key, value, "must be true or false")
-    return value
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)

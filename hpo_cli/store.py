@@ -48,7 +48,17 @@ class TrialRecord:
     @classmethod
     def from_json(cls, line: str) -> TrialRecord:
         d = json.loads(line)
-        return cls(**{k: d.get(k, f.default) for k, f in cls.__dataclass_fields__.items()})  # type: ignore[arg-type]
+        return cls(
+            trial=int(d["trial"]),
+            state=str(d["state"]),
+            params=dict(d["params"]),
+            value=d.get("value"),
+            metrics=dict(d.get("metrics") or {}),
+            budget=d.get("budget"),
+            seconds=float(d.get("seconds") or 0.0),
+            error=d.get("error"),
+            cost=dict(d.get("cost") or {}),
+        )
 
 
 def _json_default(obj: Any) -> Any:
@@ -120,7 +130,9 @@ class RunStore:
 
     def write_best(self, params: Mapping[str, Any], comment_lines: Iterable[str]) -> None:
         header = "".join(f"# {line}\n" for line in comment_lines)
-        body = yaml.safe_dump(finite_or_none(dict(params)), sort_keys=False, default_flow_style=None)
+        body = yaml.safe_dump(
+            finite_or_none(dict(params)), sort_keys=False, default_flow_style=None
+        )
         self._atomic_write(BEST, header + body)
 
     def _atomic_write(self, name: str, text: str) -> None:

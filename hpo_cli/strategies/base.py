@@ -17,7 +17,6 @@ import numpy as np
 
 from hpo_cli.space import ParamValue, SearchSpace
 
-
 _UNBOUNDED = 2**62
 
 
@@ -198,4 +197,3 @@ class UnitCubeStrategy(Strategy):
     @abstractmethod
     def _draw(self, n: int) -> np.ndarray:
         """``n`` points in [0, 1)^dim, shape (n, space.dim)."""
-

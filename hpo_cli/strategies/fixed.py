@@ -26,7 +26,9 @@ class FixedStrategy(Strategy):
     ) -> None:
         super().__init__(space, seed, n_trials)
         if (params is None) == (params_file is None):
-            raise ConfigError("strategy.params", params, "give exactly one of params or params_file")
+            raise ConfigError(
+                "strategy.params", params, "give exactly one of params or params_file"
+            )
         if params_file is not None:
             path = Path(params_file).expanduser()
             if not path.is_file():
@@ -34,7 +36,9 @@ class FixedStrategy(Strategy):
             params = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(params, Mapping) or not space.contains(dict(params)):
             raise ConfigError(
-                "strategy.params", params, f"not a valid point of the space ({', '.join(space.names)})"
+                "strategy.params",
+                params,
+                f"not a valid point of the space ({', '.join(space.names)})",
             )
         self.params = dict(params)
         self._asked = False

@@ -9,6 +9,7 @@ from typing import Any
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.base import Strategy, Suggestion
+from hpo_cli.validate import flag, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,13 @@ class GridStrategy(Strategy):
         shuffle: bool = False,
     ) -> None:
         super().__init__(space, seed, n_trials)
-        per_param = {name: _resolution(resolution, "strategy.resolution") for name in space.names}
+        per_param = {name: positive_int(resolution, "strategy.resolution") for name in space.names}
         for name, r in (resolutions or {}).items():
             if name not in per_param:
                 raise ConfigError(f"strategy.resolutions.{name}", r, "not a parameter of the space")
-            per_param[name] = _resolution(r, f"strategy.resolutions.{name}")
+            per_param[name] = positive_int(r, f"strategy.resolutions.{name}")
         self.points = space.grid(per_param)
-        if shuffle:
+        if flag(shuffle, "strategy.shuffle"):
             order = self.rng.permutation(len(self.points))
             self.points = [self.points[i] for i in order]
         self._served = 0
@@ -65,9 +66,3 @@ class GridStrategy(Strategy):
     def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
         self._served = int(extra["served"])
         self.points = [dict(p) for p in extra["points"]]
-
-
-def _resolution(value: Any, key: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(key, value, "must be a positive integer")
-    return value

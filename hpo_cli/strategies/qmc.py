@@ -19,6 +19,7 @@ from scipy.stats import qmc
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.base import UnitCubeStrategy
+from hpo_cli.validate import flag
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,7 @@ class _QMCStrategy(UnitCubeStrategy):
 
     def __init__(self, space: SearchSpace, seed: int, n_trials: int, scramble: bool = True) -> None:
         super().__init__(space, seed, n_trials)
-        if not isinstance(scramble, bool):
-            raise ConfigError("strategy.scramble", scramble, "must be true or false")
-        self.scramble = scramble
+        self.scramble = flag(scramble, "strategy.scramble")
         self._engine = self._make_engine()
         self._points = np.empty((0, space.dim))
         self._served = 0
@@ -75,7 +74,9 @@ class SobolStrategy(_QMCStrategy):
             )
 
     def _make_engine(self) -> qmc.QMCEngine:
-        return qmc.Sobol(self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed))
+        return qmc.Sobol(
+            self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed)
+        )
 
     def _block_size(self, needed: int) -> int:
         # Sobol's balance holds for powers of two; drawing whole blocks also avoids
@@ -88,7 +89,9 @@ class HaltonStrategy(_QMCStrategy):
     """Scrambled Halton sequence: ``qmc.Halton(dim, scramble=True, rng=seed)``."""
 
     def _make_engine(self) -> qmc.QMCEngine:
-        return qmc.Halton(self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed))
+        return qmc.Halton(
+            self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed)
+        )
 
 
 class LatinHypercubeStrategy(_QMCStrategy):
@@ -103,7 +106,9 @@ class LatinHypercubeStrategy(_QMCStrategy):
         optimization: str | None = None,
     ) -> None:
         if optimization not in (None, "random-cd", "lloyd"):
-            raise ConfigError("strategy.optimization", optimization, "must be null, random-cd or lloyd")
+            raise ConfigError(
+                "strategy.optimization", optimization, "must be null, random-cd or lloyd"
+            )
         self.optimization = optimization
         super().__init__(space, seed, n_trials, scramble)
 

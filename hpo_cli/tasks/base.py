@@ -72,17 +72,5 @@ def split_indices(
     return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 
 
-def positive_int(value: Any, key: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(key, value, "must be a positive integer")
-    return value
-
-
-def positive_float(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(key, value, "must be a positive number")
-    return float(value)
-
-
 def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean((np.asarray(y_true) - np.asarray(y_pred)) ** 2))

@@ -22,7 +22,7 @@ def import_callable(path: str, key: str) -> Callable[..., Any]:
     """``"pkg.module.attr"`` or ``"pkg.module:attr"`` -> the object, or a ConfigError."""
     if not isinstance(path, str) or not path:
         raise ConfigError(key, path, "expected 'module.function' (e.g. my_module.my_objective)")
-    module_name, sep, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
     if not module_name or not attr:
         raise ConfigError(key, path, "expected 'module.function' (e.g. my_module.my_objective)")
     cwd = str(Path.cwd())

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Lasso, Ridge
+from sklearn.metrics import mean_squared_error
 from sklearn.preprocessing import StandardScaler
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.tasks.base import Evaluation, Task, mse, split_indices
+from hpo_cli.tasks.base import Evaluation, Task, split_indices
 
 MODELS = ("ridge", "lasso")
 
@@ -56,8 +57,8 @@ class _LinearBase(Task):
         d = self.data
         fitted = make_model(model, alpha, self.max_iter).fit(d.X_train, d.y_train)
         metrics = {
-            "val_mse": mse(d.y_val, fitted.predict(d.X_val)),
-            "test_mse": mse(d.y_test, fitted.predict(d.X_test)),
+            "val_mse": float(mean_squared_error(d.y_val, fitted.predict(d.X_val))),
+            "test_mse": float(mean_squared_error(d.y_test, fitted.predict(d.X_test))),
             "test_r2": float(fitted.score(d.X_test, d.y_test)),
             "n_nonzero": int(np.count_nonzero(fitted.coef_)),
         }

@@ -16,7 +16,8 @@ import numpy as np
 import scipy.linalg
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.tasks.base import Evaluation, Task, mse, positive_float, positive_int, split_indices
+from hpo_cli.tasks.base import Evaluation, Task, mse, split_indices
+from hpo_cli.validate import positive_float, positive_int
 
 
 def polynomial_features(x: np.ndarray, degree: int, trig: bool) -> np.ndarray:

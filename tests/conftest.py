@@ -1,0 +1,98 @@
+"""Shared fixtures: example spaces, a runner for the real `hpo` command, config loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hpo_cli.space import SearchSpace, parse_space
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+MIXED_SPACE = {
+    "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+    "dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.1},
+    "units": {"type": "int", "low": 16, "high": 256, "log": True},
+    "layers": {"type": "int", "low": 1, "high": 4},
+    "batch": {"type": "int", "low": 32, "high": 128, "step": 32},
+    "optimizer": {"type": "categorical", "choices": ["sgd", "adam", "rmsprop"]},
+    "momentum": {"type": "float", "low": 0.0, "high": 0.99, "when": {"optimizer": "sgd"}},
+    "flag": {"type": "categorical", "choices": [True, False, None, 3]},
+}
+VECTOR_SPACE = {
+    "h": {"type": "float", "low": -2.0, "high": 10.0, "size": "n"},
+    "k": {"type": "int", "low": 0, "high": 3},
+}
+
+
+def make_space(raw: dict[str, Any], **dims: int) -> SearchSpace:
+    return parse_space(raw, dims)
+
+
+@pytest.fixture
+def mixed_space() -> SearchSpace:
+    return make_space(MIXED_SPACE)
+
+
+@pytest.fixture
+def vector_space() -> SearchSpace:
+    return make_space(VECTOR_SPACE, n=5)
+
+
+def strategy_config(name: str) -> dict[str, Any]:
+    """The shipped conf/strategy/NAME.yaml as a dict."""
+    return yaml.safe_load((CONF / "strategy" / f"{name}.yaml").read_text())
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def hpo(tmp_path: Path) -> Callable[..., Result]:
+    """Runs the real `hpo` command in tmp_path with runs going to tmp_path/runs."""
+
+    def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> Result:
+        env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs"), "PYTHONUNBUFFERED": "1"}
+        env.pop("HYDRA_FULL_ERROR", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "hpo_cli", *args],
+            cwd=cwd or tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Single-run directories under root/runs (those holding summary.json), oldest first."""
+    return sorted(p.parent for p in (root / "runs").glob("20*/*/summary.json"))
+
+
+def read_trials(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "summary.json").read_text())

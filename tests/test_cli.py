@@ -1,0 +1,375 @@
+"""The real `hpo` command: run directories, multirun, determinism, errors, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import Result, read_summary, read_trials, run_dirs
+
+TRIAL_KEYS = {"trial", "state", "params", "value", "metrics", "budget", "seconds", "error"}
+SUMMARY_KEYS = {
+    "strategy",
+    "task",
+    "space",
+    "seed",
+    "direction",
+    "status",
+    "n_trials",
+    "n_complete",
+    "n_failed",
+    "best",
+    "wall_seconds",
+    "cost",
+    "versions",
+}
+Hpo = Callable[..., Result]
+
+
+def write_user_project(root: Path, sleep_s: float = 0.0) -> None:
+    """A user's objective module and space file, as the README shows them."""
+    (root / "my_objective.py").write_text(
+        "import time\n\n\ndef f(params):\n"
+        f"    time.sleep({sleep_s})\n"
+        "    return (params['x'] - 1.0) ** 2 + (params['y'] + 2.0) ** 2\n"
+    )
+    (root / "conf" / "space").mkdir(parents=True, exist_ok=True)
+    (root / "conf" / "space" / "my_space.yaml").write_text(
+        "params:\n"
+        "  x: {type: float, low: -5.0, high: 5.0}\n"
+        "  y: {type: float, low: -5.0, high: 5.0}\n"
+    )
+
+
+def test_help_is_fast_and_does_not_import_torch() -> None:
+    code = "import sys, hpo_cli.cli as c; c.main(['--help']); assert 'torch' not in sys.modules"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "run [OVERRIDES]" in out.stdout and "resume RUN_DIR" in out.stdout
+
+
+def test_a_run_writes_the_documented_run_directory(hpo: Hpo, tmp_path: Path) -> None:
+    res = hpo("run", "strategy=sobol", "task=ridge", "n_trials=16", "seed=1")
+    assert res.returncode == 0, res.output
+    (run,) = run_dirs(tmp_path)
+    assert run.parent.name == time.strftime("%Y-%m-%d")
+    assert run.name.endswith("_sobol_ridge") and len(run.name.split("_")[0]) == len("10-31-07-123")
+    trials = read_trials(run)
+    assert len(trials) == 16 and all(set(t) >= TRIAL_KEYS for t in trials)
+    summary = read_summary(run)
+    assert set(summary) >= SUMMARY_KEYS
+    assert summary["status"] == "finished" and summary["n_complete"] == 16
+    assert (summary["strategy"], summary["task"], summary["space"]) == ("sobol", "ridge", "ridge")
+    best = min(trials, key=lambda t: t["value"])
+    assert summary["best"]["trial"] == best["trial"] and summary["best"]["value"] == best["value"]
+    assert "test_mse" in summary["best"]["metrics"]
+    assert summary["cost"]["evaluations"] == 16
+    assert yaml.safe_load((run / "best.yaml").read_text()) == best["params"]
+    assert (run / "plots" / "history.png").stat().st_size > 10_000
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "hpo.log").is_file()
+    assert "best val_mse" in res.stdout
+
+
+def test_grid_over_25_ridge_alphas_reproduces_a_direct_scikit_learn_loop(
+    hpo: Hpo, tmp_path: Path
+) -> None:
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import mean_squared_error
+    from test_tasks import independent_diabetes_split
+
+    res = hpo(
+        "run", "strategy=grid", "task=ridge", "strategy.resolution=25", "n_trials=100", "seed=2"
+    )
+    assert res.returncode == 0, res.output
+    trials = read_trials(run_dirs(tmp_path)[0])
+    alphas = np.geomspace(1e-4, 1e4, 25)
+    assert [t["params"]["alpha"] for t in trials] == list(alphas)
+    Xtr, ytr, Xva, yva, _, _ = independent_diabetes_split(seed=2)
+    direct = [mean_squared_error(yva, Ridge(alpha=a).fit(Xtr, ytr).predict(Xva)) for a in alphas]
+    assert [t["value"] for t in trials] == direct
+    summary = read_summary(run_dirs(tmp_path)[0])
+    assert summary["best"]["params"]["alpha"] == alphas[int(np.argmin(direct))]
+    assert summary["message"] == "the strategy finished (search space exhausted)"
+
+
+def test_same_seed_and_config_give_identical_trials(hpo: Hpo, tmp_path: Path) -> None:
+    for _ in range(2):
+        assert (
+            hpo(
+                "run", "strategy=random", "task=linear", "n_trials=12", "seed=5", "batch_size=4"
+            ).returncode
+            == 0
+        )
+    a, b = (read_trials(d) for d in run_dirs(tmp_path))
+    assert [(t["params"], t["value"]) for t in a] == [(t["params"], t["value"]) for t in b]
+    assert {t["params"]["model"] for t in a} == {"ridge", "lasso"}
+
+
+def test_runs_started_in_the_same_second_do_not_collide(tmp_path: Path) -> None:
+    env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
+    cmd = [sys.executable, "-m", "hpo_cli", "run", "task=ridge", "n_trials=4"]
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL) for _ in range(3)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert len(run_dirs(tmp_path)) == 3
+
+
+def test_multirun_writes_one_numbered_folder_per_job(hpo: Hpo, tmp_path: Path) -> None:
+    res = hpo("run", "-m", "strategy=grid,random", "task=ridge", "seed=0,1", "n_trials=4")
+    assert res.returncode == 0, res.output
+    (sweep,) = (tmp_path / "runs" / "multirun").glob("*/*")
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    assert (sweep / "multirun.yaml").is_file()
+    jobs = [read_summary(sweep / str(i)) for i in range(4)]
+    assert [(j["strategy"], j["seed"]) for j in jobs] == [
+        ("grid", 0),
+        ("grid", 1),
+        ("random", 0),
+        ("random", 1),
+    ]
+
+
+def test_hydra_flags_keep_working(hpo: Hpo) -> None:
+    res = hpo("run", "--cfg", "job", "strategy=lhs", "task=lasso")
+    assert res.returncode == 0
+    cfg = yaml.safe_load(res.stdout)
+    assert cfg["strategy"]["_target_"].endswith("LatinHypercubeStrategy")
+    assert cfg["space"]["params"]["alpha"]["high"] == 100.0
+    helped = hpo("run", "--help")
+    assert "strategy: fixed, grid, halton, lhs, random, sobol" in helped.stdout
+
+
+def test_user_objective_and_space_from_the_current_directory(hpo: Hpo, tmp_path: Path) -> None:
+    write_user_project(tmp_path)
+    res = hpo(
+        "run",
+        "task=function",
+        "task.fn=my_objective.f",
+        "space=my_space",
+        "strategy=sobol",
+        "n_trials=64",
+    )
+    assert res.returncode == 0, res.output
+    summary = read_summary(run_dirs(tmp_path)[0])
+    assert summary["task"] == "function" and summary["best"]["value"] < 0.5
+    assert run_dirs(tmp_path)[0].name.endswith("_sobol_function")
+
+
+def test_best_yaml_re_evaluates_with_the_fixed_strategy(hpo: Hpo, tmp_path: Path) -> None:
+    assert (
+        hpo(
+            "run", "strategy=random", "task=polynomial", "space=polynomial_per_coef", "n_trials=8"
+        ).returncode
+        == 0
+    )
+    first = run_dirs(tmp_path)[0]
+    res = hpo(
+        "run",
+        "strategy=fixed",
+        "task=polynomial",
+        "space=polynomial_per_coef",
+        f"strategy.params_file={first / 'best.yaml'}",
+    )
+    assert res.returncode == 0, res.output
+    again = read_summary(run_dirs(tmp_path)[1])
+    assert (
+        again["best"]["value"] == read_summary(first)["best"]["value"] and again["n_complete"] == 1
+    )
+
+
+BAD_INPUTS = [
+    (["n_trials=0"], "n_trials=0: must be a positive integer"),
+    (["n_trials=-3"], "n_trials=-3: must be a positive integer"),
+    (["device=tpu"], "device='tpu': must be one of cpu, cuda, auto"),
+    (["batch_size=0"], "batch_size=0: must be a positive integer"),
+    (
+        ["space.params.alpha.low=10", "space.params.alpha.high=1"],
+        "space.params.alpha.low=10: must be < high (1)",
+    ),
+    (["space.params.alpha.low=0"], "space.params.alpha.low=0: log scale needs low > 0"),
+    (
+        ["space.params.alpha.type=normal"],
+        "space.params.alpha.type='normal': must be one of float, int, categorical",
+    ),
+    (
+        ["task=linear", "space.params.model.choices=[]"],
+        "space.params.model.choices=[]: must be a non-empty list",
+    ),
+    (
+        ["strategy=grid", "strategy.resolution=0"],
+        "strategy.resolution=0: must be a positive integer",
+    ),
+    (["task=function"], "task.fn=None: set it to your objective"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_gets_one_error_line_and_exit_code_2(
+    hpo: Hpo, args: list[str], message: str
+) -> None:
+    res = hpo("run", "task=ridge", *args)
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"hpo: error: {message}" or res.stderr.startswith(
+        f"hpo: error: {message}"
+    )
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
+
+
+def test_condition_naming_an_unknown_parameter_is_refused(hpo: Hpo, tmp_path: Path) -> None:
+    (tmp_path / "conf" / "space").mkdir(parents=True)
+    (tmp_path / "conf" / "space" / "bad.yaml").write_text(
+        "params:\n  alpha: {type: float, low: 1.0, high: 2.0, when: {modle: ridge}}\n"
+    )
+    res = hpo("run", "task=ridge", "space=bad")
+    assert res.returncode == 2
+    assert res.stderr.startswith(
+        "hpo: error: space.params.alpha.when.modle='ridge': names unknown parameter"
+    )
+
+
+@pytest.mark.skipif(
+    subprocess.run(
+        [sys.executable, "-c", "import torch; assert not torch.cuda.is_available()"]
+    ).returncode
+    != 0,
+    reason="a CUDA device is present",
+)
+def test_cuda_without_a_gpu_is_a_clear_error(hpo: Hpo) -> None:
+    res = hpo("run", "task=ridge", "device=cuda")
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        "hpo: error: device='cuda': no CUDA device is available here; use device=cpu or device=auto"
+    )
+
+
+def _kill_when(proc: subprocess.Popen[bytes], trials: Path, at_least: int, sig: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if trials.exists() and len(trials.read_text().splitlines()) >= at_least:
+            proc.send_signal(sig)
+            proc.wait(timeout=30)
+            return
+        time.sleep(0.01)
+    proc.kill()
+    pytest.fail("the run did not get far enough to be killed")
+
+
+@pytest.mark.parametrize(("strategy", "batch"), [("random", "1"), ("sobol", "3")])
+def test_a_killed_run_resumes_to_the_same_result(
+    hpo: Hpo, tmp_path: Path, strategy: str, batch: str
+) -> None:
+    write_user_project(tmp_path, sleep_s=0.05)
+    args = [
+        "run",
+        "task=function",
+        "task.fn=my_objective.f",
+        "space=my_space",
+        f"strategy={strategy}",
+        "n_trials=30",
+        "seed=3",
+        f"batch_size={batch}",
+    ]
+    env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo_cli", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    (tmp_path / "runs").mkdir(exist_ok=True)
+    while not run_dirs(tmp_path):
+        time.sleep(0.01)
+    killed = run_dirs(tmp_path)[0]
+    _kill_when(proc, killed / "trials.jsonl", 14, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    assert 14 <= len(read_trials(killed)) < 30 and read_summary(killed)["status"] == "running"
+    res = hpo("resume", str(killed))
+    assert res.returncode == 0, res.output
+    assert hpo(*args).returncode == 0
+    uninterrupted = next(d for d in run_dirs(tmp_path) if d != killed)
+    resumed, straight = read_trials(killed), read_trials(uninterrupted)
+    assert len(resumed) == 30 and [t["trial"] for t in resumed] == list(range(30))
+    assert [(t["params"], t["value"]) for t in resumed] == [
+        (t["params"], t["value"]) for t in straight
+    ]
+    a, b = read_summary(killed), read_summary(uninterrupted)
+    assert a["status"] == "finished" and a["sessions"] == 2 and a["best"] == b["best"]
+
+
+def test_ctrl_c_writes_an_interrupted_summary_and_resume_finishes(hpo: Hpo, tmp_path: Path) -> None:
+    write_user_project(tmp_path, sleep_s=0.05)
+    args = [
+        "run",
+        "task=function",
+        "task.fn=my_objective.f",
+        "space=my_space",
+        "strategy=random",
+        "n_trials=20",
+    ]
+    env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo_cli", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    (tmp_path / "runs").mkdir(exist_ok=True)
+    while not run_dirs(tmp_path):
+        time.sleep(0.01)
+    run = run_dirs(tmp_path)[0]
+    _kill_when(proc, run / "trials.jsonl", 5, signal.SIGINT)
+    assert proc.returncode == 130
+    summary = read_summary(run)
+    assert (
+        summary["status"] == "interrupted" and summary["n_complete"] == len(read_trials(run)) >= 5
+    )
+    assert (run / "best.yaml").is_file()
+    assert hpo("resume", str(run)).returncode == 0
+    assert read_summary(run)["status"] == "finished" and len(read_trials(run)) == 20
+
+
+def test_resume_refuses_a_changed_config(hpo: Hpo, tmp_path: Path) -> None:
+    assert hpo("run", "task=ridge", "n_trials=4").returncode == 0
+    run = run_dirs(tmp_path)[0]
+    res = hpo("resume", str(run), "seed=1")
+    assert res.returncode == 2
+    assert "refusing to resume: 'seed' cannot change in a resumed run" in res.stderr
+    config = run / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("seed: 0", "seed: 9"))
+    res = hpo("resume", str(run))
+    assert res.returncode == 2 and "differs from the config the run started with" in res.stderr
+    assert hpo("resume", str(tmp_path)).returncode == 2
+
+
+def test_resume_with_a_larger_budget_continues_the_sequence(hpo: Hpo, tmp_path: Path) -> None:
+    assert hpo("run", "task=ridge", "strategy=sobol", "n_trials=8").returncode == 0
+    run = run_dirs(tmp_path)[0]
+    assert hpo("resume", str(run), "n_trials=16").returncode == 0
+    assert hpo("run", "task=ridge", "strategy=sobol", "n_trials=16").returncode == 0
+    straight = run_dirs(tmp_path)[1]
+    assert [t["params"] for t in read_trials(run)] == [t["params"] for t in read_trials(straight)]
+    assert read_summary(run)["n_trials"] == 16
+
+
+def test_a_run_where_every_trial_fails_exits_non_zero(hpo: Hpo, tmp_path: Path) -> None:
+    (tmp_path / "boom.py").write_text("def f(params):\n    raise RuntimeError('boom')\n")
+    (tmp_path / "conf" / "space").mkdir(parents=True)
+    (tmp_path / "conf" / "space" / "one.yaml").write_text(
+        "params:\n  x: {type: int, low: 0, high: 3}\n"
+    )
+    res = hpo("run", "task=function", "task.fn=boom.f", "space=one", "n_trials=20")
+    assert res.returncode == 1
+    summary = read_summary(run_dirs(tmp_path)[0])
+    assert summary["status"] == "failed" and summary["n_failed"] == 5 and summary["best"] is None
+    assert "RuntimeError: boom" in summary["message"]
+    assert "warning: trial 0 failed: RuntimeError: boom" in res.stdout

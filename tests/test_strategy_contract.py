@@ -1,0 +1,131 @@
+"""The contract every strategy honours (models: optuna's pytest_samplers, botorch's testing)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import MIXED_SPACE, VECTOR_SPACE, make_space
+from strategy_cases import STRATEGIES, StrategyCase
+
+from hpo_cli.space import SearchSpace
+from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
+
+
+def spaces_for(case: StrategyCase) -> list[SearchSpace]:
+    spaces = [
+        make_space(MIXED_SPACE),
+        make_space({"x": {"type": "float", "low": -1.0, "high": 1.0}}),
+    ]
+    if case.vectors:
+        spaces.append(make_space(VECTOR_SPACE, n=6))
+    return spaces
+
+
+def loss_of(s: Suggestion) -> float:
+    """A deterministic objective over any space: distance of the unit point from 0.3."""
+    assert s.unit is not None
+    return float(np.sum((np.asarray(s.unit) - 0.3) ** 2))
+
+
+def observe(s: Suggestion, failed: bool = False) -> Observation:
+    if failed:
+        return Observation(s, TrialState.FAILED, None)
+    return Observation(s, TrialState.COMPLETE, loss_of(s))
+
+
+def drive(strategy: Strategy, n: int, batch: int = 3) -> list[Suggestion]:
+    """Ask in batches and tell every outcome, until n suggestions or the strategy finishes."""
+    asked: list[Suggestion] = []
+    while len(asked) < n and not strategy.is_finished():
+        got = strategy.ask(min(batch, n - len(asked)))
+        if not got:
+            break
+        strategy.tell([observe(s, failed=(s.key % 5 == 4)) for s in got])
+        asked += got
+    return asked
+
+
+def params_of(suggestions: list[Suggestion]) -> list[str]:
+    return [json.dumps(s.params, sort_keys=True) for s in suggestions]
+
+
+CASES = [(case, i) for case in STRATEGIES for i in range(len(spaces_for(case)))]
+
+
+@pytest.fixture(params=CASES, ids=[f"{c}-space{i}" for c, i in CASES])
+def case_and_space(request: Any) -> tuple[StrategyCase, SearchSpace]:
+    case, i = request.param
+    return case, spaces_for(case)[i]
+
+
+def test_suggestions_respect_bounds_and_types(
+    case_and_space: tuple[StrategyCase, SearchSpace],
+) -> None:
+    case, space = case_and_space
+    for s in drive(case.make(space), 40):
+        assert space.contains(s.params), s.params
+        assert s.unit is not None and len(s.unit) == space.dim
+        assert all(0.0 <= x <= 1.0 for x in s.unit)
+
+
+def test_same_seed_gives_the_same_suggestions(
+    case_and_space: tuple[StrategyCase, SearchSpace],
+) -> None:
+    case, space = case_and_space
+    first = params_of(drive(case.make(space, seed=7), 20))
+    assert first == params_of(drive(case.make(space, seed=7), 20))
+    other = params_of(drive(case.make(space, seed=8), 20))
+    assert (other != first) == case.stochastic
+
+
+def test_ask_and_tell_in_any_order(case_and_space: tuple[StrategyCase, SearchSpace]) -> None:
+    case, space = case_and_space
+    strategy = case.make(space)
+    a, b = strategy.ask(3), strategy.ask(2)
+    assert len({s.key for s in a + b}) == len(a + b)
+    outcomes = [observe(s, failed=i == 1) for i, s in enumerate(a + b)]
+    strategy.tell(outcomes[::-1][:2])
+    strategy.tell(outcomes[::-1][2:])
+    assert not strategy.pending
+    with pytest.raises(ValueError, match="not pending"):
+        strategy.tell(outcomes[:1])
+    assert all(space.contains(s.params) for s in strategy.ask(2))
+
+
+def test_ask_n_returns_n_distinct_points_unless_exhausted(
+    case_and_space: tuple[StrategyCase, SearchSpace],
+) -> None:
+    case, space = case_and_space
+    strategy = case.make(space)
+    got = strategy.ask(4)
+    assert len(got) == 4 or (len(got) < 4 and strategy.is_finished())
+    assert len(set(params_of(got))) == len(got)
+
+
+def test_state_dict_round_trip_continues_identically(
+    case_and_space: tuple[StrategyCase, SearchSpace],
+) -> None:
+    case, space = case_and_space
+    original = case.make(space, seed=3)
+    drive(original, 7)
+    restored = case.make(space, seed=3)
+    restored.load_state_dict(json.loads(json.dumps(original.state_dict())))
+    assert params_of(drive(original, 9)) == params_of(drive(restored, 9))
+
+
+@pytest.mark.parametrize("case", STRATEGIES, ids=str)
+def test_strategy_finishes(case: StrategyCase) -> None:
+    space = make_space(
+        {"x": {"type": "float", "low": 0.0, "high": 1.0}, "k": {"type": "int", "low": 1, "high": 2}}
+    )
+    strategy = case.make(space, n_trials=100)
+    asked = drive(strategy, 100)
+    if case.finite:
+        assert strategy.is_finished() and len(asked) == 6  # 3 x values times 2 ints
+        assert strategy.ask(5) == []
+        assert len(set(params_of(asked))) == 6
+    else:
+        assert len(asked) == 100 and not strategy.is_finished()
