@@ -20,7 +20,7 @@ from hpo_cli.space import ParamValue, SearchSpace
 _UNBOUNDED = 2**62
 
 
-class TrialState(str, enum.Enum):
+class TrialState(enum.StrEnum):
     COMPLETE = "complete"
     FAILED = "failed"
     PRUNED = "pruned"
