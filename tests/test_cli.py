@@ -250,16 +250,32 @@ def test_cuda_without_a_gpu_is_a_clear_error(hpo: Hpo) -> None:
     )
 
 
-def _kill_when(proc: subprocess.Popen[bytes], trials: Path, at_least: int, sig: int) -> None:
+def run_and_signal(tmp_path: Path, args: list[str], after_trials: int, sig: int) -> Path:
+    """Start `hpo ARGS`, send it ``sig`` once ``after_trials`` trials are stored; the run dir."""
+    env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo_cli", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if trials.exists() and len(trials.read_text().splitlines()) >= at_least:
+        dirs = run_dirs(tmp_path)
+        trials = dirs[0] / "trials.jsonl" if dirs else None
+        if (
+            trials is not None
+            and trials.exists()
+            and len(trials.read_text().splitlines()) >= after_trials
+        ):
             proc.send_signal(sig)
             proc.wait(timeout=30)
-            return
+            assert proc.returncode == (-sig if sig == signal.SIGKILL else 130)
+            return dirs[0]
         time.sleep(0.01)
     proc.kill()
-    pytest.fail("the run did not get far enough to be killed")
+    pytest.fail("the run did not get far enough to be signalled")
 
 
 @pytest.mark.parametrize(("strategy", "batch"), [("random", "1"), ("sobol", "3")])
@@ -277,20 +293,7 @@ def test_a_killed_run_resumes_to_the_same_result(
         "seed=3",
         f"batch_size={batch}",
     ]
-    env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hpo_cli", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    (tmp_path / "runs").mkdir(exist_ok=True)
-    while not run_dirs(tmp_path):
-        time.sleep(0.01)
-    killed = run_dirs(tmp_path)[0]
-    _kill_when(proc, killed / "trials.jsonl", 14, signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL
+    killed = run_and_signal(tmp_path, args, 14, signal.SIGKILL)
     assert 14 <= len(read_trials(killed)) < 30 and read_summary(killed)["status"] == "running"
     res = hpo("resume", str(killed))
     assert res.returncode == 0, res.output
@@ -315,20 +318,7 @@ def test_ctrl_c_writes_an_interrupted_summary_and_resume_finishes(hpo: Hpo, tmp_
         "strategy=random",
         "n_trials=20",
     ]
-    env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hpo_cli", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    (tmp_path / "runs").mkdir(exist_ok=True)
-    while not run_dirs(tmp_path):
-        time.sleep(0.01)
-    run = run_dirs(tmp_path)[0]
-    _kill_when(proc, run / "trials.jsonl", 5, signal.SIGINT)
-    assert proc.returncode == 130
+    run = run_and_signal(tmp_path, args, 5, signal.SIGINT)
     summary = read_summary(run)
     assert (
         summary["status"] == "interrupted" and summary["n_complete"] == len(read_trials(run)) >= 5
