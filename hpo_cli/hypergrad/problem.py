@@ -1,0 +1,188 @@
+"""The bilevel problem every hypergradient method works on.
+
+    inner:  θ_T = T steps of SGD with momentum on L(θ, h, t), from θ_0
+    outer:  minimize Q(θ_T, h) over h
+
+Shapes: θ is a flat tensor (p,); h is a flat tensor (m,) whose named pieces are described by a
+:class:`HyperLayout` (e.g. ``log_precision`` (12,), ``log_lr`` (), ``momentum`` ()).
+
+Hyperparameters the optimizer itself understands:
+
+* ``log_lr``: the learning rate is exp(log_lr) (else ``InnerOptimizer.lr``);
+* ``momentum``: the momentum μ (else ``InnerOptimizer.momentum``).
+
+Momentum conventions (the hypergradients with respect to lr and momentum differ between them):
+
+* ``torch``:     buf ← μ·buf + g;       θ ← θ − lr·buf   (torch.optim.SGD, dampening 0)
+* ``maclaurin``: v ← μ·v − (1 − μ)·g;   θ ← θ + lr·v     (Maclaurin 2015, DrMAD, Bakhteev)
+
+``rmad_exact`` needs the maclaurin convention (its reversal divides by μ); the others take both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Hyper = Mapping[str, Tensor]
+InnerLoss = Callable[[Tensor, Hyper, "int | None"], Tensor]  # (θ, hp, step or None=full) -> ()
+OuterLoss = Callable[[Tensor, Hyper], Tensor]  # (θ, hp) -> ()
+CONVENTIONS = ("torch", "maclaurin")
+
+
+@dataclass(frozen=True)
+class HyperLayout:
+    """Names and shapes of the pieces of the flat hyperparameter vector, in order."""
+
+    shapes: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @property
+    def size(self) -> int:
+        return sum(_numel(shape) for _, shape in self.shapes)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.shapes]
+
+    def unflatten(self, h: Tensor) -> dict[str, Tensor]:
+        """h: (m,) -> {name: tensor of its shape} (views, so autograd flows through)."""
+        out, start = {}, 0
+        for name, shape in self.shapes:
+            n = _numel(shape)
+            out[name] = h[start : start + n].reshape(shape)
+            start += n
+        return out
+
+    def flatten(self, values: Mapping[str, Tensor | float | list[float]], like: Tensor) -> Tensor:
+        """{name: value} -> h: (m,) with the dtype and device of ``like``."""
+        parts = [
+            torch.as_tensor(values[name], dtype=like.dtype, device=like.device).reshape(-1)
+            for name, _ in self.shapes
+        ]
+        return torch.cat(parts)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+@dataclass(frozen=True)
+class InnerOptimizer:
+    """SGD with momentum; ``lr``/``momentum`` are used unless h carries log_lr/momentum."""
+
+    lr: float = 0.1
+    momentum: float = 0.0
+    convention: str = "torch"
+
+    def __post_init__(self) -> None:
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {self.convention!r}")
+
+    def rates(self, hp: Hyper) -> tuple[Tensor | float, Tensor | float]:
+        """(learning rate, momentum) for these hyperparameters."""
+        lr = torch.exp(hp["log_lr"]) if "log_lr" in hp else self.lr
+        return lr, hp.get("momentum", self.momentum)
+
+
+@dataclass
+class BilevelProblem:
+    """θ_0 (p,), the losses, the number of inner steps and the inner optimizer.
+
+    ``inner_loss(θ, hp, t)`` is the training loss on the t-th minibatch of a deterministic
+    sequence, and on the full training set when t is None (used by the implicit method).
+    ``outer_loss(θ, hp)`` is the criterion Q to minimize (e.g. validation loss).
+    """
+
+    theta0: Tensor
+    inner_loss: InnerLoss
+    outer_loss: OuterLoss
+    layout: HyperLayout
+    n_steps: int = 100
+    optimizer: InnerOptimizer = field(default_factory=InnerOptimizer)
+
+    def step(self, theta: Tensor, velocity: Tensor, h: Tensor, t: int) -> tuple[Tensor, Tensor]:
+        """One inner optimizer step: (θ_t, v_t) -> (θ_{t+1}, v_{t+1}); pure, differentiable."""
+        hp = self.layout.unflatten(h)
+        g = torch.func.grad(self.inner_loss)(theta, hp, t)
+        lr, mu = self.optimizer.rates(hp)
+        if self.optimizer.convention == "torch":
+            velocity = mu * velocity + g
+            return theta - lr * velocity, velocity
+        velocity = mu * velocity - (1 - mu) * g
+        return theta + lr * velocity, velocity
+
+    def train(self, h: Tensor, steps: int | None = None) -> tuple[Tensor, Tensor]:
+        """(θ_T, v_T) after ``steps`` (default n_steps) inner steps from θ_0; no graph kept."""
+        theta, velocity = self.theta0, torch.zeros_like(self.theta0)
+        with torch.no_grad():
+            for t in range(self.n_steps if steps is None else steps):
+                theta, velocity = self.step(theta, velocity, h, t)
+        return theta, velocity
+
+    def objective(self, h: Tensor) -> Tensor:
+        """Q(θ_T(h), h) of the unrolled inner training."""
+        theta, _ = self.train(h)
+        return self.outer_loss(theta, self.layout.unflatten(h))
+
+    def full_inner_loss(self, theta: Tensor, h: Tensor) -> Tensor:
+        return self.inner_loss(theta, self.layout.unflatten(h), None)
+
+    def outer(self, theta: Tensor, h: Tensor) -> Tensor:
+        return self.outer_loss(theta, self.layout.unflatten(h))
+
+
+@dataclass
+class Cost:
+    """What a hypergradient cost: inner optimizer steps, Hessian-vector products (or
+    equivalent vector-Jacobian products), seconds, and the bytes the method holds at its peak
+    (trajectory, tangents, buffers; counted from tensor sizes, so comparable across devices)."""
+
+    inner_steps: int = 0
+    hvp: int = 0
+    seconds: float = 0.0
+    peak_bytes: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "inner_steps": self.inner_steps,
+            "hvp": self.hvp,
+            "seconds": self.seconds,
+            "peak_bytes": self.peak_bytes,
+        }
+
+
+@dataclass
+class Hypergradient:
+    """value = Q, grad = dQ/dh (m,), cost counters, and method-specific extras."""
+
+    value: float
+    grad: Tensor
+    cost: Cost
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def outer_gradients(
+    problem: BilevelProblem, theta: Tensor, h: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(Q, ∂Q/∂θ (p,), ∂Q/∂h (m,)) at (θ, h), detached."""
+    (d_theta, d_h), value = torch.func.grad_and_value(problem.outer, argnums=(0, 1))(theta, h)
+    return value.detach(), d_theta.detach(), d_h.detach()
+
+
+def pullback(
+    fn: Callable[..., Any], *primals: Tensor
+) -> tuple[Any, Callable[..., tuple[Tensor, ...]]]:
+    """(fn(*primals), the vector-Jacobian product function) — torch.func.vjp, typed."""
+    out = torch.func.vjp(fn, *primals)
+    return out[0], out[1]
+
+
+def nbytes(*tensors: Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)

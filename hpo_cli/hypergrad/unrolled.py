@@ -1,0 +1,155 @@
+"""Hypergradients through the unrolled inner training (iterative differentiation).
+
+* :func:`reverse`: reverse mode over the stored trajectory (Reverse-HG / RMAD with a tape),
+  optionally truncated to the last K steps. Memory grows with T × p, time is flat in m.
+* :func:`forward`: forward mode, propagating the tangents dθ_t/dh (Forward-HG). Memory is
+  flat in T; time grows with the number of hyperparameters m.
+* :func:`drmad`: DrMAD, the reverse pass along the straight line from (θ_0, v_0) to (θ_T, v_T)
+  instead of the stored trajectory; only the endpoints are kept.
+* :func:`one_step`: the greedy one-step look-ahead hypergradient (Luketina et al. 2016).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor
+from torch.func import jvp, vmap
+
+from hpo_cli.hypergrad.problem import (
+    BilevelProblem,
+    Cost,
+    Hypergradient,
+    nbytes,
+    outer_gradients,
+    pullback,
+)
+
+
+def backprop_step(
+    problem: BilevelProblem,
+    theta: Tensor,
+    velocity: Tensor,
+    h: Tensor,
+    t: int,
+    adjoint: tuple[Tensor, Tensor],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Pull the adjoint (dθ_{t+1}, dv_{t+1}) back through step t: (dθ_t, dv_t, dh from step t)."""
+    _, back = pullback(lambda a, b, c: problem.step(a, b, c, t), theta, velocity, h)
+    d_theta, d_velocity, d_h = back(adjoint)
+    return d_theta.detach(), d_velocity.detach(), d_h.detach()
+
+
+def reverse(problem: BilevelProblem, h: Tensor, truncate: int | None = None) -> Hypergradient:
+    """Reverse mode through the stored trajectory; ``truncate``: only the last K steps."""
+    started = time.perf_counter()
+    T = problem.n_steps
+    first = 0 if truncate is None else max(T - int(truncate), 0)
+    theta, velocity = problem.theta0, torch.zeros_like(problem.theta0)
+    tape: list[tuple[Tensor, Tensor]] = []
+    with torch.no_grad():
+        for t in range(T):
+            if t >= first:
+                tape.append((theta, velocity))
+            theta, velocity = problem.step(theta, velocity, h, t)
+    value, d_theta, d_h = outer_gradients(problem, theta, h)
+    d_velocity = torch.zeros_like(velocity)
+    for t in reversed(range(first, T)):
+        th, vel = tape[t - first]
+        d_theta, d_velocity, d_step = backprop_step(problem, th, vel, h, t, (d_theta, d_velocity))
+        d_h = d_h + d_step
+    held = nbytes(*(x for pair in tape for x in pair))
+    cost = Cost(
+        inner_steps=T, hvp=T - first, seconds=time.perf_counter() - started, peak_bytes=held
+    )
+    return Hypergradient(float(value), d_h, cost, {"theta": theta})
+
+
+def forward(problem: BilevelProblem, h: Tensor) -> Hypergradient:
+    """Forward mode: tangents Z_t = dθ_t/dh and dv_t/dh, shape (m, p), pushed through each step."""
+    started = time.perf_counter()
+    m = h.numel()
+    theta, velocity = problem.theta0, torch.zeros_like(problem.theta0)
+    z_theta = torch.zeros(m, theta.numel(), dtype=theta.dtype, device=theta.device)
+    z_velocity = torch.zeros_like(z_theta)
+    directions = torch.eye(m, dtype=h.dtype, device=h.device)
+    for t in range(problem.n_steps):
+        with torch.no_grad():
+            z_theta, z_velocity = _push_tangents(
+                problem, theta, velocity, h, t, z_theta, z_velocity, directions
+            )
+            theta, velocity = problem.step(theta, velocity, h, t)
+    value, d_theta, d_h = outer_gradients(problem, theta, h)
+    grad = z_theta @ d_theta + d_h
+    held = nbytes(z_theta, z_velocity, theta, velocity)
+    cost = Cost(
+        inner_steps=problem.n_steps,
+        hvp=problem.n_steps * m,
+        seconds=time.perf_counter() - started,
+        peak_bytes=held,
+    )
+    return Hypergradient(float(value), grad, cost, {"theta": theta})
+
+
+def _push_tangents(
+    problem: BilevelProblem,
+    theta: Tensor,
+    velocity: Tensor,
+    h: Tensor,
+    t: int,
+    z_theta: Tensor,
+    z_velocity: Tensor,
+    directions: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Tangents through step t, one hyperparameter direction per row: shapes (m, p)."""
+
+    def one_direction(zt: Tensor, zv: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
+        out = jvp(lambda a, b, c: problem.step(a, b, c, t), (theta, velocity, h), (zt, zv, e))
+        return out[1]
+
+    result = vmap(one_direction)(z_theta, z_velocity, directions)
+    return result[0], result[1]
+
+
+def drmad(problem: BilevelProblem, h: Tensor, skip: float = 0.0, stride: int = 1) -> Hypergradient:
+    """DrMAD: reverse pass over θ_t ≈ (1 − t/T)·θ_0 + (t/T)·θ_T (and likewise v_t).
+
+    ``skip``: the fraction of initial steps left out of the reverse pass (Bakhteev: 0.05);
+    ``stride``: use every stride-th step of the reverse pass (Bakhteev: 10 on MNIST).
+    """
+    if not 0.0 <= skip < 1.0 or stride < 1:
+        raise ValueError(f"drmad needs 0 <= skip < 1 and stride >= 1, got {skip}, {stride}")
+    started = time.perf_counter()
+    T = problem.n_steps
+    theta_T, velocity_T = problem.train(h)
+    theta_0, velocity_0 = problem.theta0, torch.zeros_like(problem.theta0)
+    value, d_theta, d_h = outer_gradients(problem, theta_T, h)
+    d_velocity = torch.zeros_like(velocity_T)
+    used = 0
+    for t in range(T - 1, int(skip * T) - 1, -stride):
+        w = t / T
+        theta_t = (1 - w) * theta_0 + w * theta_T
+        velocity_t = (1 - w) * velocity_0 + w * velocity_T
+        d_theta, d_velocity, d_step = backprop_step(
+            problem, theta_t, velocity_t, h, t, (d_theta, d_velocity)
+        )
+        d_h = d_h + d_step
+        used += 1
+    held = nbytes(theta_0, velocity_0, theta_T, velocity_T)
+    cost = Cost(inner_steps=T, hvp=used, seconds=time.perf_counter() - started, peak_bytes=held)
+    return Hypergradient(float(value), d_h, cost, {"theta": theta_T})
+
+
+def one_step(
+    problem: BilevelProblem, theta: Tensor, velocity: Tensor, h: Tensor, t: int
+) -> tuple[Tensor, Tensor, Tensor, float]:
+    """Greedy hypergradient of Q(θ_{t+1}) through the single step t (Luketina et al. 2016):
+    dQ/dh = ∂Q/∂h + (∂θ_{t+1}/∂h)ᵀ ∇θQ(θ_{t+1}); for plain SGD the second term is
+    −lr · ∇²_{hθ}L · ∇θQ. Returns (θ_{t+1}, v_{t+1}, dQ/dh (m,), Q(θ_{t+1}))."""
+    (theta_next, velocity_next), back = pullback(
+        lambda a, b, c: problem.step(a, b, c, t), theta, velocity, h
+    )
+    value, d_theta, d_h = outer_gradients(problem, theta_next.detach(), h)
+    _, _, d_step = back((d_theta, torch.zeros_like(velocity_next)))
+    return theta_next.detach(), velocity_next.detach(), (d_h + d_step).detach(), float(value)

@@ -1,0 +1,159 @@
+"""Differentiable models as bilevel problems: linear regression and softmax regression.
+
+Hyperparameter kinds (names in the space, pieces of the flat h):
+
+* ``log_precision``: log prior precision of the parameters, shared (scalar) or one per
+  parameter (vector of length p); the prior adds ½·Σ exp(h_j)·θ_j² / n_train to the loss;
+* ``log_lr``, ``momentum``: the inner optimizer's own (see :mod:`hpo_cli.hypergrad.problem`);
+* ``example_weights``: one weight in [0, 1] per training example, multiplying its loss
+  (data hyper-cleaning).
+
+The inner loss on minibatch t averages the (weighted) per-example losses of the t-th batch of
+a seeded, fixed batch sequence; t = None means the whole training set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hpo_cli.hypergrad.problem import BilevelProblem, Hyper, HyperLayout, InnerOptimizer
+
+KINDS = ("log_precision", "log_lr", "momentum", "example_weights")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Tensors of one data split: X (n, d); y (n,) float targets or int64 class labels."""
+
+    X: Tensor
+    y: Tensor
+
+
+def make_layout(names_and_sizes: Sequence[tuple[str, int | None]]) -> HyperLayout:
+    """[(name, vector length or None for a scalar)] -> layout; names must be known kinds."""
+    shapes = []
+    for name, size in names_and_sizes:
+        if name not in KINDS:
+            raise ValueError(
+                f"unknown hyperparameter {name!r}; differentiable tasks know {', '.join(KINDS)}"
+            )
+        shapes.append((name, () if size is None else (int(size),)))
+    return HyperLayout(tuple(shapes))
+
+
+def batch_schedule(
+    n: int, batch_size: int | None, n_steps: int, seed: int, device: torch.device
+) -> Tensor | None:
+    """(n_steps, batch_size) example indices: seeded epochs of permutations; None = full batch."""
+    if batch_size is None or batch_size >= n:
+        return None
+    rng = np.random.default_rng(seed)
+    needed = n_steps * batch_size
+    order = np.concatenate([rng.permutation(n) for _ in range(needed // n + 1)])[:needed]
+    return torch.as_tensor(order.reshape(n_steps, batch_size), device=device)
+
+
+class _Model:
+    """Shared pieces: the prior, example weights and the batch sequence."""
+
+    def __init__(self, train: Split, batches: Tensor | None, n_params: int) -> None:
+        self.train, self.batches, self.n_params = train, batches, n_params
+        self.n = train.X.shape[0]
+
+    def _rows(self, t: int | None) -> Tensor | None:
+        return None if t is None or self.batches is None else self.batches[t % len(self.batches)]
+
+    def _weighted_mean(self, losses: Tensor, hp: Hyper, rows: Tensor | None) -> Tensor:
+        """losses: (batch,) per-example losses -> their (weighted) mean."""
+        if "example_weights" in hp:
+            w = hp["example_weights"] if rows is None else hp["example_weights"][rows]
+            losses = w * losses
+        return losses.mean()
+
+    def prior(self, theta: Tensor, hp: Hyper) -> Tensor:
+        if "log_precision" not in hp:
+            return theta.new_zeros(())
+        return 0.5 * (torch.exp(hp["log_precision"]) * theta**2).sum() / self.n
+
+    def _batch(self, t: int | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        rows = self._rows(t)
+        if rows is None:
+            return self.train.X, self.train.y, None
+        return self.train.X[rows], self.train.y[rows], rows
+
+
+class LinearRegressionModel(_Model):
+    """y ≈ X θ; per-example loss β/2·(x_iᵀθ − y_i)² (β: known noise precision)."""
+
+    def __init__(
+        self, train: Split, val: Split, batches: Tensor | None, noise_precision: float = 1.0
+    ) -> None:
+        super().__init__(train, batches, train.X.shape[1])
+        self.val, self.beta = val, noise_precision
+
+    def inner_loss(self, theta: Tensor, hp: Hyper, t: int | None) -> Tensor:
+        X, y, rows = self._batch(t)
+        losses = 0.5 * self.beta * (X @ theta - y) ** 2
+        return self._weighted_mean(losses, hp, rows) + self.prior(theta, hp)
+
+    def outer_loss(self, theta: Tensor, hp: Hyper) -> Tensor:
+        """Validation mean squared error."""
+        return ((self.val.X @ theta - self.val.y) ** 2).mean()
+
+
+class SoftmaxRegressionModel(_Model):
+    """Multinomial logistic regression; θ = [W (d, k) row-major, b (k,)] flattened."""
+
+    def __init__(self, train: Split, val: Split, batches: Tensor | None, n_classes: int) -> None:
+        d = train.X.shape[1]
+        super().__init__(train, batches, (d + 1) * n_classes)
+        self.val, self.k, self.d = val, n_classes, d
+
+    def logits(self, theta: Tensor, X: Tensor) -> Tensor:
+        W = theta[: self.d * self.k].reshape(self.d, self.k)
+        return X @ W + theta[self.d * self.k :]
+
+    def inner_loss(self, theta: Tensor, hp: Hyper, t: int | None) -> Tensor:
+        X, y, rows = self._batch(t)
+        losses = torch.nn.functional.cross_entropy(self.logits(theta, X), y, reduction="none")
+        return self._weighted_mean(losses, hp, rows) + self.prior(theta, hp)
+
+    def outer_loss(self, theta: Tensor, hp: Hyper) -> Tensor:
+        """Validation cross-entropy."""
+        return torch.nn.functional.cross_entropy(self.logits(theta, self.val.X), self.val.y)
+
+    def accuracy(self, theta: Tensor, split: Split) -> float:
+        return float((self.logits(theta, split.X).argmax(1) == split.y).double().mean())
+
+
+def build_problem(
+    model: LinearRegressionModel | SoftmaxRegressionModel,
+    layout: HyperLayout,
+    n_steps: int,
+    optimizer: InnerOptimizer,
+    theta0: Tensor,
+) -> BilevelProblem:
+    return BilevelProblem(theta0, model.inner_loss, model.outer_loss, layout, n_steps, optimizer)
+
+
+def initial_theta(
+    n_params: int, seed: int, scale: float, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """θ_0 ~ N(0, scale²), seeded, shape (n_params,)."""
+    gen = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(n_params, generator=gen, dtype=torch.float64)).to(
+        dtype=dtype, device=device
+    )
+
+
+def hyper_values(layout: HyperLayout, params: Mapping[str, object]) -> dict[str, object]:
+    """The layout's pieces taken from a parameter dict (vectors as lists, scalars as floats)."""
+    missing = [name for name in layout.names if name not in params]
+    if missing:
+        raise KeyError(f"missing hyperparameters {missing}")
+    return {name: params[name] for name in layout.names}
