@@ -16,6 +16,9 @@ commands:
                           hpo run --cfg job  the composed config
   resume RUN_DIR [n_trials=N] [timeout_s=S]
                           continue an interrupted run where it stopped
+  gradcheck [method=M] [point=center|random] [OVERRIDES]
+                          a hypergradient against finite differences on your config, e.g.
+                          hpo gradcheck task=polynomial space=polynomial_per_coef method=reverse
 
 Runs are written to runs/<date>/<time>_<strategy>_<task>/ (trials.jsonl, summary.json,
 best.yaml, plots/). Documentation: README.md.
@@ -44,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         from hpo_cli.resume import resume
 
         return resume(rest[0], rest[1:])
+    if command == "gradcheck":
+        from hpo_cli.gradcheck import gradcheck
+
+        return gradcheck(rest)
     print(f"hpo: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 2
 

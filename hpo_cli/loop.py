@@ -23,7 +23,8 @@ from hpo_cli.store import STRATEGY_STATE, RunStore, TrialRecord, best_trial, fin
 from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
 from hpo_cli.tasks.base import Evaluation
 
-Objective = Callable[[Mapping[str, Any], "float | None"], Evaluation]
+# (params, budget, request) -> Evaluation; request is {} unless the strategy asks for more
+Objective = Callable[[Mapping[str, Any], "float | None", Mapping[str, Any]], Evaluation]
 MIN_TRIALS_FOR_FAILURE_RATE = 5
 CHECKPOINT_EVERY_S = 2.0
 
@@ -110,7 +111,7 @@ class StudyLoop:
         if next_trial >= self.budget.n_trials:
             return "finished", f"reached n_trials={self.budget.n_trials}"
         if self.strategy.is_finished():
-            return "finished", "the strategy finished (search space exhausted)"
+            return "finished", self.strategy.finish_message
         elapsed = self.seconds_before + time.monotonic() - started
         if self.budget.timeout_s is not None and elapsed >= self.budget.timeout_s:
             return "finished", f"reached timeout_s={self.budget.timeout_s:g}"
@@ -118,18 +119,19 @@ class StudyLoop:
 
     def _evaluate(self, number: int, suggestion: Suggestion) -> TrialRecord:
         t0 = time.perf_counter()
+        metrics: dict[str, Any] = {}
+        cost: dict[str, int] = {}
+        gradient: list[float] | None = None
         try:
-            ev = self.objective(suggestion.params, suggestion.budget)
-            value = float(ev.value)
-            state, error = (
-                ("complete", None)
-                if math.isfinite(value)
-                else ("failed", f"objective returned {value}")
-            )
-            metrics, cost = finite_or_none(dict(ev.metrics)), dict(ev.cost)
+            ev = self.objective(suggestion.params, suggestion.budget, suggestion.request)
+            value, state, error = float(ev.value), "complete", None
+            metrics, cost, gradient = finite_or_none(dict(ev.metrics)), dict(ev.cost), ev.gradient
+            if not math.isfinite(value):
+                state, error = "failed", f"objective returned {value}"
+            elif gradient is not None and not all(math.isfinite(g) for g in gradient):
+                state, error, gradient = "failed", "the gradient is not finite", None
         except Exception as exc:  # a failing trial is recorded; the run goes on
-            value, metrics, cost = math.nan, {}, {}
-            state, error = "failed", _one_line(exc)
+            value, state, error = math.nan, "failed", _one_line(exc)
         record = TrialRecord(
             trial=number,
             state=state,
@@ -140,6 +142,7 @@ class StudyLoop:
             seconds=time.perf_counter() - t0,
             error=error,
             cost=cost,
+            gradient=None if gradient is None else [float(g) for g in gradient],
         )
         self.store.append_trial(record)
         self.records.append(record)
@@ -153,7 +156,9 @@ class StudyLoop:
     def _observation(self, record: TrialRecord, suggestion: Suggestion) -> Observation:
         sign = 1.0 if self.direction == "minimize" else -1.0
         loss = None if record.value is None else sign * float(record.value)
-        return Observation(suggestion, TrialState(record.state), loss, record.metrics)
+        gradient = None if record.gradient is None else tuple(sign * g for g in record.gradient)
+        state = TrialState(record.state)
+        return Observation(suggestion, state, loss, record.metrics, gradient, record.error)
 
     def save_checkpoint(self) -> None:
         """Write the strategy's state now, if it sits at a batch boundary."""

@@ -4,6 +4,7 @@ write the run directory. Used by ``hpo run`` (through Hydra) and ``hpo resume``.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import platform
@@ -18,13 +19,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.loop import Budget, StudyLoop
+from hpo_cli.loop import Budget, Objective, StudyLoop
 from hpo_cli.progress import format_params, format_value, make_progress
 from hpo_cli.settings import Settings, read_settings, resolve_device
 from hpo_cli.space import SearchSpace, parse_space
 from hpo_cli.store import STRATEGY_STATE, SUMMARY, RunStore, TrialRecord, best_trial
 from hpo_cli.strategies.base import Strategy
-from hpo_cli.tasks.base import Task
+from hpo_cli.tasks.base import Evaluation, Task
 
 log = logging.getLogger("hpo_cli")
 
@@ -51,8 +52,8 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def build_task(task_cfg: DictConfig, device: str) -> Task:
-    task = _instantiate(task_cfg, "task", device=device)
+def build_task(task_cfg: DictConfig, device: str, dtype: str = "float64") -> Task:
+    task = _instantiate(task_cfg, "task", device=device, dtype=dtype)
     if not isinstance(task, Task):
         raise ConfigError(
             "task._target_", task_cfg.get("_target_"), "does not build a hpo_cli Task"
@@ -68,7 +69,9 @@ def build_space(space_cfg: DictConfig, task: Task) -> SearchSpace:
         raise ConfigError(
             f"space.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'"
         )
-    return parse_space(raw.get("params"), task.dimensions())
+    space = parse_space(raw.get("params"), task.dimensions())
+    task.check_space(space.names)
+    return space
 
 
 def build_strategy(strategy_cfg: DictConfig, space: SearchSpace, settings: Settings) -> Strategy:
@@ -90,20 +93,44 @@ def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
         factory = instantiate(node, _convert_="all")
     except Exception as exc:  # hydra wraps import and argument errors
         raise ConfigError(f"{group}._target_", node.get("_target_"), _root_message(exc)) from None
+    if not callable(factory) or isinstance(factory, Task | Strategy):
+        return factory
     try:
-        return (
-            factory(**runtime)
-            if callable(factory) and not isinstance(factory, Task | Strategy)
-            else factory
-        )
+        return factory(**_accepted(factory, runtime))
     except TypeError as exc:
         raise ConfigError(group, OmegaConf.to_container(node), str(exc)) from None
+
+
+def _accepted(factory: Any, runtime: dict[str, Any]) -> dict[str, Any]:
+    """The run-time keywords (device, dtype, seed, ...) that the factory takes; a user's class
+    need not take them all."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return runtime
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return runtime
+    names = {p.name for p in parameters}
+    return {k: v for k, v in runtime.items() if k in names}
 
 
 def _root_message(exc: BaseException) -> str:
     while exc.__cause__ is not None:
         exc = exc.__cause__
     return " ".join(str(exc).split())
+
+
+def objective_of(task: Task) -> Objective:
+    """The loop's objective: ``request`` (a hypergradient, say) goes only to tasks that take it."""
+
+    def objective(
+        params: Mapping[str, Any], budget: float | None, request: Mapping[str, Any]
+    ) -> Evaluation:
+        if request:
+            return task.evaluate(params, budget, request)  # type: ignore[call-arg]
+        return task.evaluate(params, budget)
+
+    return objective
 
 
 def versions() -> dict[str, str]:
@@ -122,9 +149,10 @@ def run_study(cfg: DictConfig, run_dir: Path, names: RunNames, resume: bool = Fa
     Ctrl-C writes the summary with status "interrupted" and re-raises KeyboardInterrupt.
     """
     settings = read_settings(cfg)
-    task = build_task(cfg.task, resolve_device(settings.device))
+    task = build_task(cfg.task, resolve_device(settings.device), settings.dtype)
     space = build_space(cfg.space, task)
     strategy = build_strategy(cfg.strategy, space, settings)
+    strategy.check_task(task)
     direction = settings.direction or task.direction
     store = RunStore(run_dir)
     previous, told, seconds_before, sessions = _prior_state(store, strategy, resume)
@@ -154,7 +182,7 @@ def run_study(cfg: DictConfig, run_dir: Path, names: RunNames, resume: bool = Fa
     )
     loop = StudyLoop(
         strategy,
-        task.evaluate,
+        objective_of(task),
         store,
         Budget(
             settings.n_trials, settings.batch_size, settings.timeout_s, settings.max_failure_rate

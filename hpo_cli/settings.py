@@ -10,6 +10,7 @@ from hpo_cli.errors import ConfigError
 from hpo_cli.validate import is_number, non_negative_int, one_of, positive_int
 
 DEVICES = ("cpu", "cuda", "auto")
+DTYPES = ("float64", "float32")
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Settings:
     timeout_s: float | None
     batch_size: int
     device: str
+    dtype: str
     direction: str | None
     max_failure_rate: float
 
@@ -37,6 +39,7 @@ def read_settings(cfg: Mapping[str, Any]) -> Settings:
         timeout_s=None if timeout_s is None else float(timeout_s),
         batch_size=positive_int(cfg.get("batch_size", 1), "batch_size"),
         device=one_of(cfg.get("device", "cpu"), "device", DEVICES),
+        dtype=one_of(cfg.get("dtype", "float64"), "dtype", DTYPES),
         direction=one_of(cfg.get("direction"), "direction", (None, "minimize", "maximize")),
         max_failure_rate=float(rate),
     )

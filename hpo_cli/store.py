@@ -41,9 +41,13 @@ class TrialRecord:
     seconds: float = 0.0
     error: str | None = None
     cost: dict[str, int] = field(default_factory=dict)
+    gradient: list[float] | None = None  # only for evaluations that returned one
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), allow_nan=False, default=_json_default)
+        row = asdict(self)
+        if row["gradient"] is None:
+            del row["gradient"]
+        return json.dumps(row, allow_nan=False, default=_json_default)
 
     @classmethod
     def from_json(cls, line: str) -> TrialRecord:
@@ -58,6 +62,7 @@ class TrialRecord:
             seconds=float(d.get("seconds") or 0.0),
             error=d.get("error"),
             cost=dict(d.get("cost") or {}),
+            gradient=d.get("gradient"),
         )
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from conftest import strategy_config
-from hydra.utils import instantiate
-
+from hpo_cli.run import build_strategy
+from hpo_cli.settings import read_settings
 from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.base import Strategy
+from hpo_cli.study import compose_config
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,16 @@ class StrategyCase:
     stochastic: bool = True  # different seeds give different suggestions
     vectors: bool = True  # supports vector parameters
     finite: bool = False  # finishes by itself before n_trials
+    gradient: bool = False  # asks for the gradient of the loss; float spaces only
+    sequential: bool = False  # one suggestion at a time (waits for its outcome)
 
     def make(self, space: SearchSpace, seed: int = 0, n_trials: int = 64) -> Strategy:
-        cfg = {**strategy_config(self.name), **self.overrides}
-        factory = instantiate(cfg, _convert_="all")
-        return factory(space=space, seed=seed, n_trials=n_trials)  # type: ignore[no-any-return]
+        """The strategy as `hpo run strategy=NAME` composes it, with this case's overrides."""
+        overrides = [f"strategy.{k}={v}" for k, v in self.overrides.items()]
+        cfg = compose_config(
+            [f"strategy={self.name}", f"seed={seed}", f"n_trials={n_trials}", *overrides]
+        )
+        return build_strategy(cfg.strategy, space, read_settings(cfg))
 
     def __str__(self) -> str:
         return self.name
@@ -39,4 +44,8 @@ STRATEGIES = [
     StrategyCase("lhs"),
     StrategyCase("grid", {"resolution": 3}, stochastic=False, vectors=False, finite=True),
     StrategyCase("grid", {"resolution": 3, "shuffle": True}, vectors=False, finite=True),
+    *[
+        StrategyCase(name, {"init": "random"}, gradient=True, sequential=True)
+        for name in ("rmad", "reverse", "forward", "drmad", "greedy", "rtho", "hoag")
+    ],
 ]

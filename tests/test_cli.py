@@ -96,7 +96,7 @@ def test_grid_over_25_ridge_alphas_reproduces_a_direct_scikit_learn_loop(
     assert [t["value"] for t in trials] == direct
     summary = read_summary(run_dirs(tmp_path)[0])
     assert summary["best"]["params"]["alpha"] == alphas[int(np.argmin(direct))]
-    assert summary["message"] == "the strategy finished (search space exhausted)"
+    assert summary["message"] == "the grid is exhausted (25 points)"
 
 
 def test_same_seed_and_config_give_identical_trials(hpo: Hpo, tmp_path: Path) -> None:
@@ -144,7 +144,11 @@ def test_hydra_flags_keep_working(hpo: Hpo) -> None:
     assert cfg["strategy"]["_target_"].endswith("LatinHypercubeStrategy")
     assert cfg["space"]["params"]["alpha"]["high"] == 100.0
     helped = hpo("run", "--help")
-    assert "strategy: fixed, grid, halton, lhs, random, sobol" in helped.stdout
+    assert (
+        "strategy: drmad, fixed, forward, greedy, grid, halton, hoag, lhs, random, reverse, rmad, "
+        "rtho, sobol" in helped.stdout
+    )
+    assert "task: function, lasso, linear, polynomial, ridge, softmax" in helped.stdout
 
 
 def test_user_objective_and_space_from_the_current_directory(hpo: Hpo, tmp_path: Path) -> None:

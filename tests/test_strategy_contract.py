@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -13,8 +14,18 @@ from strategy_cases import STRATEGIES, StrategyCase
 from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
 
+GRADIENT_SPACES: list[dict[str, Any]] = [
+    {"x": {"type": "float", "low": -1.0, "high": 1.0}},
+    {
+        "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+        "h": {"type": "float", "low": -2.0, "high": 10.0, "size": "n"},
+    },
+]
+
 
 def spaces_for(case: StrategyCase) -> list[SearchSpace]:
+    if case.gradient:
+        return [make_space(raw, n=6) for raw in GRADIENT_SPACES]
     spaces = [
         make_space(MIXED_SPACE),
         make_space({"x": {"type": "float", "low": -1.0, "high": 1.0}}),
@@ -31,9 +42,19 @@ def loss_of(s: Suggestion) -> float:
 
 
 def observe(s: Suggestion, failed: bool = False) -> Observation:
+    """A failed trial, or the loss with its gradient d loss / d params when one is asked for."""
     if failed:
-        return Observation(s, TrialState.FAILED, None)
-    return Observation(s, TrialState.COMPLETE, loss_of(s))
+        return Observation(s, TrialState.FAILED, None, error="planted failure")
+    if not s.request:
+        return Observation(s, TrialState.COMPLETE, loss_of(s))
+    values = np.concatenate([np.ravel(v) for v in s.params.values()])  # float params only
+    target = 0.3 * np.ones_like(values)
+    return Observation(
+        s,
+        TrialState.COMPLETE,
+        float(np.sum((values - target) ** 2)),
+        gradient=tuple(2 * (values - target)),
+    )
 
 
 def drive(strategy: Strategy, n: int, batch: int = 3) -> list[Suggestion]:
@@ -43,7 +64,7 @@ def drive(strategy: Strategy, n: int, batch: int = 3) -> list[Suggestion]:
         got = strategy.ask(min(batch, n - len(asked)))
         if not got:
             break
-        strategy.tell([observe(s, failed=(s.key % 5 == 4)) for s in got])
+        strategy.tell([observe(s, failed=(s.key % 5 == 4 and not s.request)) for s in got])
         asked += got
     return asked
 
@@ -86,6 +107,8 @@ def test_ask_and_tell_in_any_order(case_and_space: tuple[StrategyCase, SearchSpa
     strategy = case.make(space)
     a, b = strategy.ask(3), strategy.ask(2)
     assert len({s.key for s in a + b}) == len(a + b)
+    if case.sequential:  # one at a time: nothing more until the outcome is told
+        assert len(a) == 1 and b == []
     outcomes = [observe(s, failed=i == 1) for i, s in enumerate(a + b)]
     strategy.tell(outcomes[::-1][:2])
     strategy.tell(outcomes[::-1][2:])
@@ -101,7 +124,8 @@ def test_ask_n_returns_n_distinct_points_unless_exhausted(
     case, space = case_and_space
     strategy = case.make(space)
     got = strategy.ask(4)
-    assert len(got) == 4 or (len(got) < 4 and strategy.is_finished())
+    expected = 1 if case.sequential else 4
+    assert len(got) == expected or (len(got) < expected and strategy.is_finished())
     assert len(set(params_of(got))) == len(got)
 
 
@@ -116,8 +140,9 @@ def test_state_dict_round_trip_continues_identically(
     assert params_of(drive(original, 9)) == params_of(drive(restored, 9))
 
 
-@pytest.mark.parametrize("case", STRATEGIES, ids=str)
+@pytest.mark.parametrize("case", [c for c in STRATEGIES if not c.gradient], ids=str)
 def test_strategy_finishes(case: StrategyCase) -> None:
+
     space = make_space(
         {"x": {"type": "float", "low": 0.0, "high": 1.0}, "k": {"type": "int", "low": 1, "high": 2}}
     )
@@ -129,3 +154,28 @@ def test_strategy_finishes(case: StrategyCase) -> None:
         assert len(set(params_of(asked))) == 6
     else:
         assert len(asked) == 100 and not strategy.is_finished()
+
+
+@pytest.mark.parametrize("case", [c for c in STRATEGIES if c.gradient], ids=str)
+def test_gradient_strategies_descend_and_stop_on_a_failed_trial(case: StrategyCase) -> None:
+    space = make_space(GRADIENT_SPACES[0])
+    far = dataclasses.replace(
+        case, overrides={**case.overrides, "init": "low"}
+    )  # x = -1, minimum 0.3
+    strategy = far.make(space, n_trials=100)
+    losses = [observe(s).loss for s in drive(strategy, 60, batch=1)]
+    assert losses[-1] < 0.05 * losses[0] or losses[-1] < 1e-6  # the minimum is x = 0.3
+    (s,) = strategy.ask(1)
+    strategy.tell([observe(s, failed=True)])
+    assert strategy.is_finished() and strategy.ask(1) == []
+    assert "the trial failed (planted failure)" in strategy.finish_message
+
+
+@pytest.mark.parametrize("case", [c for c in STRATEGIES if c.gradient], ids=str)
+def test_gradient_strategies_refuse_discrete_parameters(case: StrategyCase) -> None:
+    from hpo_cli.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="gradient strategies tune continuous float parameters only"
+    ):
+        case.make(make_space(MIXED_SPACE))

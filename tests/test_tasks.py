@@ -19,13 +19,19 @@ from hpo_cli.tasks.polynomial import PolynomialTask
 
 
 def test_polynomial_data_follow_the_published_protocol() -> None:
-    task = PolynomialTask(seed=0)
-    assert task.n_coefficients == 12 and task.dimensions() == {"n_coefficients": 12}
+    task = PolynomialTask(seed=0, standardize=False)
+    assert task.n_coefficients == 12
+    assert task.dimensions() == {"n_coefficients": 12, "n_params": 12, "n_train": 30}
     assert len(task.y_train) + len(task.y_val) == 40 and len(task.y_val) == 10
     x = task.X_train[:, 1]
     np.testing.assert_allclose(task.X_train[:, 9], x**9)
     np.testing.assert_allclose(task.X_train[:, 10:], np.stack([np.sin(x), np.cos(x)], 1))
     assert PolynomialTask(seed=0, degree=3, trig=False).n_coefficients == 4
+    scaled = PolynomialTask(seed=0)  # columns scaled by their training std; x^0 stays 1
+    np.testing.assert_allclose(scaled.X_train.std(axis=0)[1:], 1.0)
+    scale = task.X_train.std(axis=0)
+    scale[0] = 1.0
+    np.testing.assert_allclose(scaled.X_train, task.X_train / scale, rtol=1e-12)
 
 
 def test_polynomial_map_fit_matches_ridge_without_intercept() -> None:

@@ -123,7 +123,8 @@ def rmad_exact(problem: BilevelProblem, h: Tensor, fraction_bits: int = 44) -> H
             theta, v = machine.forward(theta, v, t)
     T, p = problem.n_steps, problem.theta0.numel()
     buffer_bits = machine.buffer.bits()
-    value, d_theta, d_h = outer_gradients(problem, machine.to_float(theta), h)
+    theta_T = machine.to_float(theta)
+    value, d_theta, d_h = outer_gradients(problem, theta_T, h)
     d_velocity = torch.zeros_like(d_theta)
     for t in reversed(range(T)):
         with torch.no_grad():
@@ -136,6 +137,7 @@ def rmad_exact(problem: BilevelProblem, h: Tensor, fraction_bits: int = 44) -> H
     held = (buffer_bits + 7) // 8 + 2 * theta.numel() * theta.element_size()
     cost = Cost(inner_steps=T, hvp=T, seconds=time.perf_counter() - started, peak_bytes=held)
     extras = {
+        "theta": theta_T,
         "theta0_int": theta0_int,
         "theta0_restored_int": theta,
         "velocity0_restored_int": v,

@@ -76,7 +76,7 @@ def forward(problem: BilevelProblem, h: Tensor) -> Hypergradient:
     directions = torch.eye(m, dtype=h.dtype, device=h.device)
     for t in range(problem.n_steps):
         with torch.no_grad():
-            z_theta, z_velocity = _push_tangents(
+            z_theta, z_velocity = push_tangents(
                 problem, theta, velocity, h, t, z_theta, z_velocity, directions
             )
             theta, velocity = problem.step(theta, velocity, h, t)
@@ -92,7 +92,7 @@ def forward(problem: BilevelProblem, h: Tensor) -> Hypergradient:
     return Hypergradient(float(value), grad, cost, {"theta": theta})
 
 
-def _push_tangents(
+def push_tangents(
     problem: BilevelProblem,
     theta: Tensor,
     velocity: Tensor,

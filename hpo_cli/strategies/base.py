@@ -71,6 +71,8 @@ class Observation:
     state: TrialState
     loss: float | None
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    gradient: tuple[float, ...] | None = None  # d loss / d params (flattened), when asked for
+    error: str | None = None  # why the trial failed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,15 +80,20 @@ class Observation:
             "state": self.state.value,
             "loss": self.loss,
             "metrics": dict(self.metrics),
+            "gradient": None if self.gradient is None else list(self.gradient),
+            "error": self.error,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Observation:
+        gradient = d.get("gradient")
         return cls(
             Suggestion.from_dict(d["suggestion"]),
             TrialState(d["state"]),
             d.get("loss"),
             dict(d.get("metrics") or {}),
+            None if gradient is None else tuple(gradient),
+            d.get("error"),
         )
 
 
@@ -128,6 +135,14 @@ class Strategy(ABC):
     def is_finished(self) -> bool:
         """True when the strategy has nothing more to suggest (e.g. an exhausted grid)."""
         return False
+
+    @property
+    def finish_message(self) -> str:
+        """Why the strategy finished, for the run's summary."""
+        return "the strategy finished"
+
+    def check_task(self, task: object) -> None:  # noqa: B027 - optional hook
+        """Raise a ConfigError when this strategy cannot work with ``task`` (checked at start)."""
 
     def state_dict(self) -> dict[str, Any]:
         """A JSON-serializable snapshot; :meth:`load_state_dict` restores it exactly."""

@@ -52,6 +52,10 @@ class FixedStrategy(Strategy):
     def is_finished(self) -> bool:
         return self._asked
 
+    @property
+    def finish_message(self) -> str:
+        return "the given configuration was evaluated"
+
     def _extra_state(self) -> dict[str, Any]:
         return {"asked": self._asked}
 

@@ -60,6 +60,10 @@ class GridStrategy(Strategy):
     def is_finished(self) -> bool:
         return self._served >= len(self.points)
 
+    @property
+    def finish_message(self) -> str:
+        return f"the grid is exhausted ({len(self.points)} points)"
+
     def _extra_state(self) -> dict[str, Any]:
         return {"served": self._served, "points": self.points}
 

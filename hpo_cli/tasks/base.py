@@ -13,8 +13,12 @@ Attributes (metadata):
 Methods:
     dimensions() -> {name: int}: vector lengths a space may refer to with ``size: name``
                      (e.g. ``{"n_coefficients": 12}``).
+    check_space(names): optional; raise a ConfigError for parameter names it cannot use.
     evaluate(params, budget) -> Evaluation: train/score one configuration. Raise an exception
                      or return NaN to mark the trial failed; the run goes on.
+
+Differentiable tasks (:class:`hpo_cli.tasks.differentiable.DifferentiableTask`) also take
+``evaluate(params, budget, request)``, where ``request`` asks for a hypergradient.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ DIRECTIONS = ("minimize", "maximize")
 @dataclass(frozen=True)
 class Evaluation:
     """``value``: the objective; ``metrics``: everything worth recording (test scores too);
-    ``cost``: counters such as ``{"inner_steps": 200}``."""
+    ``cost``: counters such as ``{"inner_steps": 200}``; ``gradient``: d value / d params,
+    flattened in the order of the params (vectors in full), when the evaluation was asked
+    for it (gradient-based strategies)."""
 
     value: float
     metrics: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, int] = field(default_factory=dict)
+    gradient: list[float] | None = None
 
 
 class Task(ABC):
@@ -50,6 +57,9 @@ class Task(ABC):
 
     def dimensions(self) -> dict[str, int]:
         return {}
+
+    def check_space(self, names: list[str]) -> None:  # noqa: B027 - optional hook
+        """Raise a ConfigError when the space's parameter names cannot drive this task."""
 
     @abstractmethod
     def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:

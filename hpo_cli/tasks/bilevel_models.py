@@ -14,6 +14,7 @@ a seeded, fixed batch sequence; t = None means the whole training set.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -64,6 +65,7 @@ class _Model:
     def __init__(self, train: Split, batches: Tensor | None, n_params: int) -> None:
         self.train, self.batches, self.n_params = train, batches, n_params
         self.n = train.X.shape[0]
+        self.fixed_log_precision: float | None = None  # the prior when h does not tune it
 
     def _rows(self, t: int | None) -> Tensor | None:
         return None if t is None or self.batches is None else self.batches[t % len(self.batches)]
@@ -76,9 +78,13 @@ class _Model:
         return losses.mean()
 
     def prior(self, theta: Tensor, hp: Hyper) -> Tensor:
-        if "log_precision" not in hp:
+        if "log_precision" in hp:
+            precision: Tensor | float = torch.exp(hp["log_precision"])
+        elif self.fixed_log_precision is not None:
+            precision = math.exp(self.fixed_log_precision)
+        else:
             return theta.new_zeros(())
-        return 0.5 * (torch.exp(hp["log_precision"]) * theta**2).sum() / self.n
+        return 0.5 * (precision * theta**2).sum() / self.n
 
     def _batch(self, t: int | None) -> tuple[Tensor, Tensor, Tensor | None]:
         rows = self._rows(t)

@@ -1,0 +1,135 @@
+"""``hpo gradcheck [method=M] [point=center|random] [eps=E] [tol=T] OVERRIDES``.
+
+Compares a hypergradient method with central finite differences on the user's own config
+(task, space, and any Hydra overrides), in float64 unless ``dtype=`` says otherwise, and prints
+the per-component relative error and one PASS/FAIL line (exit code 0/1).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from hpo_cli.app import fail
+from hpo_cli.errors import ConfigError
+from hpo_cli.hypergrad.check import componentwise_error, finite_difference, relative_error
+from hpo_cli.hypergrad.implicit import solve_inner
+from hpo_cli.hypergrad.problem import BilevelProblem
+from hpo_cli.run import build_space, build_task
+from hpo_cli.settings import read_settings
+from hpo_cli.space import FloatParam, SearchSpace
+from hpo_cli.study import compose_config
+from hpo_cli.tasks.differentiable import DifferentiableTask
+
+CHECKABLE = ("reverse", "rmad_exact", "forward", "implicit", "drmad")
+OPTIONS = {"method": "reverse", "point": "center", "eps": "1e-5", "tol": None, "seed_point": "0"}
+
+
+def gradcheck(args: list[str]) -> int:
+    options = dict(OPTIONS)
+    overrides = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key in options:
+            options[key] = value
+        else:
+            overrides.append(arg)
+    if not any(a.startswith("dtype=") for a in overrides):
+        overrides.append("dtype=float64")
+    try:
+        return _check(options, overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    return 2
+
+
+def _check(options: dict[str, str | None], overrides: list[str]) -> int:
+    method = str(options["method"])
+    if method not in CHECKABLE:
+        raise ConfigError("method", method, f"must be one of {', '.join(CHECKABLE)}")
+    cfg = compose_config(overrides)
+    settings = read_settings(cfg)
+    task = build_task(cfg.task, settings.device, settings.dtype)
+    if not isinstance(task, DifferentiableTask):
+        raise ConfigError(
+            "task", task.name, "gradcheck needs a differentiable task (polynomial, softmax)"
+        )
+    space = build_space(cfg.space, task)
+    params = _point(space, str(options["point"]), int(options["seed_point"] or 0))
+    layout = task.layout_of(params)
+    problem, h = task.problem(layout), task.hyper_vector(layout, params)
+    request = (
+        {"hypergradient": method, "tol": 1e-13, "warm_start": False}
+        if method == "implicit"
+        else {"hypergradient": method}
+    )
+    result = task.hypergradient(problem, layout, h, request)
+    reference = finite_difference(_criterion(problem, method), h, eps=float(options["eps"] or 1e-5))
+    tolerance = (
+        float(options["tol"])
+        if options["tol"]
+        else (1e-4 if {"log_lr", "momentum"} & set(layout.names) else 1e-6)
+    )
+    _print_table(layout.names, [s for _, s in layout.shapes], result.grad, reference)
+    error = relative_error(result.grad, reference)
+    passed = error <= tolerance
+    verdict = "PASS" if passed else "FAIL"
+    note = " (drmad is an approximation: expect it to fail)" if method == "drmad" else ""
+    print(
+        f"{verdict}: relative error {error:.3e} {'<=' if passed else '>'} {tolerance:g} "
+        f"(method={method}, task={task.name}, {len(h)} hyperparameters, {settings.dtype}){note}"
+    )
+    return 0 if passed else 1
+
+
+def _point(space: SearchSpace, point: str, seed: int) -> dict[str, object]:
+    if point not in ("center", "random"):
+        raise ConfigError("point", point, "must be center or random")
+    if any(not isinstance(p, FloatParam) for p in space.params):
+        raise ConfigError("space", space.names, "gradcheck needs float parameters only")
+    u = (
+        np.full(space.dim, 0.5)
+        if point == "center"
+        else np.random.default_rng(seed).uniform(0.1, 0.9, space.dim)
+    )
+    return space.decode(u)
+
+
+def _criterion(problem: BilevelProblem, method: str) -> Callable[[torch.Tensor], float]:
+    """Q(h) as the method differentiates it: after unrolled training, or at the optimum."""
+    if method != "implicit":
+        return lambda h: float(problem.objective(h))
+
+    def at_optimum(h: torch.Tensor) -> float:
+        solution = solve_inner(problem, h, problem.theta0, tol=1e-13)
+        return float(problem.outer(solution.theta, h))
+
+    return at_optimum
+
+
+def _print_table(
+    names: list[str], shapes: list[tuple[int, ...]], grad: torch.Tensor, reference: torch.Tensor
+) -> None:
+    labels = [
+        name if not shape else f"{name}[{i}]"
+        for name, shape in zip(names, shapes, strict=True)
+        for i in range(max(1, shape[0] if shape else 1))
+    ]
+    errors = componentwise_error(grad, reference)
+    shown = (
+        range(len(labels))
+        if len(labels) <= 40
+        else sorted(range(len(labels)), key=lambda i: -float(errors[i]))[:40]
+    )
+    width = max(len(label) for label in labels)
+    print(f"{'hyperparameter':<{width}}  {'method':>14}  {'finite diff.':>14}  {'rel. error':>10}")
+    for i in shown:
+        print(
+            f"{labels[i]:<{width}}  {float(grad[i]):>14.6e}  "
+            f"{float(reference[i]):>14.6e}  {float(errors[i]):>10.2e}"
+        )
+    if len(labels) > 40:
+        print(f"... {len(labels) - 40} more (the 40 largest errors are shown)", file=sys.stdout)

@@ -1,0 +1,219 @@
+"""Gradient-based strategies and differentiable tasks, in-process and through the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import Result, make_space, read_summary, read_trials, run_dirs
+from scipy.optimize import minimize
+
+from hpo_cli.hypergrad.implicit import solve_inner
+from hpo_cli.strategies.base import Observation, TrialState
+from hpo_cli.strategies.gradient import project_box_l1
+from hpo_cli.strategies.hoag import HoagStrategy
+from hpo_cli.study import run_in_memory
+from hpo_cli.tasks.polynomial import PolynomialTask
+from hpo_cli.tasks.softmax import SoftmaxTask
+
+Hpo = Callable[..., Result]
+
+
+@pytest.mark.parametrize("radius", [None, 3.0, 0.5])
+def test_projection_onto_box_and_l1_ball_is_the_euclidean_projection(radius: float | None) -> None:
+    rng = np.random.default_rng(0)
+    w = rng.normal(0.5, 0.8, 12)
+    low, high = np.zeros(12), np.ones(12)
+    got = project_box_l1(w, low, high, radius)
+    cons = [] if radius is None else [{"type": "ineq", "fun": lambda x: radius - x.sum()}]
+    ref = minimize(
+        lambda x: np.sum((x - w) ** 2),
+        np.full(12, 0.01),
+        bounds=list(zip(low, high, strict=True)),
+        constraints=cons,
+        tol=1e-12,
+    )
+    np.testing.assert_allclose(got, ref.x, atol=1e-6)
+    assert np.all((got >= 0) & (got <= 1)) and (radius is None or got.sum() <= radius + 1e-9)
+
+
+def hoag_observation(strategy: HoagStrategy, loss: float, gradient: list[float]) -> None:
+    (s,) = strategy.ask(1)
+    strategy.tell([Observation(s, TrialState.COMPLETE, loss, gradient=tuple(gradient))])
+
+
+def test_hoag_step_acceptance_and_rejection_rule() -> None:
+    space = make_space(
+        {
+            "a": {"type": "float", "low": -10.0, "high": 10.0},
+            "b": {"type": "float", "low": -10.0, "high": 10.0},
+        }
+    )
+    hoag = HoagStrategy(space, seed=0, n_trials=10, init="center", tol0=0.1, decay=0.5)
+    assert hoag.request()["tol"] == 0.1
+    hoag_observation(hoag, 1.0, [0.3, 0.4])  # first: L = ‖g‖ / √m
+    assert pytest.approx(0.5 / np.sqrt(2)) == hoag.L
+    np.testing.assert_allclose(hoag.z, -np.array([0.3, 0.4]) / hoag.L)
+    assert hoag.request()["tol"] == pytest.approx(0.05)
+    L = hoag.L
+    hoag_observation(hoag, 1.3, [1.0, 1.0])  # > 1.2 × 1.0: rejected
+    assert hoag.L == 2 * L and hoag.tol_scale == 0.5
+    np.testing.assert_allclose(
+        hoag.z, -np.array([0.3, 0.4]) / (2 * L)
+    )  # shorter step from the last point
+    assert hoag.request()["tol"] == pytest.approx(0.1 * 0.5**2 * 0.5)
+    # accepted with a decrease beyond the bound 1.0 + c·tol + tol_prev·(c+1)·inc − L·inc²: L shrinks
+    hoag_observation(hoag, 0.5, [0.1, 0.1])
+    assert pytest.approx(2 * L * 0.95) == hoag.L
+    assert hoag.accepted is not None and hoag.accepted["loss"] == 0.5
+    hoag_observation(hoag, 0.49, [0.1, 0.1])  # a decrease too small for the bound: L stays
+    assert pytest.approx(2 * L * 0.95) == hoag.L
+
+
+def test_polynomial_bilevel_optimum_is_the_closed_form_map() -> None:
+    task = PolynomialTask(seed=3)
+    params = {"log_precision": list(np.linspace(-1, 6, 12))}
+    layout = task.layout_of(params)
+    problem, h = task.problem(layout), task.hyper_vector(layout, params)
+    theta = solve_inner(problem, h, problem.theta0, tol=1e-12).theta
+    np.testing.assert_allclose(theta.numpy(), task.fit(params), rtol=1e-8, atol=1e-10)
+    closed = task.evaluate(params).value
+    assert PolynomialTask(seed=3, solver="lbfgs").evaluate(params).value == pytest.approx(
+        closed, rel=1e-8
+    )
+    implicit = task.evaluate(params, None, {"hypergradient": "implicit", "tol": 1e-12})
+    assert implicit.value == pytest.approx(closed, rel=1e-8) and len(implicit.gradient or []) == 12
+
+
+@pytest.mark.parametrize("method", ["greedy", "rtho"])
+def test_online_methods_lower_q_against_the_same_training_with_fixed_h(method: str) -> None:
+    common = [
+        "task=polynomial",
+        "space=polynomial_per_coef",
+        "strategy.init=high",
+        "task.inner_lr=0.002",
+    ]
+    adapted = run_in_memory([*common, f"strategy={method}", "n_trials=40"])
+    fixed = run_in_memory([*common, f"strategy={method}", "n_trials=40", "strategy.lr=1e-12"])
+    assert adapted[-1].value < 0.95 * fixed[-1].value  # type: ignore[operator]
+
+
+def test_drmad_lowers_q_on_the_polynomial_task() -> None:
+    records = run_in_memory(
+        ["task=polynomial", "space=polynomial_per_coef", "strategy=drmad", "n_trials=25"]
+    )
+    assert min(r.value for r in records) < 0.97 * records[0].value  # type: ignore[operator,type-var]
+
+
+def test_divergence_stops_the_strategy_with_a_clear_message() -> None:
+    from hpo_cli.run import build_space, build_strategy, build_task
+    from hpo_cli.settings import read_settings
+    from hpo_cli.study import compose_config
+
+    cfg = compose_config(
+        [
+            "task=polynomial",
+            "space=polynomial_per_coef",
+            "strategy=drmad",
+            "strategy.init=high",
+            "n_trials=10",
+        ]
+    )
+    task = build_task(cfg.task, "cpu")
+    strategy = build_strategy(cfg.strategy, build_space(cfg.space, task), read_settings(cfg))
+    (s,) = strategy.ask(1)  # log precision 10: plain SGD at lr 0.01 diverges
+    ev = task.evaluate(s.params, None, s.request)
+    assert ev.value > 1e100
+    strategy.tell(
+        [Observation(s, TrialState.COMPLETE, ev.value, gradient=tuple(ev.gradient or []))]
+    )
+    assert strategy.is_finished() and "the outer step is not finite" in strategy.finish_message
+
+
+def test_float32_hypergradients_run() -> None:
+    records = run_in_memory(
+        ["task=softmax", "strategy=reverse", "n_trials=3", "dtype=float32", "task.inner_steps=20"]
+    )
+    assert all(r.state == "complete" and r.gradient is not None for r in records)
+
+
+def test_cleaning_f1_counts_discarded_flipped_examples() -> None:
+    task = SoftmaxTask(seed=0, label_noise=0.2)
+    n = len(task.train.y)
+    assert len(task.flipped) == round(0.2 * n)
+    weights = np.ones(n)
+    weights[task.flipped] = 0.0
+    assert task.cleaning_f1(weights) == 1.0
+    weights[task.flipped[: len(task.flipped) // 2]] = 1.0
+    assert task.cleaning_f1(weights) == pytest.approx(2 * 0.5 / 1.5)
+    assert task.cleaning_f1(np.ones(n)) == 0.0
+
+
+def test_a_gradient_run_records_hypergradients_and_costs(hpo: Hpo, tmp_path: Path) -> None:
+    res = hpo("run", "strategy=hoag", "task=polynomial", "space=polynomial_per_coef", "n_trials=12")
+    assert res.returncode == 0, res.output
+    run = run_dirs(tmp_path)[0]
+    trials = read_trials(run)
+    assert len(trials) == 12 and all(
+        len(t["gradient"]) == 12 and len(t["params"]["log_precision"]) == 12 for t in trials
+    )
+    assert all(t["metrics"]["hypergradient_norm"] > 0 and t["cost"]["hvp"] > 0 for t in trials)
+    summary = read_summary(run)
+    assert summary["cost"]["hvp"] == sum(t["cost"]["hvp"] for t in trials)
+    assert summary["best"]["value"] < trials[0]["value"]
+
+
+def test_gradcheck_command_passes_fails_and_refuses(hpo: Hpo) -> None:
+    ok = hpo("gradcheck", "task=polynomial", "space=polynomial_per_coef", "method=forward")
+    assert ok.returncode == 0 and ok.stdout.strip().splitlines()[-1].startswith(
+        "PASS: relative error"
+    )
+    assert "log_precision[11]" in ok.stdout
+    approx = hpo("gradcheck", "task=polynomial", "space=polynomial_per_coef", "method=drmad")
+    assert approx.returncode == 1 and "FAIL" in approx.stdout
+    bad = hpo("gradcheck", "task=polynomial", "method=magic")
+    assert bad.returncode == 2 and bad.stderr.startswith(
+        "hpo: error: method='magic': must be one of"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["strategy=hoag", "task=ridge"],
+            "task='ridge': strategy 'implicit' needs a differentiable task",
+        ),
+        (
+            ["strategy=rmad", "strategy.method=rmad_exact", "task=polynomial"],
+            "task.convention='torch': exact reversal (rmad_exact) needs task.convention=maclaurin",
+        ),
+        (
+            ["strategy=rmad", "task=linear"],
+            "space.params.model='CategoricalParam': gradient strategies tune",
+        ),
+        (
+            ["strategy=rmad", "task=polynomial", "space=ridge"],
+            "space.params.alpha='alpha': task polynomial tunes only",
+        ),
+    ],
+)
+def test_incompatible_strategy_and_task_are_refused_up_front(
+    hpo: Hpo, args: list[str], message: str
+) -> None:
+    res = hpo("run", *args)
+    assert res.returncode == 2 and res.stderr.startswith(f"hpo: error: {message}"), res.stderr
+
+
+def test_a_resumed_gradient_run_continues_the_same_descent(hpo: Hpo, tmp_path: Path) -> None:
+    args = ["strategy=rmad", "task=polynomial", "space=polynomial_per_coef"]
+    assert hpo("run", *args, "n_trials=5").returncode == 0
+    run = run_dirs(tmp_path)[0]
+    assert hpo("resume", str(run), "n_trials=10").returncode == 0
+    assert hpo("run", *args, "n_trials=10").returncode == 0
+    straight = run_dirs(tmp_path)[1]
+    assert [t["params"] for t in read_trials(run)] == [t["params"] for t in read_trials(straight)]
+    assert torch.tensor(read_trials(run)[-1]["gradient"]).shape == (12,)
