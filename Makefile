@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow lint format clean
+.PHONY: help install run test test-slow test-gpu bench lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,20 +21,28 @@ install: $(STAMP) ## Create .venv and install hpo_cli with its dev tools (torch 
 run: $(STAMP) ## Run `hpo run` on the embedded defaults (sobol on the polynomial task)
 	$(BIN)/hpo run
 
-test: $(STAMP) ## Run the test suite (slow tests excluded; see test-slow)
-	$(BIN)/python -m pytest -m "not slow" -q
+test: $(STAMP) ## Run the test suite (slow tests excluded; gpu tests skip without CUDA)
+	$(BIN)/python -m pytest -m "not slow" -q -rs
 
 test-slow: $(STAMP) ## Run only the slow tests
 	$(BIN)/python -m pytest -m slow -q || [ $$? -eq 5 ]  # 5: no test is marked slow yet
 
+test-gpu: $(STAMP) ## Run the CUDA tests (where a GPU is present)
+	$(BIN)/python -m pytest -m gpu -q -rs
+
+bench: $(STAMP) ## Benchmarks: HOAG vs random search, hypergradient trade-offs (results in benchmarks/results/)
+	$(BIN)/python benchmarks/hoag_vs_random.py
+	$(BIN)/python benchmarks/tradeoffs.py
+
 lint: $(STAMP) ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check hpo_cli tests
-	$(BIN)/ruff format --check hpo_cli tests
+
+	$(BIN)/ruff check hpo_cli tests benchmarks examples
+	$(BIN)/ruff format --check hpo_cli tests benchmarks examples
 	$(BIN)/mypy
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix hpo_cli tests
-	$(BIN)/ruff format hpo_cli tests
+	$(BIN)/ruff check --fix hpo_cli tests benchmarks examples
+	$(BIN)/ruff format hpo_cli tests benchmarks examples
 
 clean: ## Remove the virtual environment, caches and run outputs
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info runs/20* runs/multirun outputs multirun

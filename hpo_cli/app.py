@@ -57,8 +57,8 @@ def hydra_run(args: list[str]) -> int:
     import hydra
 
     register_resolvers()
-    user_conf = Path.cwd() / "conf"
-    if user_conf.is_dir() and not _is_package_conf(user_conf) and not _has_config_dir(args):
+    user_conf = user_config_dir()
+    if user_conf is not None and not _has_config_dir(args):
         args = ["--config-dir", str(user_conf), *args]
     main = hydra.main(version_base="1.3", config_path=CONFIG_PACKAGE, config_name="config")(_job)
     saved = sys.argv
@@ -70,7 +70,14 @@ def hydra_run(args: list[str]) -> int:
     return 0
 
 
+def user_config_dir() -> Path | None:
+    """./conf of the current directory, when it exists and is not hpo_cli's own."""
+    path = Path.cwd() / "conf"
+    return path if path.is_dir() and not _is_package_conf(path) else None
+
+
 def _is_package_conf(path: Path) -> bool:
+
     import hpo_cli.conf
 
     return path.resolve() == Path(hpo_cli.conf.__file__).resolve().parent

@@ -13,7 +13,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from hpo_cli.app import register_resolvers
+from hpo_cli.app import register_resolvers, user_config_dir
+from hpo_cli.errors import ConfigError
 from hpo_cli.loop import Budget, StudyLoop
 from hpo_cli.run import build_space, build_strategy, build_task, objective_of
 from hpo_cli.settings import read_settings
@@ -21,10 +22,22 @@ from hpo_cli.store import RunStore, TrialRecord
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """The composed config of ``hpo run OVERRIDES``."""
+    """The composed config of ``hpo run OVERRIDES`` (./conf joins the search path as there).
+
+    Hydra's errors (an unknown option, a bad override) become one-line ConfigErrors.
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     register_resolvers()
-    with initialize_config_module("hpo_cli.conf", version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    extra = user_config_dir()
+    search = [f"hydra.searchpath=[file://{extra}]"] if extra else []
+    try:
+        with initialize_config_module("hpo_cli.conf", version_base="1.3"):
+            return compose("config", overrides=[*search, *overrides])
+    except (HydraException, OmegaConfBaseException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError("overrides", list(overrides), first) from None
 
 
 def run_in_memory(overrides: Sequence[str], run_dir: Path | None = None) -> list[TrialRecord]:

@@ -148,7 +148,7 @@ def test_hydra_flags_keep_working(hpo: Hpo) -> None:
         "strategy: drmad, fixed, forward, greedy, grid, halton, hoag, lhs, random, reverse, rmad, "
         "rtho, sobol" in helped.stdout
     )
-    assert "task: function, lasso, linear, polynomial, ridge, softmax" in helped.stdout
+    assert "task: bilevel, function, lasso, linear, polynomial, ridge, softmax" in helped.stdout
 
 
 def test_user_objective_and_space_from_the_current_directory(hpo: Hpo, tmp_path: Path) -> None:

@@ -6,16 +6,16 @@ import tomllib
 
 import pytest
 from conftest import CONF, REPO
-from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
 
-from hpo_cli.app import register_resolvers
+from hpo_cli.errors import ConfigError
 from hpo_cli.run import build_space, build_strategy, build_task
 from hpo_cli.settings import read_settings
+from hpo_cli.study import compose_config
 
 # What an option needs beyond its defaults to be buildable.
 EXTRA = {
     ("task", "function"): ["task.fn=builtins.len", "space=polynomial_shared"],
+    ("task", "bilevel"): ["task.build=my_bilevel.build", "space=polynomial_shared"],
     ("strategy", "fixed"): ["+strategy.params={log_precision: 1.5}", "strategy.params_file=null"],
     ("strategy", "grid"): [],
 }
@@ -36,23 +36,25 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def composed(overrides: list[str]) -> DictConfig:
-    register_resolvers()
-    with initialize_config_module("hpo_cli.conf", version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
-CASES = [(g, o) for g in ("task", "space", "strategy") for o in options(g)]
+# Spaces that only stand in for the user's own (task=function, task=bilevel).
+PLACEHOLDERS = ("function", "bilevel")
+CASES = [
+    (g, o)
+    for g in ("task", "space", "strategy")
+    for o in options(g)
+    if not (g == "space" and o in PLACEHOLDERS)
+]
 
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
-def test_every_option_composes_and_builds(group: str, option: str) -> None:
+def test_every_option_composes_and_builds(
+    group: str, option: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "examples"))  # my_bilevel.build for task=bilevel
     overrides = [f"{group}={option}", *EXTRA.get((group, option), [])]
     if group == "space":
         overrides = [f"task={SPACE_TASK.get(option, option)}", f"space={option}"]
-        if option == "function":
-            overrides = ["task=function", "task.fn=builtins.len", "space=polynomial"]
-    cfg = composed(overrides)
+    cfg = compose_config(overrides)
     settings = read_settings(cfg)
     task = build_task(cfg.task, "cpu")
     space = build_space(cfg.space, task)
@@ -63,9 +65,22 @@ def test_every_option_composes_and_builds(group: str, option: str) -> None:
     assert isinstance(value, float) and value == value
 
 
+@pytest.mark.parametrize("placeholder", PLACEHOLDERS)
+def test_placeholder_spaces_ask_for_the_users_own(placeholder: str) -> None:
+    cfg = compose_config(["task=polynomial", f"space={placeholder}"])
+    with pytest.raises(
+        ConfigError, match="the space defines no parameters; pick one with space=NAME"
+    ):
+        build_space(cfg.space, build_task(cfg.task, "cpu"))
+
+
 def test_the_default_space_follows_the_task() -> None:
+
     for task in ("ridge", "lasso", "linear", "polynomial"):
-        assert composed([f"task={task}"]).space == composed([f"task={task}", f"space={task}"]).space
+        assert (
+            compose_config([f"task={task}"]).space
+            == compose_config([f"task={task}", f"space={task}"]).space
+        )
 
 
 def test_every_config_folder_is_packaged() -> None:

@@ -217,3 +217,39 @@ def test_a_resumed_gradient_run_continues_the_same_descent(hpo: Hpo, tmp_path: P
     straight = run_dirs(tmp_path)[1]
     assert [t["params"] for t in read_trials(run)] == [t["params"] for t in read_trials(straight)]
     assert torch.tensor(read_trials(run)[-1]["gradient"]).shape == (12,)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_the_readme_bilevel_example_runs_every_gradient_method(hpo: Hpo, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(EXAMPLES, tmp_path / "project")
+    project = tmp_path / "project"
+    args = ["task=bilevel", "task.build=my_bilevel.build", "space=my_bilevel", "n_trials=8"]
+    for strategy in ("hoag", "rmad", "forward", "drmad", "greedy", "rtho"):
+        res = hpo("run", *args, f"strategy={strategy}", cwd=project)
+        assert res.returncode == 0, (strategy, res.output)
+    summaries = [read_summary(d) for d in run_dirs(tmp_path)]
+    assert [s["strategy"] for s in summaries] == [
+        "hoag",
+        "rmad",
+        "forward",
+        "drmad",
+        "greedy",
+        "rtho",
+    ]
+    assert all(s["n_complete"] == 8 and s["best"]["value"] < 1.0 for s in summaries)
+    check = hpo(
+        "gradcheck",
+        "task=bilevel",
+        "task.build=my_bilevel.build",
+        "space=my_bilevel",
+        "method=reverse",
+        cwd=project,
+    )
+    assert check.returncode == 0 and check.stdout.strip().splitlines()[-1].startswith("PASS")
+    assert hpo("run", "task=bilevel", "space=my_bilevel", cwd=project).stderr.startswith(
+        "hpo: error: task.build=None"
+    )
