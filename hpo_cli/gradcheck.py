@@ -55,7 +55,9 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
     task = build_task(cfg.task, settings.device, settings.dtype)
     if not isinstance(task, DifferentiableTask):
         raise ConfigError(
-            "task", task.name, "gradcheck needs a differentiable task (polynomial, softmax)"
+            "task",
+            task.name,
+            "gradcheck needs a differentiable task (polynomial, ridge, softmax, bilevel)",
         )
     space = build_space(cfg.space, task)
     params = _point(space, str(options["point"]), int(options["seed_point"] or 0))

@@ -28,6 +28,8 @@ SPACE_TASK = {
     "lr_momentum": "polynomial",
     "softmax_per_param": "softmax",
     "hypercleaning": "softmax",
+    "ridge_log_precision": "ridge",
+    "ridge_per_feature": "ridge",
 }
 
 

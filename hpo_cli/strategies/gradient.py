@@ -223,9 +223,14 @@ class GradientStrategy(Strategy):
             raise ConfigError(
                 "task",
                 getattr(task, "name", type(task).__name__),
-                f"strategy {self.method!r} needs a differentiable task (polynomial, softmax)",
+                f"strategy {self.method!r} needs a differentiable task "
+                "(polynomial, ridge, softmax, bilevel)",
             )
+        check = getattr(task, "check_hyperparameters", None)
+        if check is not None:
+            check(self.space.names)
         convention = getattr(getattr(task, "optimizer", None), "convention", None)
+
         if self.method == "rmad_exact" and convention != "maclaurin":
             raise ConfigError(
                 "task.convention",

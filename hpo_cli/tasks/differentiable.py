@@ -122,6 +122,10 @@ class DifferentiableTask(Task):
         return {"n_params": model.n_params, "n_train": model.n}
 
     def check_space(self, names: list[str]) -> None:
+        self.check_hyperparameters(names)
+
+    def check_hyperparameters(self, names: list[str]) -> None:
+        """Raise a ConfigError unless hypergradients with respect to ``names`` exist here."""
         unknown = [n for n in names if n not in KINDS]
         if unknown:
             raise ConfigError(

@@ -54,35 +54,33 @@ class _LinearBase(Task):
         self.max_iter = max_iter
 
     def _score(self, model: str, alpha: float) -> Evaluation:
-        d = self.data
-        fitted = make_model(model, alpha, self.max_iter).fit(d.X_train, d.y_train)
-        metrics = {
-            "val_mse": float(mean_squared_error(d.y_val, fitted.predict(d.X_val))),
-            "test_mse": float(mean_squared_error(d.y_test, fitted.predict(d.X_test))),
-            "test_r2": float(fitted.score(d.X_test, d.y_test)),
-            "n_nonzero": int(np.count_nonzero(fitted.coef_)),
-        }
-        return Evaluation(metrics["val_mse"], metrics, {"inner_solves": 1})
+        return score_linear(self.data, model, alpha, self.max_iter)
 
 
-def _required(params: Mapping[str, Any], name: str, task: str) -> Any:
+def score_linear(data: DiabetesData, model: str, alpha: float, max_iter: int) -> Evaluation:
+    """Fit scikit-learn's Ridge or Lasso with ``alpha``; validation MSE plus test metrics."""
+    d = data
+    fitted = make_model(model, alpha, max_iter).fit(d.X_train, d.y_train)
+    metrics = {
+        "val_mse": float(mean_squared_error(d.y_val, fitted.predict(d.X_val))),
+        "test_mse": float(mean_squared_error(d.y_test, fitted.predict(d.X_test))),
+        "test_r2": float(fitted.score(d.X_test, d.y_test)),
+        "n_nonzero": int(np.count_nonzero(fitted.coef_)),
+    }
+    return Evaluation(metrics["val_mse"], metrics, {"inner_solves": 1})
+
+
+def required(params: Mapping[str, Any], name: str, task: str) -> Any:
     if name not in params:
         raise ConfigError("space.params", sorted(params), f"task {task} needs parameter {name!r}")
     return params[name]
-
-
-class RidgeTask(_LinearBase):
-    name = "ridge"
-
-    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
-        return self._score("ridge", float(_required(params, "alpha", self.name)))
 
 
 class LassoTask(_LinearBase):
     name = "lasso"
 
     def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
-        return self._score("lasso", float(_required(params, "alpha", self.name)))
+        return self._score("lasso", float(required(params, "alpha", self.name)))
 
 
 class LinearTask(_LinearBase):
@@ -92,7 +90,7 @@ class LinearTask(_LinearBase):
     name = "linear"
 
     def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
-        model = _required(params, "model", self.name)
+        model = required(params, "model", self.name)
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-        return self._score(model, float(_required(params, f"{model}_alpha", self.name)))
+        return self._score(model, float(required(params, f"{model}_alpha", self.name)))

@@ -1,0 +1,107 @@
+"""Ridge regression on the diabetes data, black-box or differentiable.
+
+With ``alpha`` in the space, scikit-learn's Ridge is fitted (value: validation MSE). With
+``log_precision`` (shared, or one per feature: ``size: n_features``) the same model is a
+bilevel problem: y is centred by its training mean (the intercept) and
+L(θ, h) = 1/(2n)·‖Xθ − y‖² + 1/(2n)·Σ exp(h_j)·θ_j², whose minimizer
+θ* = (XᵀX + diag(e^h))⁻¹Xᵀy is scikit-learn's ``Ridge(alpha=e^h)`` for a shared h.
+Gradient strategies and ``hpo gradcheck`` work on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hpo_cli.errors import ConfigError
+from hpo_cli.tasks.base import Evaluation
+from hpo_cli.tasks.bilevel_models import LinearRegressionModel, Split
+from hpo_cli.tasks.differentiable import DifferentiableTask
+from hpo_cli.tasks.linear import DiabetesData, required, score_linear
+
+
+class RidgeTask(DifferentiableTask):
+    name = "ridge"
+    metric = "val_mse"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        max_iter: int = 10_000,
+        inner_steps: int = 100,
+        inner_lr: float = 0.1,
+        inner_momentum: float = 0.9,
+        convention: str = "torch",
+        batch_size: int | None = None,
+        init_scale: float = 0.0,
+        device: str = "cpu",
+        dtype: str = "float64",
+    ) -> None:
+        super().__init__(
+            seed,
+            inner_steps,
+            inner_lr,
+            inner_momentum,
+            convention,
+            batch_size,
+            init_scale,
+            device,
+            dtype,
+        )
+        self.data = DiabetesData(seed, val_fraction, test_fraction)
+        self.max_iter = max_iter
+        self.intercept = float(self.data.y_train.mean())
+        self._model: LinearRegressionModel | None = None
+
+    def dimensions(self) -> dict[str, int]:
+        return {**super().dimensions(), "n_features": self.data.X_train.shape[1]}
+
+    def check_space(self, names: list[str]) -> None:
+        if names != ["alpha"]:  # alpha: the scikit-learn path, black-box strategies only
+            super().check_space(names)
+
+    def check_hyperparameters(self, names: list[str]) -> None:
+        if "alpha" in names:
+            raise ConfigError(
+                "space.params.alpha",
+                "alpha",
+                "gradient strategies on ridge tune log_precision (alpha = e^h): use "
+                "space=ridge_log_precision or space=ridge_per_feature",
+            )
+        super().check_hyperparameters(names)
+
+    def model(self) -> LinearRegressionModel:
+        if self._model is None:
+            d = self.data
+            train, val = self._split(d.X_train, d.y_train), self._split(d.X_val, d.y_val)
+            self._model = LinearRegressionModel(train, val, None)
+        return self._model
+
+    def _split(self, X: np.ndarray, y: np.ndarray) -> Split:
+        def tensor(a: np.ndarray) -> Tensor:
+            return torch.as_tensor(a, dtype=self.dtype, device=self.device)
+
+        return Split(tensor(X), tensor(y - self.intercept))
+
+    def test_metrics(self, theta: Tensor) -> dict[str, float]:
+        coef = theta.detach().cpu().double().numpy()
+        residual = self.data.y_test - (self.data.X_test @ coef + self.intercept)
+        return {"test_mse": float(np.mean(residual**2))}
+
+    def evaluate(
+        self,
+        params: Mapping[str, Any],
+        budget: float | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> Evaluation:
+        if "alpha" in params:
+            alpha = float(required(params, "alpha", self.name))
+            return score_linear(self.data, "ridge", alpha, self.max_iter)
+
+        return super().evaluate(params, budget, request)
