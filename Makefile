@@ -41,7 +41,7 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/mypy
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix hpo_cli tests benchmarks examples
+	-$(BIN)/ruff check --fix hpo_cli tests benchmarks examples
 	$(BIN)/ruff format hpo_cli tests benchmarks examples
 
 clean: ## Remove the virtual environment, caches and run outputs

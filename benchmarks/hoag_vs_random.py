@@ -122,11 +122,7 @@ def main() -> None:
             f"seed {seed}: random {rows[-1]['random_best']:.5f}, HOAG {rows[-1]['hoag_best']:.5f} ({rows[-1]['hoag_gap']:+.2%})",
             flush=True,
         )
-    text = (
-        "## HOAG vs random search: polynomial task, 12 log prior precisions\n\n"
-        + table(rows)
-        + "\n"
-    )
+    text = "## HOAG vs random search: polynomial task, 12 log prior precisions\n\n" + table(rows) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -81,17 +81,11 @@ def memory_vs_steps() -> str:
     lines.append("| μ | bits/param/step | log2(1/μ) |")
     lines.append("|---:|---:|---:|")
     for mu in (0.5, 0.9, 0.99):
-        task = PolynomialTask(
-            seed=0, inner_steps=400, convention="maclaurin", inner_lr=0.1, inner_momentum=mu
-        )
+        task = PolynomialTask(seed=0, inner_steps=400, convention="maclaurin", inner_lr=0.1, inner_momentum=mu)
         params = {"log_precision": [4.0] * 12}
         layout = task.layout_of(params)
-        extras = compute(
-            "rmad_exact", task.problem(layout), task.hyper_vector(layout, params)
-        ).extras
-        lines.append(
-            f"| {mu} | {extras['buffer_bits_per_param_step']:.4f} | {math.log2(1 / mu):.4f} |"
-        )
+        extras = compute("rmad_exact", task.problem(layout), task.hyper_vector(layout, params)).extras
+        lines.append(f"| {mu} | {extras['buffer_bits_per_param_step']:.4f} | {math.log2(1 / mu):.4f} |")
     return "\n".join(lines)
 
 
@@ -116,9 +110,7 @@ def approximations() -> str:
         theta, velocity = problem.train(h, steps=problem.n_steps - 1)
         _, _, greedy, _ = one_step(problem, theta, velocity, h, problem.n_steps - 1)
         greedy_cos.append(cosine(greedy, exact))
-    drmad_run = run_in_memory(
-        ["task=polynomial", "space=polynomial_per_coef", "strategy=drmad", "n_trials=30"]
-    )
+    drmad_run = run_in_memory(["task=polynomial", "space=polynomial_per_coef", "strategy=drmad", "n_trials=30"])
     first, best = drmad_run[0].value, min(r.value for r in drmad_run if r.value is not None)
     common = [
         "task=polynomial",

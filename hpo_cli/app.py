@@ -39,9 +39,7 @@ def _job(cfg: DictConfig) -> None:
 
     hc = HydraConfig.get()
     choices = hc.runtime.choices
-    names = RunNames(
-        str(choices.get("strategy")), str(choices.get("task")), str(choices.get("space"))
-    )
+    names = RunNames(str(choices.get("strategy")), str(choices.get("task")), str(choices.get("space")))
     try:
         status = run_study(cfg, Path(hc.runtime.output_dir), names)
     except (ConfigError, ResumeError) as exc:

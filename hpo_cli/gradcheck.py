@@ -71,9 +71,7 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
     result = task.hypergradient(problem, layout, h, request)
     reference = finite_difference(_criterion(problem, method), h, eps=float(options["eps"] or 1e-5))
     tolerance = (
-        float(options["tol"])
-        if options["tol"]
-        else (1e-4 if {"log_lr", "momentum"} & set(layout.names) else 1e-6)
+        float(options["tol"]) if options["tol"] else (1e-4 if {"log_lr", "momentum"} & set(layout.names) else 1e-6)
     )
     _print_table(layout.names, [s for _, s in layout.shapes], result.grad, reference)
     error = relative_error(result.grad, reference)
@@ -92,11 +90,7 @@ def _point(space: SearchSpace, point: str, seed: int) -> dict[str, object]:
         raise ConfigError("point", point, "must be center or random")
     if any(not isinstance(p, FloatParam) for p in space.params):
         raise ConfigError("space", space.names, "gradcheck needs float parameters only")
-    u = (
-        np.full(space.dim, 0.5)
-        if point == "center"
-        else np.random.default_rng(seed).uniform(0.1, 0.9, space.dim)
-    )
+    u = np.full(space.dim, 0.5) if point == "center" else np.random.default_rng(seed).uniform(0.1, 0.9, space.dim)
     return space.decode(u)
 
 
@@ -112,9 +106,7 @@ def _criterion(problem: BilevelProblem, method: str) -> Callable[[torch.Tensor],
     return at_optimum
 
 
-def _print_table(
-    names: list[str], shapes: list[tuple[int, ...]], grad: torch.Tensor, reference: torch.Tensor
-) -> None:
+def _print_table(names: list[str], shapes: list[tuple[int, ...]], grad: torch.Tensor, reference: torch.Tensor) -> None:
     labels = [
         name if not shape else f"{name}[{i}]"
         for name, shape in zip(names, shapes, strict=True)
@@ -122,16 +114,11 @@ def _print_table(
     ]
     errors = componentwise_error(grad, reference)
     shown = (
-        range(len(labels))
-        if len(labels) <= 40
-        else sorted(range(len(labels)), key=lambda i: -float(errors[i]))[:40]
+        range(len(labels)) if len(labels) <= 40 else sorted(range(len(labels)), key=lambda i: -float(errors[i]))[:40]
     )
     width = max(len(label) for label in labels)
     print(f"{'hyperparameter':<{width}}  {'method':>14}  {'finite diff.':>14}  {'rel. error':>10}")
     for i in shown:
-        print(
-            f"{labels[i]:<{width}}  {float(grad[i]):>14.6e}  "
-            f"{float(reference[i]):>14.6e}  {float(errors[i]):>10.2e}"
-        )
+        print(f"{labels[i]:<{width}}  {float(grad[i]):>14.6e}  {float(reference[i]):>14.6e}  {float(errors[i]):>10.2e}")
     if len(labels) > 40:
         print(f"... {len(labels) - 40} more (the 40 largest errors are shown)", file=sys.stdout)

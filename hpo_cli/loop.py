@@ -10,6 +10,7 @@ interrupted batch that were never recorded are evaluated as usual.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -66,6 +67,7 @@ class StudyLoop:
     records: list[TrialRecord] = field(default_factory=list)
     _last_checkpoint: float = field(default=-math.inf, repr=False)
     _told: int = field(default=0, repr=False)
+    _undecided: dict[int, TrialRecord] = field(default_factory=dict, repr=False)
 
     def run(self, previous: Sequence[TrialRecord] = (), told: int = 0) -> LoopOutcome:
         """``previous``: records already stored; the strategy already knows the first ``told``
@@ -74,28 +76,56 @@ class StudyLoop:
         self.records = sorted(previous, key=lambda r: r.trial)
         next_trial, started = told, time.monotonic()
         self._told = told
-        while True:
-            reason = self._stop_reason(next_trial, started)
-            if reason:
-                return LoopOutcome(*reason, self.records)
-            n = min(self.budget.batch_size, self.budget.n_trials - next_trial)
-            suggestions = self.strategy.ask(n)
-            if not suggestions:
-                return LoopOutcome(
-                    "finished", "the strategy has nothing more to suggest", self.records
-                )
-            observations = []
-            for suggestion in suggestions:
-                record = recorded.get(next_trial)
-                if record is None:
-                    record = self._evaluate(next_trial, suggestion)
-                else:
-                    _check_replay(record, suggestion)
-                observations.append(self._observation(record, suggestion))
-                next_trial += 1
-            self.strategy.tell(observations)
-            self._told = next_trial
-            self._checkpoint(final=False)
+        try:
+            while True:
+                reason = self._stop_reason(next_trial, started)
+                if reason:
+                    return LoopOutcome(*reason, self.records)
+                n = min(self.budget.batch_size, self.budget.n_trials - next_trial)
+                suggestions = self.strategy.ask(n)
+                if not suggestions:
+                    return LoopOutcome("finished", self.strategy.finish_message, self.records)
+                observations = []
+                for suggestion in suggestions:
+                    record = recorded.get(next_trial)
+                    if record is None:
+                        record = self._evaluate(next_trial, suggestion)
+                        self._undecided[suggestion.key] = record
+                    else:
+                        _check_replay(record, suggestion)
+                    observations.append(self._observation(record, suggestion))
+                    next_trial += 1
+                self.strategy.tell(observations)
+                self._write_decided(observations)
+                self._told = next_trial
+                self._checkpoint(final=False)
+        finally:
+            self._write_undecided()
+
+    def _write_decided(self, observations: Sequence[Observation]) -> None:
+        """Store the new records whose state is known, in trial order. A strategy that decides
+        trial states (successive halving) names each "complete" or "pruned" once its rung is
+        decided; until then the record waits in memory."""
+        decide = getattr(self.strategy, "trial_state", None)
+        for obs in observations:  # replayed trials: their decision is already on record
+            if decide is not None and obs.suggestion.key not in self._undecided:
+                decide(obs.suggestion.key)
+        for key in sorted(self._undecided, key=lambda k: self._undecided[k].trial):
+            record = self._undecided[key]
+            state = record.state if decide is None else decide(key)
+            if state is None:
+                continue
+            del self._undecided[key]
+            if record.state == "complete" and state != record.state:
+                record = dataclasses.replace(record, state=state)
+            self._persist(record)
+
+    def _write_undecided(self) -> None:
+        """At the end (budget, Ctrl-C): records still waiting for a decision are stored as
+        they are, so nothing evaluated is lost."""
+        for key in sorted(self._undecided, key=lambda k: self._undecided[k].trial):
+            self._persist(self._undecided[key])
+        self._undecided.clear()
 
     def _stop_reason(self, next_trial: int, started: float) -> tuple[str, str] | None:
         failed = sum(r.state == "failed" for r in self.records)
@@ -144,11 +174,13 @@ class StudyLoop:
             cost=cost,
             gradient=None if gradient is None else [float(g) for g in gradient],
         )
+        return record
+
+    def _persist(self, record: TrialRecord) -> None:
         self.store.append_trial(record)
         self.records.append(record)
         if self.progress is not None:
             self.progress.trial_done(record, self.best())
-        return record
 
     def best(self) -> TrialRecord | None:
         return best_trial(self.records, self.direction)

@@ -21,9 +21,7 @@ def best_so_far(values: Sequence[float | None], direction: str) -> np.ndarray:
     return out
 
 
-def plot_history(
-    records: Sequence[TrialRecord], direction: str, path: Path, title: str, metric: str
-) -> None:
+def plot_history(records: Sequence[TrialRecord], direction: str, path: Path, title: str, metric: str) -> None:
     """Best value so far against trial number, with every complete trial as a dot."""
     import matplotlib
 

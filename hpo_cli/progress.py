@@ -103,9 +103,7 @@ class LiveProgress(PlainProgress):
         self.done += 1
         if record.state == "failed":
             log.warning("trial %d failed: %s", record.trial, record.error)
-        best_text = (
-            "best: -" if best is None else f"best: {format_value(best.value)} (trial {best.trial})"
-        )
+        best_text = "best: -" if best is None else f"best: {format_value(best.value)} (trial {best.trial})"
         self._bar.update(self._task, completed=self.done, best=best_text)
 
 

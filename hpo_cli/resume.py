@@ -40,9 +40,7 @@ def _load_run(directory: Path) -> tuple[DictConfig, RunNames]:
     config_path = directory / CONFIG
     summary = RunStore(directory).read_json(SUMMARY) if directory.is_dir() else None
     if not config_path.is_file() or summary is None:
-        raise ResumeError(
-            f"{directory}: not a run directory (it needs .hydra/config.yaml and summary.json)"
-        )
+        raise ResumeError(f"{directory}: not a run directory (it needs .hydra/config.yaml and summary.json)")
     cfg = OmegaConf.load(config_path)
     assert isinstance(cfg, DictConfig)
     if config_fingerprint(cfg) != summary.get("config_sha256"):

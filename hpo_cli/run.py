@@ -52,12 +52,13 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def build_task(task_cfg: DictConfig, device: str, dtype: str = "float64") -> Task:
-    task = _instantiate(task_cfg, "task", device=device, dtype=dtype)
+def build_task(task_cfg: DictConfig, device: str, dtype: str | None = None) -> Task:
+    """The task; ``dtype`` None leaves each task its own default precision."""
+    runtime = {"device": device} if dtype is None else {"device": device, "dtype": dtype}
+    task = _instantiate(task_cfg, "task", **runtime)
+
     if not isinstance(task, Task):
-        raise ConfigError(
-            "task._target_", task_cfg.get("_target_"), "does not build a hpo_cli Task"
-        )
+        raise ConfigError("task._target_", task_cfg.get("_target_"), "does not build a hpo_cli Task")
     return task
 
 
@@ -66,22 +67,29 @@ def build_space(space_cfg: DictConfig, task: Task) -> SearchSpace:
     assert isinstance(raw, dict)
     unknown = sorted(set(raw) - {"params"})
     if unknown:
-        raise ConfigError(
-            f"space.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'"
-        )
+        raise ConfigError(f"space.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'")
     space = parse_space(raw.get("params"), task.dimensions())
     task.check_space(space.names)
     return space
 
 
-def build_strategy(strategy_cfg: DictConfig, space: SearchSpace, settings: Settings) -> Strategy:
+def build_strategy(
+    strategy_cfg: DictConfig,
+    space: SearchSpace,
+    settings: Settings,
+    fidelity: tuple[float, float] | None = None,
+) -> Strategy:
+    """The strategy; ``fidelity`` (the task's budget range) goes to those that take it."""
     strategy = _instantiate(
-        strategy_cfg, "strategy", space=space, seed=settings.seed, n_trials=settings.n_trials
+        strategy_cfg,
+        "strategy",
+        space=space,
+        seed=settings.seed,
+        n_trials=settings.n_trials,
+        fidelity=fidelity,
     )
     if not isinstance(strategy, Strategy):
-        raise ConfigError(
-            "strategy._target_", strategy_cfg.get("_target_"), "does not build a Strategy"
-        )
+        raise ConfigError("strategy._target_", strategy_cfg.get("_target_"), "does not build a Strategy")
     return strategy
 
 
@@ -123,9 +131,7 @@ def _root_message(exc: BaseException) -> str:
 def objective_of(task: Task) -> Objective:
     """The loop's objective: ``request`` (a hypergradient, say) goes only to tasks that take it."""
 
-    def objective(
-        params: Mapping[str, Any], budget: float | None, request: Mapping[str, Any]
-    ) -> Evaluation:
+    def objective(params: Mapping[str, Any], budget: float | None, request: Mapping[str, Any]) -> Evaluation:
         if request:
             return task.evaluate(params, budget, request)  # type: ignore[call-arg]
         return task.evaluate(params, budget)
@@ -151,8 +157,9 @@ def run_study(cfg: DictConfig, run_dir: Path, names: RunNames, resume: bool = Fa
     settings = read_settings(cfg)
     task = build_task(cfg.task, resolve_device(settings.device), settings.dtype)
     space = build_space(cfg.space, task)
-    strategy = build_strategy(cfg.strategy, space, settings)
+    strategy = build_strategy(cfg.strategy, space, settings, task.fidelity)
     strategy.check_task(task)
+
     direction = settings.direction or task.direction
     store = RunStore(run_dir)
     previous, told, seconds_before, sessions = _prior_state(store, strategy, resume)
@@ -184,9 +191,7 @@ def run_study(cfg: DictConfig, run_dir: Path, names: RunNames, resume: bool = Fa
         strategy,
         objective_of(task),
         store,
-        Budget(
-            settings.n_trials, settings.batch_size, settings.timeout_s, settings.max_failure_rate
-        ),
+        Budget(settings.n_trials, settings.batch_size, settings.timeout_s, settings.max_failure_rate),
         direction,
         seconds_before=seconds_before,
     )
@@ -210,15 +215,11 @@ def run_study(cfg: DictConfig, run_dir: Path, names: RunNames, resume: bool = Fa
     return status
 
 
-def _prior_state(
-    store: RunStore, strategy: Strategy, resume: bool
-) -> tuple[list[TrialRecord], int, float, int]:
+def _prior_state(store: RunStore, strategy: Strategy, resume: bool) -> tuple[list[TrialRecord], int, float, int]:
     """(recorded trials, trials the restored strategy already knows, seconds spent, session no.)"""
     if not resume:
         if store.trials_path.exists():
-            raise ConfigError(
-                "run directory", str(store.dir), "already holds a run; use hpo resume"
-            )
+            raise ConfigError("run directory", str(store.dir), "already holds a run; use hpo resume")
         return [], 0, 0.0, 1
     previous = store.read_trials(repair=True)
     summary = store.read_json(SUMMARY) or {}
@@ -312,9 +313,7 @@ def _print_summary(summary: Mapping[str, Any], run_dir: Path) -> None:
         f"{summary['n_pruned']} pruned (n_trials={summary['n_trials']})",
     )
     if best is not None:
-        table.add_row(
-            f"best {summary['metric']}", f"{format_value(best['value'])} (trial {best['trial']})"
-        )
+        table.add_row(f"best {summary['metric']}", f"{format_value(best['value'])} (trial {best['trial']})")
         table.add_row("best params", format_params(best["params"], width=100))
         others = {k: v for k, v in best["metrics"].items() if k != summary["metric"]}
         if others:

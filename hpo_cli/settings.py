@@ -20,7 +20,7 @@ class Settings:
     timeout_s: float | None
     batch_size: int
     device: str
-    dtype: str
+    dtype: str | None
     direction: str | None
     max_failure_rate: float
 
@@ -39,7 +39,7 @@ def read_settings(cfg: Mapping[str, Any]) -> Settings:
         timeout_s=None if timeout_s is None else float(timeout_s),
         batch_size=positive_int(cfg.get("batch_size", 1), "batch_size"),
         device=one_of(cfg.get("device", "cpu"), "device", DEVICES),
-        dtype=one_of(cfg.get("dtype", "float64"), "dtype", DTYPES),
+        dtype=one_of(cfg.get("dtype"), "dtype", (*DTYPES, None)),
         direction=one_of(cfg.get("direction"), "direction", (None, "minimize", "maximize")),
         max_failure_rate=float(rate),
     )
@@ -55,7 +55,5 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if available else "cpu"
     if not available:
-        raise ConfigError(
-            "device", device, "no CUDA device is available here; use device=cpu or device=auto"
-        )
+        raise ConfigError("device", device, "no CUDA device is available here; use device=cpu or device=auto")
     return "cuda"

@@ -84,8 +84,7 @@ class FloatParam:
             raise ConfigError(
                 f"space.params.{self.name}.size",
                 self.size,
-                "grid search cannot enumerate a vector parameter; use random, sobol or a "
-                "gradient strategy",
+                "grid search cannot enumerate a vector parameter; use random, sobol or a gradient strategy",
             )
         if self.step is not None:
             count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
@@ -99,9 +98,7 @@ class FloatParam:
         values = [value] if self.size is None else value
         if self.size is not None and (not isinstance(value, list) or len(value) != self.size):
             return False
-        return all(
-            isinstance(v, float) and self.low <= v <= self.high and math.isfinite(v) for v in values
-        )
+        return all(isinstance(v, float) and self.low <= v <= self.high and math.isfinite(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -269,9 +266,7 @@ def parse_space(
     Raises :class:`ConfigError` naming the bad key and value.
     """
     if not raw:
-        raise ConfigError(
-            prefix, dict(raw or {}), "the space defines no parameters; pick one with space=NAME"
-        )
+        raise ConfigError(prefix, dict(raw or {}), "the space defines no parameters; pick one with space=NAME")
     params: list[Param] = []
     for name, spec in raw.items():
         key = f"{prefix}.{name}"
@@ -323,9 +318,7 @@ def _parse_param(
             raise ConfigError(f"{key}.step", step, "must be an integer for an int parameter")
         return IntParam(name, int(low), int(high), log, int(step or 1), when)
     size = _parse_size(spec.get("size"), f"{key}.size", dimensions)
-    return FloatParam(
-        name, float(low), float(high), log, None if step is None else float(step), size, when
-    )
+    return FloatParam(name, float(low), float(high), log, None if step is None else float(step), size, when)
 
 
 def _bounds(spec: Mapping[str, Any], key: str, integer: bool) -> tuple[float, float]:
@@ -367,13 +360,8 @@ def _parse_when(raw: Any, key: str, earlier: Sequence[Param]) -> Conditions:
             raise ConfigError(
                 f"{key}.{parent}",
                 allowed,
-                f"names unknown parameter {parent!r} "
-                "(conditions may only name parameters declared above)",
+                f"names unknown parameter {parent!r} (conditions may only name parameters declared above)",
             )
-        values = (
-            tuple(allowed)
-            if isinstance(allowed, Sequence) and not isinstance(allowed, str)
-            else (allowed,)
-        )
+        values = tuple(allowed) if isinstance(allowed, Sequence) and not isinstance(allowed, str) else (allowed,)
         conditions.append((str(parent), values))
     return tuple(conditions)

@@ -135,9 +135,7 @@ class RunStore:
 
     def write_best(self, params: Mapping[str, Any], comment_lines: Iterable[str]) -> None:
         header = "".join(f"# {line}\n" for line in comment_lines)
-        body = yaml.safe_dump(
-            finite_or_none(dict(params)), sort_keys=False, default_flow_style=None
-        )
+        body = yaml.safe_dump(finite_or_none(dict(params)), sort_keys=False, default_flow_style=None)
         self._atomic_write(BEST, header + body)
 
     def _atomic_write(self, name: str, text: str) -> None:

@@ -46,14 +46,11 @@ def run_in_memory(overrides: Sequence[str], run_dir: Path | None = None) -> list
     settings = read_settings(cfg)
     task = build_task(cfg.task, settings.device, settings.dtype)
     space = build_space(cfg.space, task)
-    strategy = build_strategy(cfg.strategy, space, settings)
+    strategy = build_strategy(cfg.strategy, space, settings, task.fidelity)
+
     strategy.check_task(task)
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(run_dir or Path(tmp))
-        budget = Budget(
-            settings.n_trials, settings.batch_size, settings.timeout_s, settings.max_failure_rate
-        )
-        loop = StudyLoop(
-            strategy, objective_of(task), store, budget, settings.direction or task.direction
-        )
+        budget = Budget(settings.n_trials, settings.batch_size, settings.timeout_s, settings.max_failure_rate)
+        loop = StudyLoop(strategy, objective_of(task), store, budget, settings.direction or task.direction)
         return loop.run().records

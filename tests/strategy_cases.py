@@ -22,15 +22,14 @@ class StrategyCase:
     stochastic: bool = True  # different seeds give different suggestions
     vectors: bool = True  # supports vector parameters
     finite: bool = False  # finishes by itself before n_trials
+    total: int | None = None  # a finite strategy's number of suggestions on the 2-parameter space
     gradient: bool = False  # asks for the gradient of the loss; float spaces only
     sequential: bool = False  # one suggestion at a time (waits for its outcome)
 
     def make(self, space: SearchSpace, seed: int = 0, n_trials: int = 64) -> Strategy:
         """The strategy as `hpo run strategy=NAME` composes it, with this case's overrides."""
         overrides = [f"strategy.{k}={v}" for k, v in self.overrides.items()]
-        cfg = compose_config(
-            [f"strategy={self.name}", f"seed={seed}", f"n_trials={n_trials}", *overrides]
-        )
+        cfg = compose_config([f"strategy={self.name}", f"seed={seed}", f"n_trials={n_trials}", *overrides])
         return build_strategy(cfg.strategy, space, read_settings(cfg))
 
     def __str__(self) -> str:
@@ -42,8 +41,10 @@ STRATEGIES = [
     StrategyCase("sobol"),
     StrategyCase("halton"),
     StrategyCase("lhs"),
-    StrategyCase("grid", {"resolution": 3}, stochastic=False, vectors=False, finite=True),
-    StrategyCase("grid", {"resolution": 3, "shuffle": True}, vectors=False, finite=True),
+    StrategyCase("grid", {"resolution": 3}, stochastic=False, vectors=False, finite=True, total=6),
+    StrategyCase("grid", {"resolution": 3, "shuffle": True}, vectors=False, finite=True, total=6),
+    StrategyCase("hyperband", {"max_budget": 9}, finite=True, total=13 + 6 + 3),
+    StrategyCase("successive_halving", {"max_budget": 9}, finite=True, total=13),
     *[
         StrategyCase(name, {"init": "random"}, gradient=True, sequential=True)
         for name in ("rmad", "reverse", "forward", "drmad", "greedy", "rtho", "hoag")

@@ -43,9 +43,7 @@ def write_user_project(root: Path, sleep_s: float = 0.0) -> None:
     )
     (root / "conf" / "space").mkdir(parents=True, exist_ok=True)
     (root / "conf" / "space" / "my_space.yaml").write_text(
-        "params:\n"
-        "  x: {type: float, low: -5.0, high: 5.0}\n"
-        "  y: {type: float, low: -5.0, high: 5.0}\n"
+        "params:\n  x: {type: float, low: -5.0, high: 5.0}\n  y: {type: float, low: -5.0, high: 5.0}\n"
     )
 
 
@@ -77,16 +75,12 @@ def test_a_run_writes_the_documented_run_directory(hpo: Hpo, tmp_path: Path) -> 
     assert "best val_mse" in res.stdout
 
 
-def test_grid_over_25_ridge_alphas_reproduces_a_direct_scikit_learn_loop(
-    hpo: Hpo, tmp_path: Path
-) -> None:
+def test_grid_over_25_ridge_alphas_reproduces_a_direct_scikit_learn_loop(hpo: Hpo, tmp_path: Path) -> None:
     from sklearn.linear_model import Ridge
     from sklearn.metrics import mean_squared_error
     from test_tasks import independent_diabetes_split
 
-    res = hpo(
-        "run", "strategy=grid", "task=ridge", "strategy.resolution=25", "n_trials=100", "seed=2"
-    )
+    res = hpo("run", "strategy=grid", "task=ridge", "strategy.resolution=25", "n_trials=100", "seed=2")
     assert res.returncode == 0, res.output
     trials = read_trials(run_dirs(tmp_path)[0])
     alphas = np.geomspace(1e-4, 1e4, 25)
@@ -101,12 +95,7 @@ def test_grid_over_25_ridge_alphas_reproduces_a_direct_scikit_learn_loop(
 
 def test_same_seed_and_config_give_identical_trials(hpo: Hpo, tmp_path: Path) -> None:
     for _ in range(2):
-        assert (
-            hpo(
-                "run", "strategy=random", "task=linear", "n_trials=12", "seed=5", "batch_size=4"
-            ).returncode
-            == 0
-        )
+        assert hpo("run", "strategy=random", "task=linear", "n_trials=12", "seed=5", "batch_size=4").returncode == 0
     a, b = (read_trials(d) for d in run_dirs(tmp_path))
     assert [(t["params"], t["value"]) for t in a] == [(t["params"], t["value"]) for t in b]
     assert {t["params"]["model"] for t in a} == {"ridge", "lasso"}
@@ -115,9 +104,7 @@ def test_same_seed_and_config_give_identical_trials(hpo: Hpo, tmp_path: Path) ->
 def test_runs_started_in_the_same_second_do_not_collide(tmp_path: Path) -> None:
     env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
     cmd = [sys.executable, "-m", "hpo_cli", "run", "task=ridge", "n_trials=4"]
-    procs = [
-        subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL) for _ in range(3)
-    ]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL) for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     assert len(run_dirs(tmp_path)) == 3
 
@@ -145,10 +132,10 @@ def test_hydra_flags_keep_working(hpo: Hpo) -> None:
     assert cfg["space"]["params"]["alpha"]["high"] == 100.0
     helped = hpo("run", "--help")
     assert (
-        "strategy: drmad, fixed, forward, greedy, grid, halton, hoag, lhs, random, reverse, rmad, "
-        "rtho, sobol" in helped.stdout
-    )
-    assert "task: bilevel, function, lasso, linear, polynomial, ridge, softmax" in helped.stdout
+        "strategy: drmad, fixed, forward, greedy, grid, halton, hoag, hyperband, lhs, random, reverse, rmad, "
+        "rtho, sobol, successive_halving"
+    ) in helped.stdout
+    assert "task: bilevel, digits, function, lasso, linear, mnist, polynomial, ridge, softmax" in helped.stdout
 
 
 def test_user_objective_and_space_from_the_current_directory(hpo: Hpo, tmp_path: Path) -> None:
@@ -168,12 +155,7 @@ def test_user_objective_and_space_from_the_current_directory(hpo: Hpo, tmp_path:
 
 
 def test_best_yaml_re_evaluates_with_the_fixed_strategy(hpo: Hpo, tmp_path: Path) -> None:
-    assert (
-        hpo(
-            "run", "strategy=random", "task=polynomial", "space=polynomial_per_coef", "n_trials=8"
-        ).returncode
-        == 0
-    )
+    assert hpo("run", "strategy=random", "task=polynomial", "space=polynomial_per_coef", "n_trials=8").returncode == 0
     first = run_dirs(tmp_path)[0]
     res = hpo(
         "run",
@@ -184,9 +166,7 @@ def test_best_yaml_re_evaluates_with_the_fixed_strategy(hpo: Hpo, tmp_path: Path
     )
     assert res.returncode == 0, res.output
     again = read_summary(run_dirs(tmp_path)[1])
-    assert (
-        again["best"]["value"] == read_summary(first)["best"]["value"] and again["n_complete"] == 1
-    )
+    assert again["best"]["value"] == read_summary(first)["best"]["value"] and again["n_complete"] == 1
 
 
 BAD_INPUTS = [
@@ -216,14 +196,10 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_gets_one_error_line_and_exit_code_2(
-    hpo: Hpo, args: list[str], message: str
-) -> None:
+def test_bad_input_gets_one_error_line_and_exit_code_2(hpo: Hpo, args: list[str], message: str) -> None:
     res = hpo("run", "task=ridge", *args)
     assert res.returncode == 2
-    assert res.stderr.strip() == f"hpo: error: {message}" or res.stderr.startswith(
-        f"hpo: error: {message}"
-    )
+    assert res.stderr.strip() == f"hpo: error: {message}" or res.stderr.startswith(f"hpo: error: {message}")
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
 
 
@@ -234,16 +210,11 @@ def test_condition_naming_an_unknown_parameter_is_refused(hpo: Hpo, tmp_path: Pa
     )
     res = hpo("run", "task=ridge", "space=bad")
     assert res.returncode == 2
-    assert res.stderr.startswith(
-        "hpo: error: space.params.alpha.when.modle='ridge': names unknown parameter"
-    )
+    assert res.stderr.startswith("hpo: error: space.params.alpha.when.modle='ridge': names unknown parameter")
 
 
 @pytest.mark.skipif(
-    subprocess.run(
-        [sys.executable, "-c", "import torch; assert not torch.cuda.is_available()"]
-    ).returncode
-    != 0,
+    subprocess.run([sys.executable, "-c", "import torch; assert not torch.cuda.is_available()"]).returncode != 0,
     reason="a CUDA device is present",
 )
 def test_cuda_without_a_gpu_is_a_clear_error(hpo: Hpo) -> None:
@@ -268,11 +239,7 @@ def run_and_signal(tmp_path: Path, args: list[str], after_trials: int, sig: int)
     while time.monotonic() < deadline:
         dirs = run_dirs(tmp_path)
         trials = dirs[0] / "trials.jsonl" if dirs else None
-        if (
-            trials is not None
-            and trials.exists()
-            and len(trials.read_text().splitlines()) >= after_trials
-        ):
+        if trials is not None and trials.exists() and len(trials.read_text().splitlines()) >= after_trials:
             proc.send_signal(sig)
             proc.wait(timeout=30)
             assert proc.returncode == (-sig if sig == signal.SIGKILL else 130)
@@ -283,9 +250,7 @@ def run_and_signal(tmp_path: Path, args: list[str], after_trials: int, sig: int)
 
 
 @pytest.mark.parametrize(("strategy", "batch"), [("random", "1"), ("sobol", "3")])
-def test_a_killed_run_resumes_to_the_same_result(
-    hpo: Hpo, tmp_path: Path, strategy: str, batch: str
-) -> None:
+def test_a_killed_run_resumes_to_the_same_result(hpo: Hpo, tmp_path: Path, strategy: str, batch: str) -> None:
     write_user_project(tmp_path, sleep_s=0.05)
     args = [
         "run",
@@ -305,9 +270,7 @@ def test_a_killed_run_resumes_to_the_same_result(
     uninterrupted = next(d for d in run_dirs(tmp_path) if d != killed)
     resumed, straight = read_trials(killed), read_trials(uninterrupted)
     assert len(resumed) == 30 and [t["trial"] for t in resumed] == list(range(30))
-    assert [(t["params"], t["value"]) for t in resumed] == [
-        (t["params"], t["value"]) for t in straight
-    ]
+    assert [(t["params"], t["value"]) for t in resumed] == [(t["params"], t["value"]) for t in straight]
     a, b = read_summary(killed), read_summary(uninterrupted)
     assert a["status"] == "finished" and a["sessions"] == 2 and a["best"] == b["best"]
 
@@ -324,9 +287,7 @@ def test_ctrl_c_writes_an_interrupted_summary_and_resume_finishes(hpo: Hpo, tmp_
     ]
     run = run_and_signal(tmp_path, args, 5, signal.SIGINT)
     summary = read_summary(run)
-    assert (
-        summary["status"] == "interrupted" and summary["n_complete"] == len(read_trials(run)) >= 5
-    )
+    assert summary["status"] == "interrupted" and summary["n_complete"] == len(read_trials(run)) >= 5
     assert (run / "best.yaml").is_file()
     assert hpo("resume", str(run)).returncode == 0
     assert read_summary(run)["status"] == "finished" and len(read_trials(run)) == 20
@@ -358,9 +319,7 @@ def test_resume_with_a_larger_budget_continues_the_sequence(hpo: Hpo, tmp_path: 
 def test_a_run_where_every_trial_fails_exits_non_zero(hpo: Hpo, tmp_path: Path) -> None:
     (tmp_path / "boom.py").write_text("def f(params):\n    raise RuntimeError('boom')\n")
     (tmp_path / "conf" / "space").mkdir(parents=True)
-    (tmp_path / "conf" / "space" / "one.yaml").write_text(
-        "params:\n  x: {type: int, low: 0, high: 3}\n"
-    )
+    (tmp_path / "conf" / "space" / "one.yaml").write_text("params:\n  x: {type: int, low: 0, high: 3}\n")
     res = hpo("run", "task=function", "task.fn=boom.f", "space=one", "n_trials=20")
     assert res.returncode == 1
     summary = read_summary(run_dirs(tmp_path)[0])

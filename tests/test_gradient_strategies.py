@@ -61,9 +61,7 @@ def test_hoag_step_acceptance_and_rejection_rule() -> None:
     L = hoag.L
     hoag_observation(hoag, 1.3, [1.0, 1.0])  # > 1.2 × 1.0: rejected
     assert hoag.L == 2 * L and hoag.tol_scale == 0.5
-    np.testing.assert_allclose(
-        hoag.z, -np.array([0.3, 0.4]) / (2 * L)
-    )  # shorter step from the last point
+    np.testing.assert_allclose(hoag.z, -np.array([0.3, 0.4]) / (2 * L))  # shorter step from the last point
     assert hoag.request()["tol"] == pytest.approx(0.1 * 0.5**2 * 0.5)
     # accepted with a decrease beyond the bound 1.0 + c·tol + tol_prev·(c+1)·inc − L·inc²: L shrinks
     hoag_observation(hoag, 0.5, [0.1, 0.1])
@@ -81,9 +79,7 @@ def test_polynomial_bilevel_optimum_is_the_closed_form_map() -> None:
     theta = solve_inner(problem, h, problem.theta0, tol=1e-12).theta
     np.testing.assert_allclose(theta.numpy(), task.fit(params), rtol=1e-8, atol=1e-10)
     closed = task.evaluate(params).value
-    assert PolynomialTask(seed=3, solver="lbfgs").evaluate(params).value == pytest.approx(
-        closed, rel=1e-8
-    )
+    assert PolynomialTask(seed=3, solver="lbfgs").evaluate(params).value == pytest.approx(closed, rel=1e-8)
     implicit = task.evaluate(params, None, {"hypergradient": "implicit", "tol": 1e-12})
     assert implicit.value == pytest.approx(closed, rel=1e-8) and len(implicit.gradient or []) == 12
 
@@ -102,9 +98,7 @@ def test_online_methods_lower_q_against_the_same_training_with_fixed_h(method: s
 
 
 def test_drmad_lowers_q_on_the_polynomial_task() -> None:
-    records = run_in_memory(
-        ["task=polynomial", "space=polynomial_per_coef", "strategy=drmad", "n_trials=25"]
-    )
+    records = run_in_memory(["task=polynomial", "space=polynomial_per_coef", "strategy=drmad", "n_trials=25"])
     assert min(r.value for r in records) < 0.97 * records[0].value  # type: ignore[operator,type-var]
 
 
@@ -127,16 +121,12 @@ def test_divergence_stops_the_strategy_with_a_clear_message() -> None:
     (s,) = strategy.ask(1)  # log precision 10: plain SGD at lr 0.01 diverges
     ev = task.evaluate(s.params, None, s.request)
     assert ev.value > 1e100
-    strategy.tell(
-        [Observation(s, TrialState.COMPLETE, ev.value, gradient=tuple(ev.gradient or []))]
-    )
+    strategy.tell([Observation(s, TrialState.COMPLETE, ev.value, gradient=tuple(ev.gradient or []))])
     assert strategy.is_finished() and "the outer step is not finite" in strategy.finish_message
 
 
 def test_float32_hypergradients_run() -> None:
-    records = run_in_memory(
-        ["task=softmax", "strategy=reverse", "n_trials=3", "dtype=float32", "task.inner_steps=20"]
-    )
+    records = run_in_memory(["task=softmax", "strategy=reverse", "n_trials=3", "dtype=float32", "task.inner_steps=20"])
     assert all(r.state == "complete" and r.gradient is not None for r in records)
 
 
@@ -168,16 +158,12 @@ def test_a_gradient_run_records_hypergradients_and_costs(hpo: Hpo, tmp_path: Pat
 
 def test_gradcheck_command_passes_fails_and_refuses(hpo: Hpo) -> None:
     ok = hpo("gradcheck", "task=polynomial", "space=polynomial_per_coef", "method=forward")
-    assert ok.returncode == 0 and ok.stdout.strip().splitlines()[-1].startswith(
-        "PASS: relative error"
-    )
+    assert ok.returncode == 0 and ok.stdout.strip().splitlines()[-1].startswith("PASS: relative error")
     assert "log_precision[11]" in ok.stdout
     approx = hpo("gradcheck", "task=polynomial", "space=polynomial_per_coef", "method=drmad")
     assert approx.returncode == 1 and "FAIL" in approx.stdout
     bad = hpo("gradcheck", "task=polynomial", "method=magic")
-    assert bad.returncode == 2 and bad.stderr.startswith(
-        "hpo: error: method='magic': must be one of"
-    )
+    assert bad.returncode == 2 and bad.stderr.startswith("hpo: error: method='magic': must be one of")
 
 
 @pytest.mark.parametrize(
@@ -205,9 +191,7 @@ def test_gradcheck_command_passes_fails_and_refuses(hpo: Hpo) -> None:
         ),
     ],
 )
-def test_incompatible_strategy_and_task_are_refused_up_front(
-    hpo: Hpo, args: list[str], message: str
-) -> None:
+def test_incompatible_strategy_and_task_are_refused_up_front(hpo: Hpo, args: list[str], message: str) -> None:
     res = hpo("run", *args)
     assert res.returncode == 2 and res.stderr.startswith(f"hpo: error: {message}"), res.stderr
 
@@ -252,9 +236,7 @@ def test_the_readme_bilevel_example_runs_every_gradient_method(hpo: Hpo, tmp_pat
         cwd=project,
     )
     assert check.returncode == 0 and check.stdout.strip().splitlines()[-1].startswith("PASS")
-    assert hpo("run", "task=bilevel", "space=my_bilevel", cwd=project).stderr.startswith(
-        "hpo: error: task.build=None"
-    )
+    assert hpo("run", "task=bilevel", "space=my_bilevel", cwd=project).stderr.startswith("hpo: error: task.build=None")
 
 
 def test_differentiable_ridge_agrees_with_scikit_learn() -> None:

@@ -51,13 +51,9 @@ def regression_problem(
     train, val = regression_data()
     names, values = KINDS[kind]
     layout = make_layout(names)
-    model = LinearRegressionModel(
-        train, val, batch_schedule(N_TRAIN, 6, steps, seed=1, device=torch.device("cpu"))
-    )
+    model = LinearRegressionModel(train, val, batch_schedule(N_TRAIN, 6, steps, seed=1, device=torch.device("cpu")))
     optimizer = InnerOptimizer(lr=0.05, momentum=momentum, convention=convention)
-    problem = build_problem(
-        model, layout, steps, optimizer, initial_theta(D, 3, 0.5, F64, torch.device("cpu"))
-    )
+    problem = build_problem(model, layout, steps, optimizer, initial_theta(D, 3, 0.5, F64, torch.device("cpu")))
     return problem, torch.tensor(values, dtype=F64)
 
 
@@ -76,9 +72,7 @@ def fd_of_unrolled(problem: BilevelProblem, h: torch.Tensor) -> torch.Tensor:
         ("rmad_exact", "maclaurin"),
     ],
 )
-def test_iterative_methods_match_finite_differences(
-    method: str, convention: str, kind: str
-) -> None:
+def test_iterative_methods_match_finite_differences(method: str, convention: str, kind: str) -> None:
     problem, h = regression_problem(kind, convention)
     result = compute(method, problem, h)
     assert result.value == pytest.approx(float(problem.objective(h)), rel=1e-10)
@@ -106,9 +100,7 @@ def test_softmax_hypergradients_match_finite_differences() -> None:
         InnerOptimizer(0.5, 0.5, "maclaurin"),
         initial_theta(model.n_params, 0, 0.1, F64, torch.device("cpu")),
     )
-    h = torch.cat(
-        [torch.linspace(-1, 1, model.n_params, dtype=F64), torch.linspace(0.1, 1, 20, dtype=F64)]
-    )
+    h = torch.cat([torch.linspace(-1, 1, model.n_params, dtype=F64), torch.linspace(0.1, 1, 20, dtype=F64)])
     reference = fd_of_unrolled(problem, h)
     for method in ("reverse", "forward", "rmad_exact"):
         assert relative_error(compute(method, problem, h).grad, reference) <= 1e-6, method
@@ -203,10 +195,7 @@ def test_conjugate_gradient_refuses_an_indefinite_matrix() -> None:
 
 def test_drmad_is_exact_on_a_single_step_and_an_approximation_after() -> None:
     problem, h = regression_problem("per_param_precision", steps=1)
-    assert (
-        relative_error(compute("drmad", problem, h).grad, compute("reverse", problem, h).grad)
-        <= 1e-12
-    )
+    assert relative_error(compute("drmad", problem, h).grad, compute("reverse", problem, h).grad) <= 1e-12
     problem, h = regression_problem("per_param_precision", steps=40)
     approx, exact = compute("drmad", problem, h).grad, compute("reverse", problem, h).grad
     cosine = float(approx @ exact / (approx.norm() * exact.norm()))
@@ -231,9 +220,7 @@ def test_greedy_one_step_is_the_exact_hypergradient_of_one_step() -> None:
     theta1 = theta.clone().requires_grad_(True)
     problem.outer(theta1, h).backward()
     mixed = torch.autograd.functional.jacobian(
-        lambda hh: torch.func.grad(problem.inner_loss)(
-            problem.theta0, problem.layout.unflatten(hh), 0
-        ),
+        lambda hh: torch.func.grad(problem.inner_loss)(problem.theta0, problem.layout.unflatten(hh), 0),
         h,
     )
     assert relative_error(grad, -0.05 * mixed.T @ theta1.grad) <= 1e-12
@@ -242,11 +229,6 @@ def test_greedy_one_step_is_the_exact_hypergradient_of_one_step() -> None:
 def test_forward_memory_is_flat_in_steps_and_reverse_memory_grows() -> None:
     short, h = regression_problem("shared_precision", steps=10)
     long, _ = regression_problem("shared_precision", steps=40)
-    assert (
-        compute("forward", short, h).cost.peak_bytes == compute("forward", long, h).cost.peak_bytes
-    )
-    assert (
-        compute("reverse", long, h).cost.peak_bytes
-        == 4 * compute("reverse", short, h).cost.peak_bytes
-    )
+    assert compute("forward", short, h).cost.peak_bytes == compute("forward", long, h).cost.peak_bytes
+    assert compute("reverse", long, h).cost.peak_bytes == 4 * compute("reverse", short, h).cost.peak_bytes
     assert compute("drmad", short, h).cost.peak_bytes == compute("drmad", long, h).cost.peak_bytes

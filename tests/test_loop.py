@@ -21,15 +21,11 @@ from hpo_cli.tasks.base import Evaluation
 SPACE = make_space({"x": {"type": "float", "low": -2.0, "high": 2.0}})
 
 
-def quadratic(
-    params: Mapping[str, Any], budget: float | None = None, request: Any = None
-) -> Evaluation:
+def quadratic(params: Mapping[str, Any], budget: float | None = None, request: Any = None) -> Evaluation:
     return Evaluation(params["x"] ** 2, {"x_abs": abs(params["x"])}, {"inner_steps": 3})
 
 
-def flaky(
-    params: Mapping[str, Any], budget: float | None = None, request: Any = None
-) -> Evaluation:
+def flaky(params: Mapping[str, Any], budget: float | None = None, request: Any = None) -> Evaluation:
     if params["x"] > 1.0:
         raise RuntimeError("diverged\nwith a second line")
     if params["x"] < -1.0:
@@ -37,9 +33,7 @@ def flaky(
     return quadratic(params)
 
 
-def make_loop(
-    tmp_path: Path, objective: Any = quadratic, seed: int = 0, **budget: Any
-) -> StudyLoop:
+def make_loop(tmp_path: Path, objective: Any = quadratic, seed: int = 0, **budget: Any) -> StudyLoop:
     budget = {"n_trials": 20, **budget}
     return StudyLoop(
         RandomStrategy(SPACE, seed, budget["n_trials"]),
@@ -82,9 +76,7 @@ def test_exceptions_and_nan_become_failed_trials_and_the_run_goes_on(tmp_path: P
 
 
 def test_too_many_failures_stop_the_run_with_a_clear_message(tmp_path: Path) -> None:
-    def always_fails(
-        params: Mapping[str, Any], budget: float | None = None, request: Any = None
-    ) -> Evaluation:
+    def always_fails(params: Mapping[str, Any], budget: float | None = None, request: Any = None) -> Evaluation:
         raise ValueError("bad config")
 
     outcome = make_loop(tmp_path, always_fails, n_trials=50, max_failure_rate=0.5).run()
@@ -96,9 +88,7 @@ def test_too_many_failures_stop_the_run_with_a_clear_message(tmp_path: Path) -> 
 
 
 def test_timeout_stops_asking(tmp_path: Path) -> None:
-    def slow(
-        params: Mapping[str, Any], budget: float | None = None, request: Any = None
-    ) -> Evaluation:
+    def slow(params: Mapping[str, Any], budget: float | None = None, request: Any = None) -> Evaluation:
         time.sleep(0.05)
         return quadratic(params)
 
@@ -119,9 +109,7 @@ def test_replay_reproduces_a_run_without_evaluating(tmp_path: Path) -> None:
     full = make_loop(tmp_path / "a", n_trials=10, batch_size=3, seed=4).run().records
     calls: list[float] = []
 
-    def counting(
-        params: Mapping[str, Any], budget: float | None = None, request: Any = None
-    ) -> Evaluation:
+    def counting(params: Mapping[str, Any], budget: float | None = None, request: Any = None) -> Evaluation:
         calls.append(params["x"])
         return quadratic(params)
 

@@ -33,9 +33,7 @@ def test_decoded_values_have_declared_types_and_bounds(mixed_space: SearchSpace)
         (CategoricalParam("c", ("a", 1, None)), ["a", 1, None]),
     ],
 )
-def test_int_and_categorical_endpoints_are_inclusive_and_uniform(
-    param: object, expected: list
-) -> None:
+def test_int_and_categorical_endpoints_are_inclusive_and_uniform(param: object, expected: list) -> None:
     u = np.random.default_rng(1).random(30_000)
     counts = {repr(v): 0 for v in expected}
     for x in u:
@@ -105,9 +103,7 @@ def test_conditional_grid_enumerates_only_active_branches() -> None:
 def test_int_grid_enumerates_all_values_up_to_the_resolution() -> None:
     assert IntParam("k", 1, 5).grid(10) == [1, 2, 3, 4, 5]
     assert IntParam("k", 0, 100).grid(3) == [0, 50, 100]
-    assert FloatParam("d", 0.0, 0.5, step=0.1).grid(100) == pytest.approx(
-        [0, 0.1, 0.2, 0.3, 0.4, 0.5]
-    )
+    assert FloatParam("d", 0.0, 0.5, step=0.1).grid(100) == pytest.approx([0, 0.1, 0.2, 0.3, 0.4, 0.5])
 
 
 def test_contains_rejects_wrong_types_and_inactive_parameters(mixed_space: SearchSpace) -> None:

@@ -42,9 +42,7 @@ def test_polynomial_map_fit_matches_ridge_without_intercept() -> None:
     ridge.fit(task.X_train, task.y_train)
     np.testing.assert_allclose(task.fit({"log_precision": h}), ridge.coef_, rtol=1e-6, atol=1e-10)
     ev = task.evaluate({"log_precision": h})
-    assert ev.value == pytest.approx(
-        mean_squared_error(task.y_val, ridge.predict(task.X_val)), rel=1e-6
-    )
+    assert ev.value == pytest.approx(mean_squared_error(task.y_val, ridge.predict(task.X_val)), rel=1e-6)
     assert set(ev.metrics) >= {"val_mse", "test_mse", "test_rmse", "train_mse"}
 
 
@@ -105,34 +103,25 @@ def test_ridge_and_lasso_match_scikit_learn_on_the_documented_split() -> None:
 def test_linear_task_uses_the_alpha_of_the_chosen_model() -> None:
     task = LinearTask(seed=0)
     assert (
-        task.evaluate({"model": "ridge", "ridge_alpha": 2.0}).value
-        == RidgeTask(seed=0).evaluate({"alpha": 2.0}).value
+        task.evaluate({"model": "ridge", "ridge_alpha": 2.0}).value == RidgeTask(seed=0).evaluate({"alpha": 2.0}).value
     )
     assert (
-        task.evaluate({"model": "lasso", "lasso_alpha": 0.1}).value
-        == LassoTask(seed=0).evaluate({"alpha": 0.1}).value
+        task.evaluate({"model": "lasso", "lasso_alpha": 0.1}).value == LassoTask(seed=0).evaluate({"alpha": 0.1}).value
     )
     with pytest.raises(ConfigError, match="needs parameter 'lasso_alpha'"):
         task.evaluate({"model": "lasso", "ridge_alpha": 0.1})
 
 
-def test_function_task_imports_from_the_current_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_function_task_imports_from_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "user_objective_mod.py").write_text(
-        "def f(p):\n    return (p['x'] - 1) ** 2\n"
-        "def g(p):\n    return {'acc': 1 - p['x'], 'loss': p['x']}\n"
+        "def f(p):\n    return (p['x'] - 1) ** 2\ndef g(p):\n    return {'acc': 1 - p['x'], 'loss': p['x']}\n"
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     assert FunctionTask(fn="user_objective_mod.f").evaluate({"x": 3.0}).value == 4.0
-    ev = FunctionTask(fn="user_objective_mod:g", metric="acc", direction="maximize").evaluate(
-        {"x": 0.25}
-    )
+    ev = FunctionTask(fn="user_objective_mod:g", metric="acc", direction="maximize").evaluate({"x": 0.25})
     assert ev.value == 0.75 and ev.metrics == {"acc": 0.75, "loss": 0.25}
-    with pytest.raises(
-        ConfigError, match=r"task.fn='no_such_mod.f': cannot import module 'no_such_mod'"
-    ):
+    with pytest.raises(ConfigError, match=r"task.fn='no_such_mod.f': cannot import module 'no_such_mod'"):
         FunctionTask(fn="no_such_mod.f")
     with pytest.raises(ConfigError, match="has no callable 'h'"):
         FunctionTask(fn="user_objective_mod.h")

@@ -43,9 +43,7 @@ def compute(method: str, problem: BilevelProblem, h: Tensor, **options: Any) -> 
         from hpo_cli.hypergrad.implicit import implicit, solve_inner
 
         start = options.get("theta_init")
-        solution = solve_inner(
-            problem, h, problem.theta0 if start is None else start, options.get("inner_tol", 1e-10)
-        )
+        solution = solve_inner(problem, h, problem.theta0 if start is None else start, options.get("inner_tol", 1e-10))
         result = implicit(
             problem,
             h,

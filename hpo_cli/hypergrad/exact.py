@@ -80,9 +80,7 @@ class ExactSGD:
     def to_int(self, x: Tensor) -> Tensor:
         scaled = torch.round(x * self.scale)
         if scaled.abs().max() >= LIMIT:
-            raise OverflowError(
-                "rmad_exact: a value left the fixed-point range; lower fraction_bits"
-            )
+            raise OverflowError("rmad_exact: a value left the fixed-point range; lower fraction_bits")
         return scaled.to(torch.int64)
 
     def to_float(self, x: Tensor) -> Tensor:

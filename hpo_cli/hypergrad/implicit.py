@@ -59,11 +59,7 @@ def conjugate_gradient(
         true_residual = b - matvec(x)
         k += 1
         residual = float(torch.linalg.vector_norm(true_residual))
-        if (
-            residual <= target
-            or k >= limit
-            or float(torch.linalg.vector_norm(true_residual - r)) == 0.0
-        ):
+        if residual <= target or k >= limit or float(torch.linalg.vector_norm(true_residual - r)) == 0.0:
             return CGResult(x, k, residual, residual <= target)
         r = true_residual
 
@@ -78,8 +74,7 @@ def _cg_run(
         curvature = float(p @ ap)
         if curvature <= 0:
             raise ValueError(
-                f"conjugate gradient met non-positive curvature {curvature:.3g}: "
-                "the Hessian is not positive definite"
+                f"conjugate gradient met non-positive curvature {curvature:.3g}: the Hessian is not positive definite"
             )
         alpha = rs / curvature
         x = x + alpha * p
@@ -131,18 +126,14 @@ def solve_inner(
     for _ in range(newton_steps):
         if float(g.abs().max()) <= tol:
             break
-        step = conjugate_gradient(
-            hvp_operator(problem, theta, h), g, rtol=1e-3 * tol / max(float(g.abs().max()), tol)
-        )
+        step = conjugate_gradient(hvp_operator(problem, theta, h), g, rtol=1e-3 * tol / max(float(g.abs().max()), tol))
         theta = theta - step.x
         g = gradient(theta, h)
         iterations += 1
     return InnerSolution(theta, iterations, float(g.abs().max()))
 
 
-def _lbfgs(
-    problem: BilevelProblem, h: Tensor, theta: Tensor, tol: float, max_iter: int
-) -> tuple[Tensor, int]:
+def _lbfgs(problem: BilevelProblem, h: Tensor, theta: Tensor, tol: float, max_iter: int) -> tuple[Tensor, int]:
     variable = theta.clone().requires_grad_(True)
     opt = torch.optim.LBFGS(
         [variable],

@@ -60,8 +60,7 @@ class HyperLayout:
     def flatten(self, values: Mapping[str, Tensor | float | list[float]], like: Tensor) -> Tensor:
         """{name: value} -> h: (m,) with the dtype and device of ``like``."""
         parts = [
-            torch.as_tensor(values[name], dtype=like.dtype, device=like.device).reshape(-1)
-            for name, _ in self.shapes
+            torch.as_tensor(values[name], dtype=like.dtype, device=like.device).reshape(-1) for name, _ in self.shapes
         ]
         return torch.cat(parts)
 
@@ -168,17 +167,13 @@ class Hypergradient:
     extras: dict[str, object] = field(default_factory=dict)
 
 
-def outer_gradients(
-    problem: BilevelProblem, theta: Tensor, h: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
+def outer_gradients(problem: BilevelProblem, theta: Tensor, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(Q, ∂Q/∂θ (p,), ∂Q/∂h (m,)) at (θ, h), detached."""
     (d_theta, d_h), value = torch.func.grad_and_value(problem.outer, argnums=(0, 1))(theta, h)
     return value.detach(), d_theta.detach(), d_h.detach()
 
 
-def pullback(
-    fn: Callable[..., Any], *primals: Tensor
-) -> tuple[Any, Callable[..., tuple[Tensor, ...]]]:
+def pullback(fn: Callable[..., Any], *primals: Tensor) -> tuple[Any, Callable[..., tuple[Tensor, ...]]]:
     """(fn(*primals), the vector-Jacobian product function) — torch.func.vjp, typed."""
     out = torch.func.vjp(fn, *primals)
     return out[0], out[1]

@@ -60,9 +60,7 @@ def reverse(problem: BilevelProblem, h: Tensor, truncate: int | None = None) -> 
         d_theta, d_velocity, d_step = backprop_step(problem, th, vel, h, t, (d_theta, d_velocity))
         d_h = d_h + d_step
     held = nbytes(*(x for pair in tape for x in pair))
-    cost = Cost(
-        inner_steps=T, hvp=T - first, seconds=time.perf_counter() - started, peak_bytes=held
-    )
+    cost = Cost(inner_steps=T, hvp=T - first, seconds=time.perf_counter() - started, peak_bytes=held)
     return Hypergradient(float(value), d_h, cost, {"theta": theta})
 
 
@@ -76,9 +74,7 @@ def forward(problem: BilevelProblem, h: Tensor) -> Hypergradient:
     directions = torch.eye(m, dtype=h.dtype, device=h.device)
     for t in range(problem.n_steps):
         with torch.no_grad():
-            z_theta, z_velocity = push_tangents(
-                problem, theta, velocity, h, t, z_theta, z_velocity, directions
-            )
+            z_theta, z_velocity = push_tangents(problem, theta, velocity, h, t, z_theta, z_velocity, directions)
             theta, velocity = problem.step(theta, velocity, h, t)
     value, d_theta, d_h = outer_gradients(problem, theta, h)
     grad = z_theta @ d_theta + d_h
@@ -131,9 +127,7 @@ def drmad(problem: BilevelProblem, h: Tensor, skip: float = 0.0, stride: int = 1
         w = t / T
         theta_t = (1 - w) * theta_0 + w * theta_T
         velocity_t = (1 - w) * velocity_0 + w * velocity_T
-        d_theta, d_velocity, d_step = backprop_step(
-            problem, theta_t, velocity_t, h, t, (d_theta, d_velocity)
-        )
+        d_theta, d_velocity, d_step = backprop_step(problem, theta_t, velocity_t, h, t, (d_theta, d_velocity))
         d_h = d_h + d_step
         used += 1
     held = nbytes(theta_0, velocity_0, theta_T, velocity_T)
@@ -147,9 +141,7 @@ def one_step(
     """Greedy hypergradient of Q(θ_{t+1}) through the single step t (Luketina et al. 2016):
     dQ/dh = ∂Q/∂h + (∂θ_{t+1}/∂h)ᵀ ∇θQ(θ_{t+1}); for plain SGD the second term is
     −lr · ∇²_{hθ}L · ∇θQ. Returns (θ_{t+1}, v_{t+1}, dQ/dh (m,), Q(θ_{t+1}))."""
-    (theta_next, velocity_next), back = pullback(
-        lambda a, b, c: problem.step(a, b, c, t), theta, velocity, h
-    )
+    (theta_next, velocity_next), back = pullback(lambda a, b, c: problem.step(a, b, c, t), theta, velocity, h)
     value, d_theta, d_h = outer_gradients(problem, theta_next.detach(), h)
     _, _, d_step = back((d_theta, torch.zeros_like(velocity_next)))
     return theta_next.detach(), velocity_next.detach(), (d_h + d_step).detach(), float(value)

@@ -26,9 +26,7 @@ class FixedStrategy(Strategy):
     ) -> None:
         super().__init__(space, seed, n_trials)
         if (params is None) == (params_file is None):
-            raise ConfigError(
-                "strategy.params", params, "give exactly one of params or params_file"
-            )
+            raise ConfigError("strategy.params", params, "give exactly one of params or params_file")
         if params_file is not None:
             path = Path(params_file).expanduser()
             if not path.is_file():

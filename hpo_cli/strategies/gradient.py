@@ -30,9 +30,7 @@ OUTER = ("sgd", "adam")
 INITS = ("random", "center", "low", "high")
 
 
-def project_box_l1(
-    w: np.ndarray, low: np.ndarray, high: np.ndarray, radius: float | None
-) -> np.ndarray:
+def project_box_l1(w: np.ndarray, low: np.ndarray, high: np.ndarray, radius: float | None) -> np.ndarray:
     """Euclidean projection onto {low ≤ w ≤ high, Σw ≤ radius} (low ≥ 0 when a radius is set)."""
     clipped = np.clip(w, low, high)
     if radius is None or clipped.sum() <= radius:
@@ -85,8 +83,7 @@ class GradientStrategy(Strategy):
                 raise ConfigError(
                     f"space.params.{p.name}",
                     type(p).__name__,
-                    "gradient strategies tune continuous float parameters only (no int, "
-                    "categorical, step or when)",
+                    "gradient strategies tune continuous float parameters only (no int, categorical, step or when)",
                 )
 
     def _bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,15 +99,11 @@ class GradientStrategy(Strategy):
     def _budgets(self, budgets: dict[str, float]) -> dict[str, float]:
         for name, radius in budgets.items():
             if name not in self.space.names:
-                raise ConfigError(
-                    f"strategy.l1_budget.{name}", radius, "not a parameter of the space"
-                )
+                raise ConfigError(f"strategy.l1_budget.{name}", radius, "not a parameter of the space")
             p = self.space[name]
             assert isinstance(p, FloatParam)
             if p.log or p.low < 0:
-                raise ConfigError(
-                    f"strategy.l1_budget.{name}", radius, "needs a linear parameter with low >= 0"
-                )
+                raise ConfigError(f"strategy.l1_budget.{name}", radius, "needs a linear parameter with low >= 0")
             positive_float(radius, f"strategy.l1_budget.{name}")
         return budgets
 
@@ -195,9 +188,7 @@ class GradientStrategy(Strategy):
                 "far are kept"
             )
             return None
-        self.best_loss = (
-            observation.loss if self.best_loss is None else min(self.best_loss, observation.loss)
-        )
+        self.best_loss = observation.loss if self.best_loss is None else min(self.best_loss, observation.loss)
         g = np.asarray(observation.gradient, dtype=float)
         value_per_z = np.exp(np.where(self.is_log, self.z, 0.0))  # d value / d log value = value
         return np.where(self.is_log, g * value_per_z, g)
@@ -223,8 +214,7 @@ class GradientStrategy(Strategy):
             raise ConfigError(
                 "task",
                 getattr(task, "name", type(task).__name__),
-                f"strategy {self.method!r} needs a differentiable task "
-                "(polynomial, ridge, softmax, bilevel)",
+                f"strategy {self.method!r} needs a differentiable task (polynomial, ridge, softmax, bilevel)",
             )
         check = getattr(task, "check_hyperparameters", None)
         if check is not None:

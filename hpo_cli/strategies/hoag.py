@@ -69,9 +69,7 @@ class HoagStrategy(GradientStrategy):
         self.k = 0  # hyper-iterations done
         self.tol_scale = 1.0  # halved at each rejection
         self.L: float | None = None
-        self.accepted: dict[str, Any] | None = (
-            None  # z, loss, gradient, tol of the last accepted point
-        )
+        self.accepted: dict[str, Any] | None = None  # z, loss, gradient, tol of the last accepted point
         self.last_increment = 0.0
 
     def tolerance(self) -> float:

@@ -67,16 +67,13 @@ class SobolStrategy(_QMCStrategy):
         super().__init__(space, seed, n_trials, scramble)
         if n_trials & (n_trials - 1):
             log.warning(
-                "sobol: n_trials=%d is not a power of 2; the first %d points keep Sobol's "
-                "balance properties",
+                "sobol: n_trials=%d is not a power of 2; the first %d points keep Sobol's balance properties",
                 n_trials,
                 2 ** int(math.log2(n_trials)),
             )
 
     def _make_engine(self) -> qmc.QMCEngine:
-        return qmc.Sobol(
-            self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed)
-        )
+        return qmc.Sobol(self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed))
 
     def _block_size(self, needed: int) -> int:
         # Sobol's balance holds for powers of two; drawing whole blocks also avoids
@@ -89,9 +86,7 @@ class HaltonStrategy(_QMCStrategy):
     """Scrambled Halton sequence: ``qmc.Halton(dim, scramble=True, rng=seed)``."""
 
     def _make_engine(self) -> qmc.QMCEngine:
-        return qmc.Halton(
-            self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed)
-        )
+        return qmc.Halton(self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed))
 
 
 class LatinHypercubeStrategy(_QMCStrategy):
@@ -106,9 +101,7 @@ class LatinHypercubeStrategy(_QMCStrategy):
         optimization: str | None = None,
     ) -> None:
         if optimization not in (None, "random-cd", "lloyd"):
-            raise ConfigError(
-                "strategy.optimization", optimization, "must be null, random-cd or lloyd"
-            )
+            raise ConfigError("strategy.optimization", optimization, "must be null, random-cd or lloyd")
         self.optimization = optimization
         super().__init__(space, seed, n_trials, scramble)
 

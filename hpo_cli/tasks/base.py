@@ -75,9 +75,7 @@ def split_indices(
             raise ConfigError(f"{prefix}.{key}", frac, "must be in [0, 1)")
     n_val, n_test = round(n * val_fraction), round(n * test_fraction)
     if n - n_val - n_test < 2 or (val_fraction > 0 and n_val < 1):
-        raise ConfigError(
-            f"{prefix}.val_fraction", val_fraction, f"leaves too few of {n} examples for training"
-        )
+        raise ConfigError(f"{prefix}.val_fraction", val_fraction, f"leaves too few of {n} examples for training")
     order = np.random.default_rng(seed).permutation(n)
     return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 

@@ -40,16 +40,12 @@ def make_layout(names_and_sizes: Sequence[tuple[str, int | None]]) -> HyperLayou
     shapes = []
     for name, size in names_and_sizes:
         if name not in KINDS:
-            raise ValueError(
-                f"unknown hyperparameter {name!r}; differentiable tasks know {', '.join(KINDS)}"
-            )
+            raise ValueError(f"unknown hyperparameter {name!r}; differentiable tasks know {', '.join(KINDS)}")
         shapes.append((name, () if size is None else (int(size),)))
     return HyperLayout(tuple(shapes))
 
 
-def batch_schedule(
-    n: int, batch_size: int | None, n_steps: int, seed: int, device: torch.device
-) -> Tensor | None:
+def batch_schedule(n: int, batch_size: int | None, n_steps: int, seed: int, device: torch.device) -> Tensor | None:
     """(n_steps, batch_size) example indices: seeded epochs of permutations; None = full batch."""
     if batch_size is None or batch_size >= n:
         return None
@@ -96,9 +92,7 @@ class _Model:
 class LinearRegressionModel(_Model):
     """y ≈ X θ; per-example loss β/2·(x_iᵀθ − y_i)² (β: known noise precision)."""
 
-    def __init__(
-        self, train: Split, val: Split, batches: Tensor | None, noise_precision: float = 1.0
-    ) -> None:
+    def __init__(self, train: Split, val: Split, batches: Tensor | None, noise_precision: float = 1.0) -> None:
         super().__init__(train, batches, train.X.shape[1])
         self.val, self.beta = val, noise_precision
 
@@ -147,14 +141,10 @@ def build_problem(
     return BilevelProblem(theta0, model.inner_loss, model.outer_loss, layout, n_steps, optimizer)
 
 
-def initial_theta(
-    n_params: int, seed: int, scale: float, dtype: torch.dtype, device: torch.device
-) -> Tensor:
+def initial_theta(n_params: int, seed: int, scale: float, dtype: torch.dtype, device: torch.device) -> Tensor:
     """θ_0 ~ N(0, scale²), seeded, shape (n_params,)."""
     gen = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(n_params, generator=gen, dtype=torch.float64)).to(
-        dtype=dtype, device=device
-    )
+    return (scale * torch.randn(n_params, generator=gen, dtype=torch.float64)).to(dtype=dtype, device=device)
 
 
 def hyper_values(layout: HyperLayout, params: Mapping[str, object]) -> dict[str, object]:

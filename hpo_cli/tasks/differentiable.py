@@ -95,9 +95,7 @@ class DifferentiableTask(Task):
             float(inner_momentum),
             one_of(convention, "task.convention", CONVENTIONS),
         )
-        self.batch_size = (
-            None if batch_size is None else positive_int(batch_size, "task.batch_size")
-        )
+        self.batch_size = None if batch_size is None else positive_int(batch_size, "task.batch_size")
         self.init_scale = float(init_scale)
         self.device = torch.device("cuda" if device == "cuda" else "cpu")
         self.dtype = DTYPES[one_of(dtype, "dtype", tuple(DTYPES))]
@@ -136,25 +134,17 @@ class DifferentiableTask(Task):
 
     def layout_of(self, params: Mapping[str, Any]) -> HyperLayout:
         try:
-            return make_layout(
-                [(k, len(v) if isinstance(v, list) else None) for k, v in params.items()]
-            )
+            return make_layout([(k, len(v) if isinstance(v, list) else None) for k, v in params.items()])
         except ValueError as exc:
             raise ConfigError("space.params", sorted(params), str(exc)) from None
 
     def problem(self, layout: HyperLayout) -> BilevelProblem:
         if layout.shapes not in self._problems:
             model = self.model()
-            batches = batch_schedule(
-                model.n, self.batch_size, self.inner_steps, self.seed, self.device
-            )
+            batches = batch_schedule(model.n, self.batch_size, self.inner_steps, self.seed, self.device)
             model.batches = batches
-            theta0 = initial_theta(
-                model.n_params, self.seed, self.init_scale, self.dtype, self.device
-            )
-            self._problems[layout.shapes] = build_problem(
-                model, layout, self.inner_steps, self.optimizer, theta0
-            )
+            theta0 = initial_theta(model.n_params, self.seed, self.init_scale, self.dtype, self.device)
+            self._problems[layout.shapes] = build_problem(model, layout, self.inner_steps, self.optimizer, theta0)
         return self._problems[layout.shapes]
 
     def hyper_vector(self, layout: HyperLayout, params: Mapping[str, Any]) -> Tensor:
@@ -180,18 +170,12 @@ class DifferentiableTask(Task):
             self.metric: result.value,
             "hypergradient_norm": float(torch.linalg.vector_norm(result.grad)),
             **self.test_metrics(theta),
-            **{
-                k: v
-                for k, v in result.extras.items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            },
+            **{k: v for k, v in result.extras.items() if isinstance(v, int | float) and not isinstance(v, bool)},
         }
         cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp}
         return Evaluation(result.value, metrics, cost, [float(g) for g in result.grad.cpu()])
 
-    def evaluate_blackbox(
-        self, problem: BilevelProblem, layout: HyperLayout, h: Tensor
-    ) -> Evaluation:
+    def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
         """Q after inner training when the optimizer is tuned, else Q at the inner optimum."""
         if any(name in OPTIMIZER_KINDS for name in layout.names):
             theta, _ = problem.train(h)
@@ -207,11 +191,7 @@ class DifferentiableTask(Task):
         self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, request: Mapping[str, Any]
     ) -> Hypergradient:
         method = request.get("hypergradient")
-        options = {
-            k: v
-            for k, v in request.items()
-            if k not in ("hypergradient", "tol", "warm_start", "steps")
-        }
+        options = {k: v for k, v in request.items() if k not in ("hypergradient", "tol", "warm_start", "steps")}
         if method in UNROLLED:
             return compute(str(method), problem, h, **options)
         if method == "implicit":
@@ -253,9 +233,7 @@ class DifferentiableTask(Task):
             theta0 = problem.theta0
             state = _OnlineState(theta0, torch.zeros_like(theta0), 0)
             if method == "rtho":
-                state.z_theta = torch.zeros(
-                    h.numel(), theta0.numel(), dtype=theta0.dtype, device=theta0.device
-                )
+                state.z_theta = torch.zeros(h.numel(), theta0.numel(), dtype=theta0.dtype, device=theta0.device)
                 state.z_velocity = torch.zeros_like(state.z_theta)
             self._online[layout.shapes] = state
         theta, velocity = state.theta, state.velocity

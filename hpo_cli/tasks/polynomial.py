@@ -138,9 +138,7 @@ class PolynomialTask(DifferentiableTask):
             raise ConfigError("space.params", sorted(params), "polynomial needs 'log_precision'")
         h = np.asarray(params["log_precision"], dtype=float)
         if h.ndim > 1 or (h.ndim == 1 and h.shape[0] != self.n_coefficients):
-            raise ValueError(
-                f"log_precision has shape {h.shape}; expected a scalar or ({self.n_coefficients},)"
-            )
+            raise ValueError(f"log_precision has shape {h.shape}; expected a scalar or ({self.n_coefficients},)")
         return np.broadcast_to(np.exp(h), (self.n_coefficients,))
 
     def fit(self, params: Mapping[str, Any]) -> np.ndarray:
@@ -149,9 +147,7 @@ class PolynomialTask(DifferentiableTask):
         a = beta * self.X_train.T @ self.X_train + np.diag(self.precisions(params))
         return scipy.linalg.solve(a, beta * self.X_train.T @ self.y_train, assume_a="pos")
 
-    def evaluate_blackbox(
-        self, problem: BilevelProblem, layout: HyperLayout, h: Tensor
-    ) -> Evaluation:
+    def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
         if layout.names != ["log_precision"] or self.solver != "closed_form":
             return super().evaluate_blackbox(problem, layout, h)
         params = layout.unflatten(h.cpu())

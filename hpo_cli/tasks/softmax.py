@@ -25,9 +25,7 @@ from hpo_cli.tasks.differentiable import DifferentiableTask
 DISCARDED = 1e-3
 
 
-def flip_labels(
-    y: np.ndarray, fraction: float, n_classes: int, rng: np.random.Generator
-) -> np.ndarray:
+def flip_labels(y: np.ndarray, fraction: float, n_classes: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of the flipped examples; ``y`` is changed in place to a random *wrong* class."""
     flipped = rng.choice(len(y), size=round(fraction * len(y)), replace=False)
     y[flipped] = (y[flipped] + rng.integers(1, n_classes, size=len(flipped))) % n_classes

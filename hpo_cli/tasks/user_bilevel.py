@@ -38,9 +38,7 @@ class BilevelFunctionTask(DifferentiableTask):
     ) -> None:
         super().__init__(seed, 1, 0.1, 0.0, "torch", None, 0.0, device, dtype)
         if build is None:
-            raise ConfigError(
-                "task.build", build, "set it to your builder, e.g. task.build=my_module.build"
-            )
+            raise ConfigError("task.build", build, "set it to your builder, e.g. task.build=my_module.build")
         self.build = import_callable(build, "task.build")
         self.blackbox = one_of(blackbox, "task.blackbox", ("trained", "optimum"))
         self.name = build.replace(":", ".")
@@ -55,9 +53,7 @@ class BilevelFunctionTask(DifferentiableTask):
         return None  # any names: the user's losses read them
 
     def layout_of(self, params: Mapping[str, Any]) -> HyperLayout:
-        return HyperLayout(
-            tuple((k, (len(v),) if isinstance(v, list) else ()) for k, v in params.items())
-        )
+        return HyperLayout(tuple((k, (len(v),) if isinstance(v, list) else ()) for k, v in params.items()))
 
     def problem(self, layout: HyperLayout) -> BilevelProblem:
         if layout.shapes not in self._problems:
@@ -78,9 +74,7 @@ class BilevelFunctionTask(DifferentiableTask):
     def test_metrics(self, theta: Tensor) -> dict[str, float]:
         return {}
 
-    def evaluate_blackbox(
-        self, problem: BilevelProblem, layout: HyperLayout, h: Tensor
-    ) -> Evaluation:
+    def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
         if self.blackbox == "optimum":
             solution = solve_inner(problem, h, problem.theta0, tol=1e-8)
             theta, steps = solution.theta, solution.iterations

@@ -1,0 +1,1 @@
+"""Data sets read from disk or bundled with installed packages (never downloaded)."""
