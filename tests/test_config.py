@@ -18,7 +18,6 @@ EXTRA = {
     ("task", "bilevel"): ["task.build=my_bilevel.build", "space=polynomial_shared"],
     ("strategy", "hyperband"): ["task=digits", "task.max_epochs=3"],
     ("strategy", "successive_halving"): ["task=digits", "task.max_epochs=3"],
-
     ("strategy", "fixed"): ["+strategy.params={log_precision: 1.5}", "strategy.params_file=null"],
     ("strategy", "grid"): [],
 }
