@@ -30,9 +30,11 @@ test-slow: $(STAMP) ## Run only the slow tests
 test-gpu: $(STAMP) ## Run the CUDA tests (where a GPU is present)
 	$(BIN)/python -m pytest -m gpu -q -rs
 
-bench: $(STAMP) ## Benchmarks: HOAG vs random search, hypergradient trade-offs (results in benchmarks/results/)
+bench: $(STAMP) ## Benchmarks: HOAG vs random, hypergradient trade-offs, Hyperband vs random (benchmarks/results/)
 	$(BIN)/python benchmarks/hoag_vs_random.py
 	$(BIN)/python benchmarks/tradeoffs.py
+	$(BIN)/python benchmarks/hyperband_vs_random.py
+
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 
