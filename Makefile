@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu bench lint format clean
+.PHONY: help install run test test-slow test-gpu bench bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,11 @@ bench: $(STAMP) ## Benchmarks: HOAG vs random, hypergradient trade-offs, Hyperba
 	$(BIN)/python benchmarks/hyperband_vs_random.py
 
 
+bench-quick: $(STAMP) ## The quick benchmark suite against its baseline (what CI runs)
+	$(BIN)/hpo bench quick --check
+
 lint: $(STAMP) ## ruff (lint + format check) and mypy
+
 
 	$(BIN)/ruff check hpo_cli tests benchmarks examples
 	$(BIN)/ruff format --check hpo_cli tests benchmarks examples

@@ -16,7 +16,13 @@ commands:
                           hpo run --cfg job  the composed config
   resume RUN_DIR [n_trials=N] [timeout_s=S]
                           continue an interrupted run where it stopped
+  compare PATH... [--out DIR]
+                          runs or multirun folders side by side: table, CSV, markdown, plots
+  bench SUITE [--check | --update]
+                          a benchmark suite (benchmarks/SUITE.yaml) against its stored baseline
   gradcheck [method=M] [point=center|random] [OVERRIDES]
+
+
                           a hypergradient against finite differences on your config, e.g.
                           hpo gradcheck task=polynomial space=polynomial_per_coef method=reverse
 
@@ -47,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         from hpo_cli.resume import resume
 
         return resume(rest[0], rest[1:])
+    if command == "compare":
+        from hpo_cli.compare import main as compare_main
+
+        return compare_main(rest)
+    if command == "bench":
+        from hpo_cli.bench import main as bench_main
+
+        return bench_main(rest)
     if command == "gradcheck":
         from hpo_cli.gradcheck import gradcheck
 

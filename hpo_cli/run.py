@@ -291,6 +291,9 @@ def _finish(
             ],
         )
     from hpo_cli.plots import plot_history
+    from hpo_cli.results import TRIALS_CSV, write_trials_csv
+
+    write_trials_csv(records, store.dir / TRIALS_CSV)
 
     title = f"{header['strategy']} on {header['task']} (seed {header['seed']})"
     plot_history(records, direction, store.dir / "plots" / "history.png", title, metric)

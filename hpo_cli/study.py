@@ -42,6 +42,11 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
 def run_in_memory(overrides: Sequence[str], run_dir: Path | None = None) -> list[TrialRecord]:
     """Run the study ``hpo run OVERRIDES`` would run, quietly; returns its trial records."""
+    return run_with_direction(overrides, run_dir)[0]
+
+
+def run_with_direction(overrides: Sequence[str], run_dir: Path | None = None) -> tuple[list[TrialRecord], str]:
+    """Like :func:`run_in_memory`, also returning the direction ("minimize" | "maximize")."""
     cfg = compose_config(overrides)
     settings = read_settings(cfg)
     task = build_task(cfg.task, settings.device, settings.dtype)
@@ -52,5 +57,6 @@ def run_in_memory(overrides: Sequence[str], run_dir: Path | None = None) -> list
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(run_dir or Path(tmp))
         budget = Budget(settings.n_trials, settings.batch_size, settings.timeout_s, settings.max_failure_rate)
-        loop = StudyLoop(strategy, objective_of(task), store, budget, settings.direction or task.direction)
-        return loop.run().records
+        direction = settings.direction or task.direction
+        loop = StudyLoop(strategy, objective_of(task), store, budget, direction)
+        return loop.run().records, direction

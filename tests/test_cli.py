@@ -258,18 +258,18 @@ def test_a_killed_run_resumes_to_the_same_result(hpo: Hpo, tmp_path: Path, strat
         "task.fn=my_objective.f",
         "space=my_space",
         f"strategy={strategy}",
-        "n_trials=30",
+        "n_trials=40",
         "seed=3",
         f"batch_size={batch}",
     ]
-    killed = run_and_signal(tmp_path, args, 14, signal.SIGKILL)
-    assert 14 <= len(read_trials(killed)) < 30 and read_summary(killed)["status"] == "running"
+    killed = run_and_signal(tmp_path, args, 8, signal.SIGKILL)
+    assert 8 <= len(read_trials(killed)) < 40 and read_summary(killed)["status"] == "running"
     res = hpo("resume", str(killed))
     assert res.returncode == 0, res.output
     assert hpo(*args).returncode == 0
     uninterrupted = next(d for d in run_dirs(tmp_path) if d != killed)
     resumed, straight = read_trials(killed), read_trials(uninterrupted)
-    assert len(resumed) == 30 and [t["trial"] for t in resumed] == list(range(30))
+    assert len(resumed) == 40 and [t["trial"] for t in resumed] == list(range(40))
     assert [(t["params"], t["value"]) for t in resumed] == [(t["params"], t["value"]) for t in straight]
     a, b = read_summary(killed), read_summary(uninterrupted)
     assert a["status"] == "finished" and a["sessions"] == 2 and a["best"] == b["best"]
@@ -283,14 +283,14 @@ def test_ctrl_c_writes_an_interrupted_summary_and_resume_finishes(hpo: Hpo, tmp_
         "task.fn=my_objective.f",
         "space=my_space",
         "strategy=random",
-        "n_trials=20",
+        "n_trials=60",
     ]
     run = run_and_signal(tmp_path, args, 5, signal.SIGINT)
     summary = read_summary(run)
     assert summary["status"] == "interrupted" and summary["n_complete"] == len(read_trials(run)) >= 5
     assert (run / "best.yaml").is_file()
     assert hpo("resume", str(run)).returncode == 0
-    assert read_summary(run)["status"] == "finished" and len(read_trials(run)) == 20
+    assert read_summary(run)["status"] == "finished" and len(read_trials(run)) == 60
 
 
 def test_resume_refuses_a_changed_config(hpo: Hpo, tmp_path: Path) -> None:

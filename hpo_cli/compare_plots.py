@@ -1,0 +1,135 @@
+"""Plots of ``hpo compare``: median best-so-far with IQR bands, hyperparameter trajectories."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hpo_cli.results import Run, best_so_far
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _band(curves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and quartiles across runs of curves of unequal length (padded with their last value)."""
+    length = max(len(c) for c in curves)
+    padded = np.array(
+        [np.pad(c, (0, length - len(c)), mode="edge") if len(c) else np.full(length, np.nan) for c in curves]
+    )
+    with np.errstate(all="ignore"):
+        q25, med, q75 = np.nanpercentile(padded, [25, 50, 75], axis=0)
+    return q25, med, q75
+
+
+def _log_scale_if_wide(ax, values: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    finite = values[np.isfinite(values)]
+    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 10:
+        ax.set_yscale("log")
+
+
+def plot_curves(groups: Mapping[tuple[str, str, str], list[Run]], folder: Path) -> list[Path]:
+    """Per task: best so far against evaluations and against wall time, one band per strategy."""
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    tasks = sorted({key[0] for key in groups})
+    for task in tasks:
+        for axis in ("evaluations", "seconds"):
+            fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+            every = []
+            direction, metric = "minimize", "value"
+            for (t, strategy, criterion), runs in groups.items():
+                if t != task:
+                    continue
+                direction = runs[0].summary.get("direction", direction)
+                metric = runs[0].summary.get("metric", metric)
+                label = strategy + (f" ({criterion})" if criterion else "")
+                curves = [np.array(best_so_far(r)) for r in runs]
+                if axis == "evaluations":
+                    q25, med, q75 = _band(curves)
+                    x = np.arange(1, len(med) + 1)
+                else:
+                    x, med, q25, q75 = _time_band(runs, curves)
+                line = ax.plot(x, med, lw=2, label=f"{label} (n={len(runs)})")[0]
+                ax.fill_between(x, q25, q75, color=line.get_color(), alpha=0.2)
+                every += [med, q75]
+
+            if not every:
+                plt.close(fig)
+                continue
+            _log_scale_if_wide(ax, np.concatenate(every))
+            ax.set_xlabel("evaluations" if axis == "evaluations" else "wall time (s)")
+            ax.set_ylabel(f"best {metric} so far ({direction}); median, IQR band")
+            ax.set_title(f"{task}: best so far against {'evaluations' if axis == 'evaluations' else 'wall time'}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = folder / f"best_vs_{axis}_{task}.png"
+            fig.savefig(path)
+            plt.close(fig)
+            written.append(path)
+    return written
+
+
+def _time_band(runs: Sequence[Run], curves: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Curves resampled on a common wall-time grid (cumulative trial seconds)."""
+    times = [np.cumsum([r.seconds for r in run.records]) for run in runs]
+    end = max((t[-1] for t in times if len(t)), default=1.0)
+    grid = np.linspace(0, end, 200)
+    resampled = []
+    for t, c in zip(times, curves, strict=True):
+        idx = np.searchsorted(t, grid, side="right") - 1
+        resampled.append(np.where(idx >= 0, c[np.clip(idx, 0, None)], np.nan) if len(c) else np.full_like(grid, np.nan))
+    with np.errstate(all="ignore"):
+        q25, med, q75 = np.nanpercentile(np.array(resampled), [25, 50, 75], axis=0)
+    return grid, med, q25, q75
+
+
+def plot_trajectories(groups: Mapping[tuple[str, str, str], list[Run]], folder: Path) -> list[Path]:
+    """Hyperparameters against hyper-iteration for gradient-based runs (the first run of a group)."""
+    plt = _pyplot()
+    written = []
+    for (task, strategy, _), runs in groups.items():
+        run = runs[0]
+        if not any(r.gradient is not None for r in run.records):
+            continue
+        names, series = _flat_params(run)
+        fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+        for name, values in zip(names[:20], series[:20], strict=False):
+            ax.plot(range(len(values)), values, lw=1.2, label=name)
+        ax.set_xlabel("hyper-iteration")
+        ax.set_ylabel("hyperparameter value")
+        ax.set_title(f"{strategy} on {task}: hyperparameter trajectories" + (" (first 20)" if len(names) > 20 else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2 if len(names) > 10 else 1)
+        fig.tight_layout()
+        path = folder / f"trajectories_{task}_{strategy}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _flat_params(run: Run) -> tuple[list[str], list[list[float]]]:
+    names: list[str] = []
+    series: list[list[float]] = []
+    for record in run.records:
+        flat = []
+        for k, v in record.params.items():
+            flat += [(f"{k}[{i}]", float(x)) for i, x in enumerate(v)] if isinstance(v, list) else [(k, float(v))]
+        if not names:
+            names = [n for n, _ in flat]
+            series = [[] for _ in names]
+        for s, (_, x) in zip(series, flat, strict=False):
+            s.append(x if math.isfinite(x) else math.nan)
+    return names, series

@@ -1,0 +1,99 @@
+"""hpo bench: suites, baselines, and the regression check (a planted regression must fail)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hpo_cli.bench import load_suite, main
+
+SUITE = """
+name: tiny
+reference: random
+seeds: [0, 1]
+tolerance: 0.02
+time_factor: 50.0
+cells:
+  - task: ridge
+    strategies: [random, sobol]
+    n_trials: 6
+"""
+
+
+@pytest.fixture
+def suite_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SUITE)
+    return path
+
+
+def run(suite_file: Path, tmp_path: Path, *flags: str) -> int:
+    return main(
+        [
+            str(suite_file),
+            *flags,
+            "--baseline-dir",
+            str(tmp_path / "baseline"),
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
+
+
+def test_unchanged_baseline_passes_and_a_planted_regression_fails(
+    suite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(suite_file, tmp_path, "--update") == 0
+    baseline = json.loads((tmp_path / "baseline" / "tiny.json").read_text())
+    assert set(baseline["cells"]) == {"ridge random", "ridge sobol"}
+    assert run(suite_file, tmp_path, "--check") == 0
+    assert "bench tiny: 2 cells, 0 regression(s)" in capsys.readouterr().out
+
+    planted = baseline["cells"]["ridge sobol"]["best_value"]
+    measured = planted["value"]
+    planted["value"] = measured - 10 * planted["tolerance"] - 1.0  # the baseline claims a much better MSE
+    (tmp_path / "baseline" / "tiny.json").write_text(json.dumps(baseline))
+    assert run(suite_file, tmp_path, "--check") == 1
+    out = capsys.readouterr().out
+    expected = (
+        f"regression: suite=tiny task=ridge strategy=sobol metric=best_value baseline={planted['value']:.6g} "
+        f"measured={measured:.6g} tolerance={planted['tolerance']:.3g} (minimize)"
+    )
+    assert expected in out.splitlines()
+    assert "strategy=random" not in out.split("regression")[-1]
+
+
+def test_a_slower_strategy_than_the_baseline_allows_is_a_timing_regression(
+    suite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(suite_file, tmp_path, "--update") == 0
+    baseline = json.loads((tmp_path / "baseline" / "tiny.json").read_text())
+    baseline["cells"]["ridge sobol"]["seconds_ratio"]["value"] = 0.001
+    (tmp_path / "baseline" / "tiny.json").write_text(json.dumps(baseline))
+    assert run(suite_file, tmp_path, "--check") == 1
+    assert "strategy=sobol metric=seconds_ratio baseline=0.001" in capsys.readouterr().out
+
+
+def test_quality_tolerance_is_calibrated_on_the_seed_spread(suite_file: Path, tmp_path: Path) -> None:
+    assert run(suite_file, tmp_path, "--update") == 0
+    cell = json.loads((tmp_path / "results" / "tiny.json").read_text())["cells"]["ridge random"]["best_value"]
+    assert cell["tolerance"] == pytest.approx(max(0.02 * abs(cell["value"]), 2 * cell["iqr"]))
+
+
+def test_bad_suites_and_a_missing_baseline_are_clear_errors(
+    tmp_path: Path, suite_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tmp_path / "none.yaml")]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nreference: random\ncells:\n  - task: ridge\n    strategies: [sobol]\n")
+    assert main([str(bad)]) == 2
+    assert "must include the reference 'random'" in capsys.readouterr().err
+    assert run(suite_file, tmp_path, "--check") == 2
+    assert "no such file (run hpo bench tiny --update)" in capsys.readouterr().err
+
+
+def test_the_shipped_quick_suite_loads() -> None:
+    suite = load_suite(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick.yaml"))
+    assert suite.reference == "random" and suite.data_seed == 0 and len(suite.cells) == 7
