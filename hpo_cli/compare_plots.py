@@ -21,13 +21,17 @@ def _pyplot():  # type: ignore[no-untyped-def]
 
 
 def _band(curves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median and quartiles across runs of curves of unequal length (padded with their last value)."""
+    """Median and quartiles across runs of curves of unequal length (padded with their last value).
+
+    Where a run has no value yet (NaN), the band is left out rather than computed over the
+    others: a median over a changing set of runs could rise."""
+
     length = max(len(c) for c in curves)
     padded = np.array(
         [np.pad(c, (0, length - len(c)), mode="edge") if len(c) else np.full(length, np.nan) for c in curves]
     )
     with np.errstate(all="ignore"):
-        q25, med, q75 = np.nanpercentile(padded, [25, 50, 75], axis=0)
+        q25, med, q75 = np.percentile(padded, [25, 50, 75], axis=0)  # NaN until every run has a value
     return q25, med, q75
 
 
@@ -68,6 +72,9 @@ def plot_curves(groups: Mapping[tuple[str, str, str], list[Run]], folder: Path) 
                 plt.close(fig)
                 continue
             _log_scale_if_wide(ax, np.concatenate(every))
+            if axis == "seconds":
+                ax.set_xscale("log")
+
             ax.set_xlabel("evaluations" if axis == "evaluations" else "wall time (s)")
             ax.set_ylabel(f"best {metric} so far ({direction}); median, IQR band")
             ax.set_title(f"{task}: best so far against {'evaluations' if axis == 'evaluations' else 'wall time'}")
@@ -85,13 +92,14 @@ def _time_band(runs: Sequence[Run], curves: Sequence[np.ndarray]) -> tuple[np.nd
     """Curves resampled on a common wall-time grid (cumulative trial seconds)."""
     times = [np.cumsum([r.seconds for r in run.records]) for run in runs]
     end = max((t[-1] for t in times if len(t)), default=1.0)
-    grid = np.linspace(0, end, 200)
+    start = min((t[0] for t in times if len(t) and t[0] > 0), default=end / 1000)
+    grid = np.geomspace(start, end, 200) if end > start else np.linspace(0, end, 200)
     resampled = []
     for t, c in zip(times, curves, strict=True):
         idx = np.searchsorted(t, grid, side="right") - 1
         resampled.append(np.where(idx >= 0, c[np.clip(idx, 0, None)], np.nan) if len(c) else np.full_like(grid, np.nan))
     with np.errstate(all="ignore"):
-        q25, med, q75 = np.nanpercentile(np.array(resampled), [25, 50, 75], axis=0)
+        q25, med, q75 = np.percentile(np.array(resampled), [25, 50, 75], axis=0)
     return grid, med, q25, q75
 
 

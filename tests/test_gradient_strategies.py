@@ -258,3 +258,23 @@ def test_differentiable_ridge_agrees_with_scikit_learn() -> None:
     assert implicit.value == pytest.approx(sklearn_mse, rel=1e-8)
     per_feature = task.evaluate({"log_precision": [h] * 10}, None, {"hypergradient": "reverse"})
     assert len(per_feature.gradient or []) == 10
+
+
+def test_inner_training_options_and_their_defaults() -> None:
+    from hpo_cli.errors import ConfigError
+    from hpo_cli.tasks.ridge import RidgeTask
+
+    assert (
+        PolynomialTask().optimizer.lr == 0.01 and SoftmaxTask().optimizer.lr == 0.5 and RidgeTask().optimizer.lr == 0.1
+    )
+    task = PolynomialTask(inner_steps=7, inner_momentum=0.5, convention="maclaurin", batch_size=5)
+    assert (task.inner_steps, task.optimizer.momentum, task.optimizer.convention, task.batch_size) == (
+        7,
+        0.5,
+        "maclaurin",
+        5,
+    )
+    with pytest.raises(ConfigError, match=r"task\.inner_stepz=3: not an option of task polynomial"):
+        PolynomialTask(inner_stepz=3)
+    with pytest.raises(ConfigError, match=r"task\.inner_momentum=1\.0: must be in \[0, 1\)"):
+        SoftmaxTask(inner_momentum=1.0)

@@ -24,7 +24,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -70,33 +71,41 @@ class _OnlineState:
     z_velocity: Tensor | None = None
 
 
-class DifferentiableTask(Task):
-    """Base class: subclasses provide the model, the data and the test metrics."""
+TRAINING_KEYS = ("inner_steps", "inner_lr", "inner_momentum", "convention", "batch_size", "init_scale")
 
-    def __init__(
-        self,
-        seed: int,
-        inner_steps: int,
-        inner_lr: float,
-        inner_momentum: float,
-        convention: str,
-        batch_size: int | None,
-        init_scale: float,
-        device: str,
-        dtype: str,
-    ) -> None:
+
+class DifferentiableTask(Task):
+    """Base class: subclasses provide the model, the data and the test metrics.
+
+    The inner training is set by the keywords in TRAINING_KEYS (``task.inner_steps``, …); a
+    subclass states its own defaults in ``training_defaults``.
+    """
+
+    training_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {
+            "inner_steps": 100,
+            "inner_lr": 0.1,
+            "inner_momentum": 0.9,
+            "convention": "torch",
+            "batch_size": None,
+            "init_scale": 0.0,
+        }
+    )
+
+    def __init__(self, seed: int, device: str, dtype: str, training: Mapping[str, Any]) -> None:
+        unknown = sorted(set(training) - set(TRAINING_KEYS))
+        if unknown:
+            raise ConfigError(f"task.{unknown[0]}", training[unknown[0]], f"not an option of task {self.name}")
+        t = {**self.training_defaults, **training}
         self.seed = seed
-        self.inner_steps = positive_int(inner_steps, "task.inner_steps")
-        positive_float(inner_lr, "task.inner_lr")
-        if not 0.0 <= inner_momentum < 1.0:
-            raise ConfigError("task.inner_momentum", inner_momentum, "must be in [0, 1)")
-        self.optimizer = InnerOptimizer(
-            float(inner_lr),
-            float(inner_momentum),
-            one_of(convention, "task.convention", CONVENTIONS),
-        )
-        self.batch_size = None if batch_size is None else positive_int(batch_size, "task.batch_size")
-        self.init_scale = float(init_scale)
+        self.inner_steps = positive_int(t["inner_steps"], "task.inner_steps")
+        positive_float(t["inner_lr"], "task.inner_lr")
+        if not 0.0 <= t["inner_momentum"] < 1.0:
+            raise ConfigError("task.inner_momentum", t["inner_momentum"], "must be in [0, 1)")
+        convention = one_of(t["convention"], "task.convention", CONVENTIONS)
+        self.optimizer = InnerOptimizer(float(t["inner_lr"]), float(t["inner_momentum"]), convention)
+        self.batch_size = None if t["batch_size"] is None else positive_int(t["batch_size"], "task.batch_size")
+        self.init_scale = float(t["init_scale"])
         self.device = torch.device("cuda" if device == "cuda" else "cpu")
         self.dtype = DTYPES[one_of(dtype, "dtype", tuple(DTYPES))]
         self._problems: dict[tuple[Any, ...], BilevelProblem] = {}

@@ -15,6 +15,7 @@ training points: L(θ, h) = β/(2n)·Σ(φ_iᵀθ − y_i)² + 1/(2n)·Σ exp(h_
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ def polynomial_features(x: np.ndarray, degree: int, trig: bool) -> np.ndarray:
 class PolynomialTask(DifferentiableTask):
     name = "polynomial"
     metric = "val_mse"
+    training_defaults = MappingProxyType({**DifferentiableTask.training_defaults, "inner_lr": 0.01})
 
     def __init__(
         self,
@@ -54,26 +56,11 @@ class PolynomialTask(DifferentiableTask):
         standardize: bool = True,
         solver: str = "closed_form",
         log_precision: float | None = 0.0,
-        inner_steps: int = 100,
-        inner_lr: float = 0.01,
-        inner_momentum: float = 0.9,
-        convention: str = "torch",
-        batch_size: int | None = None,
-        init_scale: float = 0.0,
         device: str = "cpu",
         dtype: str = "float64",
+        **training: Any,
     ) -> None:
-        super().__init__(
-            seed,
-            inner_steps,
-            inner_lr,
-            inner_momentum,
-            convention,
-            batch_size,
-            init_scale,
-            device,
-            dtype,
-        )
+        super().__init__(seed, device, dtype, training)
         m, degree, n_test = (
             positive_int(m, "task.m"),
             positive_int(degree, "task.degree"),

@@ -34,26 +34,11 @@ class RidgeTask(DifferentiableTask):
         val_fraction: float = 0.2,
         test_fraction: float = 0.2,
         max_iter: int = 10_000,
-        inner_steps: int = 100,
-        inner_lr: float = 0.1,
-        inner_momentum: float = 0.9,
-        convention: str = "torch",
-        batch_size: int | None = None,
-        init_scale: float = 0.0,
         device: str = "cpu",
         dtype: str = "float64",
+        **training: Any,
     ) -> None:
-        super().__init__(
-            seed,
-            inner_steps,
-            inner_lr,
-            inner_momentum,
-            convention,
-            batch_size,
-            init_scale,
-            device,
-            dtype,
-        )
+        super().__init__(seed, device, dtype, training)
         self.data = DiabetesData(seed, val_fraction, test_fraction)
         self.max_iter = max_iter
         self.intercept = float(self.data.y_train.mean())

@@ -11,6 +11,7 @@ cross-entropy; accuracy and, with label noise, the F1 of detecting the flipped e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ def flip_labels(y: np.ndarray, fraction: float, n_classes: int, rng: np.random.G
 class SoftmaxTask(DifferentiableTask):
     name = "softmax"
     metric = "val_loss"
+    training_defaults = MappingProxyType({**DifferentiableTask.training_defaults, "inner_lr": 0.5, "init_scale": 0.01})
 
     def __init__(
         self,
@@ -43,26 +45,11 @@ class SoftmaxTask(DifferentiableTask):
         test_fraction: float = 0.25,
         label_noise: float = 0.0,
         log_precision: float | None = -2.0,
-        inner_steps: int = 100,
-        inner_lr: float = 0.5,
-        inner_momentum: float = 0.9,
-        convention: str = "torch",
-        batch_size: int | None = None,
-        init_scale: float = 0.01,
         device: str = "cpu",
         dtype: str = "float64",
+        **training: Any,
     ) -> None:
-        super().__init__(
-            seed,
-            inner_steps,
-            inner_lr,
-            inner_momentum,
-            convention,
-            batch_size,
-            init_scale,
-            device,
-            dtype,
-        )
+        super().__init__(seed, device, dtype, training)
         X, y = load_digits(return_X_y=True)
         train, val, test = split_indices(len(y), seed, val_fraction, test_fraction)
         y_train = y[train].copy()

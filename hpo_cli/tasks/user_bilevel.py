@@ -36,7 +36,7 @@ class BilevelFunctionTask(DifferentiableTask):
         device: str = "cpu",
         dtype: str = "float64",
     ) -> None:
-        super().__init__(seed, 1, 0.1, 0.0, "torch", None, 0.0, device, dtype)
+        super().__init__(seed, device, dtype, {"inner_steps": 1})
         if build is None:
             raise ConfigError("task.build", build, "set it to your builder, e.g. task.build=my_module.build")
         self.build = import_callable(build, "task.build")
