@@ -25,6 +25,7 @@ class StrategyCase:
     total: int | None = None  # a finite strategy's number of suggestions on the 2-parameter space
     gradient: bool = False  # asks for the gradient of the loss; float spaces only
     sequential: bool = False  # one suggestion at a time (waits for its outcome)
+    min_dim: int = 1  # smallest unit-cube dimension it accepts
 
     def make(self, space: SearchSpace, seed: int = 0, n_trials: int = 64) -> Strategy:
         """The strategy as `hpo run strategy=NAME` composes it, with this case's overrides."""
@@ -43,6 +44,13 @@ STRATEGIES = [
     StrategyCase("lhs"),
     StrategyCase("grid", {"resolution": 3}, stochastic=False, vectors=False, finite=True, total=6),
     StrategyCase("grid", {"resolution": 3, "shuffle": True}, vectors=False, finite=True, total=6),
+    StrategyCase("evolution", {"population": 6}),
+    StrategyCase(
+        "evolution",
+        {"population": 5, "replacement": "generational", "selection": "proportional", "crossover": "uniform"},
+    ),
+    StrategyCase("evolution", {"population": 4, "replacement": "tournament", "elite": 0}),
+    StrategyCase("cmaes", min_dim=2),
     StrategyCase("hyperband", {"max_budget": 9}, finite=True, total=13 + 6 + 3),
     StrategyCase("successive_halving", {"max_budget": 9}, finite=True, total=13),
     *[

@@ -132,10 +132,13 @@ def test_hydra_flags_keep_working(hpo: Hpo) -> None:
     assert cfg["space"]["params"]["alpha"]["high"] == 100.0
     helped = hpo("run", "--help")
     assert (
-        "strategy: drmad, fixed, forward, greedy, grid, halton, hoag, hyperband, lhs, random, reverse, rmad, "
-        "rtho, sobol, successive_halving"
+        "strategy: cmaes, drmad, evolution, fixed, forward, greedy, grid, halton, hoag, hyperband, lhs, random, "
+        "reverse, rmad, rtho, sobol, successive_halving"
     ) in helped.stdout
-    assert "task: bilevel, digits, function, lasso, linear, mnist, polynomial, ridge, softmax" in helped.stdout
+    assert (
+        "task: bilevel, branin, digits, function, hartmann6, lasso, levy, linear, mnist, polynomial, ridge, "
+        "rosenbrock, softmax"
+    ) in helped.stdout
 
 
 def test_user_objective_and_space_from_the_current_directory(hpo: Hpo, tmp_path: Path) -> None:

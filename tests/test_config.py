@@ -16,6 +16,7 @@ from hpo_cli.study import compose_config
 EXTRA = {
     ("task", "function"): ["task.fn=builtins.len", "space=polynomial_shared"],
     ("task", "bilevel"): ["task.build=my_bilevel.build", "space=polynomial_shared"],
+    ("strategy", "cmaes"): ["task=branin"],
     ("strategy", "hyperband"): ["task=digits", "task.max_epochs=3"],
     ("strategy", "successive_halving"): ["task=digits", "task.max_epochs=3"],
     ("strategy", "fixed"): ["+strategy.params={log_precision: 1.5}", "strategy.params_file=null"],

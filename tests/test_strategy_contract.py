@@ -26,6 +26,9 @@ GRADIENT_SPACES: list[dict[str, Any]] = [
 def spaces_for(case: StrategyCase) -> list[SearchSpace]:
     if case.gradient:
         return [make_space(raw, n=6) for raw in GRADIENT_SPACES]
+    if case.min_dim > 1:
+        return [make_space(MIXED_SPACE), make_space(VECTOR_SPACE, n=6)]
+
     spaces = [
         make_space(MIXED_SPACE),
         make_space({"x": {"type": "float", "low": -1.0, "high": 1.0}}),
