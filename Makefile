@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu bench bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu bench bench-blackbox bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,10 +31,17 @@ test-slow: $(STAMP) ## Run only the slow tests
 test-gpu: $(STAMP) ## Run the CUDA tests (where a GPU is present)
 	$(BIN)/python -m pytest -m gpu -q -rs
 
-bench: $(STAMP) ## Benchmarks: HOAG vs random, hypergradient trade-offs, Hyperband vs random (benchmarks/results/)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	@touch $@
+
+bench: $(STAMP) bench-blackbox ## Benchmarks: HOAG vs random, trade-offs, Hyperband vs random, black-box vs Optuna (benchmarks/results/)
 	$(BIN)/python benchmarks/hoag_vs_random.py
 	$(BIN)/python benchmarks/tradeoffs.py
 	$(BIN)/python benchmarks/hyperband_vs_random.py
+
+bench-blackbox: $(BENCH_STAMP) ## Our random/sobol/gp_bo/evolution/cmaes vs Optuna's samplers on branin, hartmann6 (~2 min)
+	$(BIN)/python benchmarks/blackbox_vs_optuna.py
 
 
 bench-quick: $(STAMP) ## The quick benchmark suite against its baseline (what CI runs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,14 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def _discard_if_unused(run_dir: Path) -> None:
+    """Remove a run directory that holds nothing but Hydra's own files (the config was refused)."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {"hpo.log", ".hydra"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):
+            run_dir.parent.rmdir()  # the day's folder, when this was its only run
+
+
 def _job(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -40,9 +49,11 @@ def _job(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     choices = hc.runtime.choices
     names = RunNames(str(choices.get("strategy")), str(choices.get("task")), str(choices.get("space")))
+    run_dir = Path(hc.runtime.output_dir)
     try:
-        status = run_study(cfg, Path(hc.runtime.output_dir), names)
+        status = run_study(cfg, run_dir, names)
     except (ConfigError, ResumeError) as exc:
+        _discard_if_unused(run_dir)
         fail(str(exc))
     except KeyboardInterrupt:
         raise SystemExit(130) from None

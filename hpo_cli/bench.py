@@ -242,7 +242,11 @@ def main(args: list[str]) -> int:
     except (ConfigError, KeyError, ValueError, TypeError) as exc:
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 2
-    results = tolerances(suite, run_suite(suite))
+    try:
+        results = tolerances(suite, run_suite(suite))
+    except ConfigError as exc:  # a cell's overrides do not compose
+        print(f"hpo: error: suite {suite.name}: {exc}", file=sys.stderr)
+        return 2
     document = {"suite": suite.name, "reference": suite.reference, "seeds": suite.seeds, "cells": results}
     _write(Path(options["--results-dir"]) / f"{suite.name}.json", document)
     _print(document)

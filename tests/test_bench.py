@@ -92,8 +92,13 @@ def test_bad_suites_and_a_missing_baseline_are_clear_errors(
     assert "must include the reference 'random'" in capsys.readouterr().err
     assert run(suite_file, tmp_path, "--check") == 2
     assert "no such file (run hpo bench tiny --update)" in capsys.readouterr().err
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(SUITE.replace("n_trials: 6", "n_trials: 6\n    overrides: [strategy.no_such_knob=1]"))
+    assert main([str(overrides), "--results-dir", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hpo: error: suite tiny: overrides=") and "no_such_knob" in err and len(err.splitlines()) == 1
 
 
 def test_the_shipped_quick_suite_loads() -> None:
     suite = load_suite(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick.yaml"))
-    assert suite.reference == "random" and suite.data_seed == 0 and len(suite.cells) == 7
+    assert suite.reference == "random" and suite.data_seed == 0 and len(suite.cells) == 9

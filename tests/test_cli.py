@@ -132,7 +132,7 @@ def test_hydra_flags_keep_working(hpo: Hpo) -> None:
     assert cfg["space"]["params"]["alpha"]["high"] == 100.0
     helped = hpo("run", "--help")
     assert (
-        "strategy: cmaes, drmad, evolution, fixed, forward, greedy, grid, halton, hoag, hyperband, lhs, random, "
+        "strategy: cmaes, drmad, evolution, fixed, forward, gp_bo, greedy, grid, halton, hoag, hyperband, lhs, random, "
         "reverse, rmad, rtho, sobol, successive_halving"
     ) in helped.stdout
     assert (
@@ -195,15 +195,19 @@ BAD_INPUTS = [
         "strategy.resolution=0: must be a positive integer",
     ),
     (["task=function"], "task.fn=None: set it to your objective"),
+    (["strategy=gp_bo", "strategy.acquisition=qei"], "strategy.acquisition='qei': must be one of ei, pi, lcb, ucb"),
+    (["strategy=evolution", "strategy.elite=30"], "strategy.elite=30: must be in [0, population=20)"),
+    (["strategy=cmaes", "task=branin", "strategy.sigma0=2"], "strategy.sigma0=2: must be in (0, 1]"),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_gets_one_error_line_and_exit_code_2(hpo: Hpo, args: list[str], message: str) -> None:
+def test_bad_input_gets_one_error_line_and_exit_code_2(hpo: Hpo, tmp_path: Path, args: list[str], message: str) -> None:
     res = hpo("run", "task=ridge", *args)
     assert res.returncode == 2
     assert res.stderr.strip() == f"hpo: error: {message}" or res.stderr.startswith(f"hpo: error: {message}")
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert not list((tmp_path / "runs").glob("20*/*")), "a refused config leaves no run directory behind"
 
 
 def test_condition_naming_an_unknown_parameter_is_refused(hpo: Hpo, tmp_path: Path) -> None:

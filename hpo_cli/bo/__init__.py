@@ -1,0 +1,1 @@
+"""Bayesian-optimization building blocks: the GP model, acquisitions and their maximizer."""

@@ -1,0 +1,236 @@
+"""Gaussian-process Bayesian optimization over the space's unit cube.
+
+1. A scrambled Sobol design of ``n_initial`` points.
+2. Then, per suggestion: fit a GP (:mod:`hpo_cli.bo.gp`) to every observation (failed trials
+   count as the worst loss seen, so the search steers away from them), maximize the acquisition
+   (:mod:`hpo_cli.bo.acquisition`) from the best of ``candidates`` Sobol points plus points near
+   the best observations, with multi-start L-BFGS-B (:mod:`hpo_cli.bo.optimize`).
+3. ``ask(n)`` with n > 1, and suggestions still pending from earlier asks, are handled with
+   fantasies: each pending point joins the data with a made-up value — the GP's own mean there
+   (``batch=kriging_believer``) or a constant (``batch=constant_liar``, value ``liar`` =
+   min/mean/max of the observations) — so the next point goes elsewhere.
+
+Features: float and int parameters use their unit-cube coordinate (log parameters are warped by
+the space's encoding; ints are snapped to their value's cell by re-encoding the decoded point);
+categorical parameters use the category index with a Hamming distance. Inactive conditional
+parameters sit at the cube's centre.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc
+
+from hpo_cli.bo.acquisition import ACQUISITIONS, acquisition
+from hpo_cli.bo.gp import GaussianProcess, fit_gp
+from hpo_cli.bo.optimize import maximize
+from hpo_cli.errors import ConfigError
+from hpo_cli.space import CategoricalParam, SearchSpace
+from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
+from hpo_cli.validate import flag, one_of, positive_int
+
+log = logging.getLogger(__name__)
+
+BATCH_MODES = ("kriging_believer", "constant_liar")
+LIARS = ("min", "mean", "max")
+_LARGE_DATA = 200  # from this many observations on, the GP refit starts only from its last fit
+_SAME = 1e-9  # unit-cube points closer than this (max-norm) are the same suggestion
+
+
+class GPBOStrategy(Strategy):
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        n_trials: int,
+        acquisition: str = "ei",
+        beta: float = 2.0,
+        n_initial: int = 10,
+        batch: str = "kriging_believer",
+        liar: str = "min",
+        candidates: int = 1024,
+        n_starts: int = 8,
+        fit_restarts: int = 2,
+        hyperprior: bool = True,
+        noise: float | None = None,
+    ) -> None:
+        super().__init__(space, seed, n_trials)
+        self.acquisition = one_of(acquisition, "strategy.acquisition", ACQUISITIONS)
+        if not isinstance(beta, int | float) or not math.isfinite(beta) or beta < 0:
+            raise ConfigError("strategy.beta", beta, "must be a non-negative number")
+        self.beta = float(beta)
+        self.n_initial = positive_int(n_initial, "strategy.n_initial")
+        self.batch = one_of(batch, "strategy.batch", BATCH_MODES)
+        self.liar = one_of(liar, "strategy.liar", LIARS)
+        self.n_candidates = positive_int(candidates, "strategy.candidates")
+        self.n_starts = positive_int(n_starts, "strategy.n_starts")
+        if not isinstance(fit_restarts, int) or fit_restarts < 0:
+            raise ConfigError("strategy.fit_restarts", fit_restarts, "must be a non-negative integer")
+        self.fit_restarts = fit_restarts
+        self.hyperprior = flag(hyperprior, "strategy.hyperprior")
+        if noise is not None and (not isinstance(noise, int | float) or not 0 < noise <= 1):
+            raise ConfigError("strategy.noise", noise, "must be null (fitted) or a variance in (0, 1]")
+        self.noise = None if noise is None else float(noise)
+        self.categorical = np.zeros(space.dim, dtype=bool)
+        self.category_sizes: list[tuple[int, int]] = []
+        for p in space.params:
+            if isinstance(p, CategoricalParam):
+                dim = space.slice_of(p.name).start
+                self.categorical[dim] = True
+                self.category_sizes.append((dim, len(p.choices)))
+        self._counts = np.ones(space.dim)
+        for dim, count in self.category_sizes:
+            self._counts[dim] = count
+        self._initial = self._initial_design()
+        self._served_initial = 0
+        self._theta: np.ndarray | None = None  # last fitted GP hyperparameters (warm start)
+
+    # -- unit cube <-> GP features ---------------------------------------------------------
+
+    def _canonical(self, unit: np.ndarray) -> np.ndarray:
+        """The unit point that decodes to the same parameters, with ints and categories centred."""
+        return self.space.encode(self.space.decode(unit))
+
+    def _features(self, units: np.ndarray) -> np.ndarray:
+        f = np.array(units, dtype=float, copy=True)
+        f[:, self.categorical] = np.minimum(
+            np.floor(f[:, self.categorical] * self._counts[self.categorical]), self._counts[self.categorical] - 1
+        )
+        return f
+
+    def _units(self, features: np.ndarray) -> np.ndarray:
+        u = np.array(features, dtype=float, copy=True)
+        u[..., self.categorical] = (u[..., self.categorical] + 0.5) / self._counts[self.categorical]
+        return u
+
+    # -- proposals -------------------------------------------------------------------------
+
+    def _initial_design(self) -> np.ndarray:
+        m = max(1, math.ceil(math.log2(self.n_initial)))
+        points = qmc.Sobol(self.space.dim, scramble=True, rng=self.seed).random_base2(m)
+        return points[: self.n_initial]
+
+    def _propose(self, n: int) -> list[Suggestion]:
+        out: list[Suggestion] = []
+        gp: GaussianProcess | None = None
+        for _ in range(n):
+            if self._served_initial < self.n_initial:
+                unit = self._canonical(self._initial[self._served_initial])
+                self._served_initial += 1
+            else:
+                data = self._training_data()
+                if data is None:
+                    unit = self._canonical(self.rng.random(self.space.dim))
+                else:
+                    if gp is None:
+                        gp = self._fit(*data)
+                    unit = self._next_point(gp, out)
+            out.append(self._suggest(self.space.decode(unit), unit))
+        return out
+
+    def _training_data(self) -> tuple[np.ndarray, np.ndarray] | None:
+        done = [o for o in self.history if o.loss is not None and math.isfinite(o.loss)]
+        if len(done) < 2:
+            return None
+        worst = max(o.loss for o in done if o.loss is not None)
+        failed = [o for o in self.history if o.state is TrialState.FAILED]
+        units = [self._observed_unit(o) for o in [*done, *failed]]
+        values = [float(o.loss) for o in done if o.loss is not None] + [worst] * len(failed)
+        return self._features(np.array(units)), np.array(values)
+
+    def _observed_unit(self, observation: Observation) -> np.ndarray:
+        s = observation.suggestion
+        return np.array(s.unit) if s.unit is not None else self.space.encode(s.params)
+
+    def _fit(self, x: np.ndarray, values: np.ndarray) -> GaussianProcess:
+        restarts = self.fit_restarts if len(values) < _LARGE_DATA or self._theta is None else 0
+        gp = fit_gp(
+            x,
+            values,
+            self.categorical,
+            self.rng,
+            restarts=restarts,
+            warm_start=self._theta,
+            prior=self.hyperprior,
+            noise=self.noise,
+        )
+        self._theta = gp.theta
+        return gp
+
+    def _with_fantasies(self, gp: GaussianProcess, batch: list[Suggestion]) -> GaussianProcess:
+        pending = [s for s in [*self.pending.values(), *batch] if s.unit is not None]
+        if not pending:
+            return gp
+        x_new = self._features(np.array([s.unit for s in pending]))
+        if self.batch == "kriging_believer":
+            y_new, _ = gp.predict(x_new)
+        else:
+            lie = {"min": gp.y.min(), "mean": gp.y.mean(), "max": gp.y.max()}[self.liar]
+            y_new = np.full(len(pending), float(lie))
+        return gp.with_data(np.vstack([gp.x, x_new]), np.concatenate([gp.y, y_new]))
+
+    def _next_point(self, gp: GaussianProcess, batch: list[Suggestion]) -> np.ndarray:
+        model = self._with_fantasies(gp, batch)
+        best = float(np.min(model.y))
+
+        def acq(points: np.ndarray, with_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+            if with_gradient:
+                mean, std, dmean, dstd = model.predict_with_gradient(points)
+                return acquisition(self.acquisition, mean, std, best, self.beta, dmean, dstd)
+            mean, std = model.predict(points)
+            return acquisition(self.acquisition, mean, std, best, self.beta)
+
+        optima = maximize(acq, self._candidates(model), ~self.categorical, self.category_sizes, self.n_starts)
+        taken = self._taken_units(batch)
+        for point, _ in optima:
+            unit = self._canonical(self._units(point))
+            if not _is_taken(unit, taken):
+                return unit
+        for _ in range(100):  # every local optimum was a point already tried: take a fresh random one
+            unit = self._canonical(self.rng.random(self.space.dim))
+            if not _is_taken(unit, taken):
+                return unit
+        return unit
+
+    def _candidates(self, model: GaussianProcess) -> np.ndarray:
+        # an integer seed, not the Generator: scipy spawns from a Generator's seed sequence, whose
+        # spawn counter is not part of the generator's saved state (resume would differ)
+        seed = int(self.rng.integers(2**63))
+        sobol = qmc.Sobol(self.space.dim, scramble=True, rng=seed).random(self.n_candidates)
+        global_points = self._features(sobol)
+        # local candidates: perturb the best few observations at scales from 1e-3 to 0.1
+        top = model.x[np.argsort(model.y)[: min(5, len(model.y))]]
+        per_point = 32
+        scales = np.exp(self.rng.uniform(math.log(1e-3), math.log(0.1), (len(top) * per_point, 1)))
+        local = np.repeat(top, per_point, axis=0)
+        noise = self.rng.normal(size=local.shape) * scales
+        noise[:, self.categorical] = 0.0
+        local = np.clip(local + noise, 0.0, 1.0)
+        return np.vstack([global_points, local])
+
+    def _taken_units(self, batch: list[Suggestion]) -> np.ndarray:
+        units = [self._observed_unit(o) for o in self.history]
+        units += [np.array(s.unit) for s in [*self.pending.values(), *batch] if s.unit is not None]
+        return np.array(units) if units else np.empty((0, self.space.dim))
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            "served_initial": self._served_initial,
+            "theta": None if self._theta is None else [float(t) for t in self._theta],
+        }
+
+    def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
+        self._served_initial = int(extra.get("served_initial", 0))
+        theta = extra.get("theta")
+        self._theta = None if theta is None else np.array(theta, dtype=float)
+
+
+def _is_taken(unit: np.ndarray, taken: np.ndarray) -> bool:
+    return bool(len(taken)) and bool(np.any(np.max(np.abs(taken - unit), axis=1) < _SAME))

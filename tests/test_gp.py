@@ -1,0 +1,142 @@
+"""The GP model, acquisitions and their maximizer, checked by value (finite differences, known answers)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hpo_cli.bo.acquisition import acquisition, expected_improvement, log_h
+from hpo_cli.bo.gp import GaussianProcess, HyperPrior, fit_gp, matern52, neg_log_posterior
+from hpo_cli.bo.optimize import maximize
+
+
+def central_difference(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    grad = np.zeros_like(x)
+    for i in range(len(x)):
+        e = np.zeros_like(x)
+        e[i] = eps
+        grad[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return grad
+
+
+def mixed_data(n: int = 15, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three continuous dimensions and one categorical one with 3 choices."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 4))
+    x[:, 3] = rng.integers(0, 3, n)
+    y = np.sin(6 * x[:, 0]) + x[:, 1] ** 2 + 0.5 * (x[:, 3] == 1)
+    return x, (y - y.mean()) / y.std(), np.array([False, False, False, True])
+
+
+@pytest.mark.parametrize("prior", [False, True])
+def test_marginal_likelihood_gradient_matches_finite_differences(prior: bool) -> None:
+    x, y, cat = mixed_data()
+    hyper = HyperPrior.for_dim(4) if prior else None
+    theta = np.array([-1.0, -0.5, 0.3, 0.1, 0.2, math.log(1e-3)])
+    _, grad = neg_log_posterior(theta, x, y, cat, hyper)
+    fd = central_difference(lambda t: neg_log_posterior(t, x, y, cat, hyper)[0], theta)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6)
+
+
+def fitted_model(seed: int = 0) -> GaussianProcess:
+    x, y, cat = mixed_data(seed=seed)
+    return GaussianProcess(x, y, np.array([-1.0, -0.5, 0.3, 0.1, 0.2, math.log(1e-4)]), cat)
+
+
+def test_posterior_gradients_match_finite_differences() -> None:
+    gp = fitted_model()
+    point = np.array([0.3, 0.6, 0.45, 2.0])
+    mean, std, dmean, dstd = gp.predict_with_gradient(point[None, :])
+    m2, s2 = gp.predict(point[None, :])
+    np.testing.assert_allclose([mean[0], std[0]], [m2[0], s2[0]], rtol=1e-12)
+    for values, grad in (
+        (lambda p: gp.predict(p[None, :])[0][0], dmean),
+        (lambda p: gp.predict(p[None, :])[1][0], dstd),
+    ):
+        fd = central_difference(values, point)
+        fd[3] = 0.0  # categorical: held fixed, gradient reported as 0
+        np.testing.assert_allclose(grad[0], fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["ei", "pi", "lcb"])
+def test_acquisition_gradients_match_finite_differences(name: str) -> None:
+    gp = fitted_model()
+    best = float(gp.y.min())
+    for point in (np.array([0.3, 0.6, 0.45, 2.0]), np.array([0.9, 0.05, 0.7, 0.0])):
+
+        def value(p: np.ndarray) -> float:
+            mean, std = gp.predict(p[None, :])
+            return float(acquisition(name, mean, std, best, 1.5)[0][0])
+
+        mean, std, dmean, dstd = gp.predict_with_gradient(point[None, :])
+        _, grad = acquisition(name, mean, std, best, 1.5, dmean, dstd)
+        assert grad is not None
+        fd = central_difference(value, point)
+        fd[3] = 0.0
+        np.testing.assert_allclose(grad[0], fd, rtol=1e-4, atol=1e-6)
+
+
+def test_log_ei_equals_log_of_plain_ei_and_stays_finite_far_away() -> None:
+    mean = np.linspace(-3, 3, 13)
+    std = np.full(13, 0.7)
+    value, _ = acquisition("ei", mean, std, 0.2)
+    np.testing.assert_allclose(value, np.log(expected_improvement(mean, std, 0.2)), rtol=1e-10)
+    # far below the incumbent plain EI underflows to 0; log-EI stays finite, increasing and smooth
+    z = np.concatenate([-np.logspace(4, 0, 400), np.linspace(-0.99, 30, 100)])
+    lh, dlh = log_h(z)
+    assert np.all(np.isfinite(lh)) and np.all(np.isfinite(dlh))
+    assert np.all(np.diff(lh) > 0)
+    assert expected_improvement(np.array([60.0]), np.array([1.0]), 0.0)[0] == 0.0
+    # both sides of the switch to the asymptotic series agree with the exact derivative
+    for z0 in (-30.0, -25.0001, -24.9999, -20.0):
+        fd = (log_h(np.array([z0 + 1e-5]))[0] - log_h(np.array([z0 - 1e-5]))[0]) / 2e-5
+        np.testing.assert_allclose(log_h(np.array([z0]))[1], fd, rtol=1e-5)
+    # asymptotically log h(z) ≈ log φ(z) − 2 log|z|
+    np.testing.assert_allclose(lh[0], -0.5 * 1e8 - 0.5 * math.log(2 * math.pi) - 2 * math.log(1e4), rtol=1e-12)
+
+
+def test_noiseless_gp_interpolates_its_data() -> None:
+    x, y, cat = mixed_data()
+    gp = GaussianProcess(x, y, np.array([-1.0, -0.5, 0.3, 0.1, 0.2, math.log(1e-8)]), cat)
+    mean, std = gp.predict(x)
+    np.testing.assert_allclose(mean, y, atol=1e-5)
+    assert np.all(std < 1e-3)
+    assert matern52(np.array([0.0]))[0] == 1.0
+
+
+def test_fit_finds_the_irrelevant_dimension() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 2))
+    values = np.sin(5 * x[:, 0]) * 3 + 10
+    gp = fit_gp(x, values, np.zeros(2, dtype=bool), rng, restarts=2, prior=False)
+    assert gp.lengths[1] > 5 * gp.lengths[0]
+    # standardized inside, predicted in standardized units
+    assert gp.y_std == pytest.approx(values.std())
+    mean, _ = gp.predict(np.array([[0.3, 0.9]]))
+    assert mean[0] * gp.y_std + gp.y_mean == pytest.approx(np.sin(1.5) * 3 + 10, abs=0.05)
+
+
+def test_fixed_noise_is_kept() -> None:
+    x, y, cat = mixed_data()
+    gp = fit_gp(x, y, cat, np.random.default_rng(0), restarts=0, noise=1e-3)
+    assert gp.noise == pytest.approx(1e-3)
+
+
+def test_maximize_finds_the_optimum_and_the_best_category() -> None:
+    target = np.array([0.3, 0.7])
+
+    def acq(points: np.ndarray, with_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        diff = points[:, :2] - target
+        values = -np.sum(diff**2, axis=1) + (points[:, 2] == 2)
+        grad = np.zeros_like(points)
+        grad[:, :2] = -2 * diff
+        return values, grad if with_gradient else None
+
+    rng = np.random.default_rng(0)
+    candidates = np.column_stack([rng.random((50, 2)), np.zeros(50)])
+    free = np.array([True, True, False])
+    (point, value), *_ = maximize(acq, candidates, free, [(2, 4)], n_starts=3)
+    np.testing.assert_allclose(point[:2], target, atol=1e-5)
+    assert point[2] == 2 and value == pytest.approx(1.0)
