@@ -53,7 +53,6 @@ STRATEGIES = [
     StrategyCase("cmaes", min_dim=2),
     StrategyCase("gp_bo", {"n_initial": 3, "candidates": 128, "n_starts": 2}),
     StrategyCase("gp_bo", {"n_initial": 2, "acquisition": "lcb", "batch": "constant_liar", "candidates": 64}),
-    StrategyCase("gp_bo", {"n_initial": 4, "acquisition": "pi", "liar": "max", "hyperprior": False, "n_starts": 2}),
     StrategyCase("hyperband", {"max_budget": 9}, finite=True, total=13 + 6 + 3),
     StrategyCase("successive_halving", {"max_budget": 9}, finite=True, total=13),
     *[

@@ -34,7 +34,13 @@ def distinct(suggestions: list[Suggestion]) -> bool:
 
 
 @pytest.mark.parametrize(
-    "options", [{"batch": "kriging_believer"}, {"batch": "constant_liar", "liar": "min"}, {"acquisition": "lcb"}]
+    "options",
+    [
+        {"batch": "kriging_believer"},
+        {"batch": "constant_liar", "liar": "min"},
+        {"batch": "constant_liar", "liar": "max", "acquisition": "pi", "hyperprior": False},
+        {"acquisition": "lcb", "noise": 1e-6},
+    ],
 )
 def test_ask_4_after_the_initial_design_gives_4_distinct_points(options: dict) -> None:
     space = make_space(BOX)
