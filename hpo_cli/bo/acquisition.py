@@ -26,16 +26,20 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 def log_h(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """log(φ(z) + zΦ(z)) and its derivative Φ(z) / h(z), stable for all z."""
     z = np.asarray(z, dtype=float)
-    log_phi = -0.5 * z**2 - _LOG_SQRT_2PI
+    value, slope = np.empty_like(z), np.empty_like(z)
+    up = z >= 0.0  # no cancellation: h directly (erfcx would overflow for large z)
+    zu = z[up]
+    h = np.exp(-0.5 * zu**2 - _LOG_SQRT_2PI) + zu * ndtr(zu)
+    value[up], slope[up] = np.log(h), ndtr(zu) / h
+    zd = z[~up]
+    log_phi = -0.5 * zd**2 - _LOG_SQRT_2PI
     # Φ(z)/φ(z) = sqrt(π/2) erfcx(−z/√2): finite for very negative z
-    ratio = _SQRT_HALF_PI * erfcx(-z / math.sqrt(2.0))
-    w = 1.0 + z * ratio  # h / φ; cancels badly for z << 0, where the asymptotic series takes over
-    far = z < -25.0
-    if far.any():
-        zf = z[far]
-        w[far] = (1.0 - 3.0 / zf**2 + 15.0 / zf**4) / zf**2
-    value = log_phi + np.log(w)
-    return value, ratio / w
+    ratio = _SQRT_HALF_PI * erfcx(-zd / math.sqrt(2.0))
+    w = 1.0 + zd * ratio  # h / φ; cancels badly for z << 0, where the asymptotic series takes over
+    far = zd < -25.0
+    w[far] = (1.0 - 3.0 / zd[far] ** 2 + 15.0 / zd[far] ** 4) / zd[far] ** 2
+    value[~up], slope[~up] = log_phi + np.log(w), ratio / w
+    return value, slope
 
 
 def acquisition(

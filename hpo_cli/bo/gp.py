@@ -67,13 +67,18 @@ def matern52_slope(d2: np.ndarray) -> np.ndarray:
     return -(5.0 / 6.0) * (1.0 + SQRT5 * r) * np.exp(-SQRT5 * r)
 
 
-def scaled_differences(a: np.ndarray, b: np.ndarray, lengths: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-    """Per-dimension squared scaled distances, shape (len(a), len(b), d)."""
+def squared_differences(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """Per-dimension squared distances before length scaling, shape (len(a), len(b), d)."""
     diff = a[:, None, :] - b[None, :, :]
     per_dim = diff**2
     if categorical.any():
         per_dim[:, :, categorical] = (np.abs(diff[:, :, categorical]) > 0.5).astype(float)
-    return per_dim / lengths**2
+    return per_dim
+
+
+def scaled_differences(a: np.ndarray, b: np.ndarray, lengths: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """Per-dimension squared scaled distances, shape (len(a), len(b), d)."""
+    return squared_differences(a, b, categorical) / lengths**2
 
 
 @dataclass
@@ -133,12 +138,12 @@ class GaussianProcess:
 
 
 def neg_log_posterior(
-    theta: np.ndarray, x: np.ndarray, y: np.ndarray, categorical: np.ndarray, prior: HyperPrior | None
+    theta: np.ndarray, raw: np.ndarray, y: np.ndarray, prior: HyperPrior | None
 ) -> tuple[float, np.ndarray]:
-    """−log p(y | x, θ) − log p(θ) and its gradient in θ."""
+    """−log p(y | x, θ) − log p(θ) and its gradient in θ; ``raw`` = squared_differences(x, x, categorical)."""
     n = len(y)
     lengths, signal, noise = np.exp(theta[:-2]), math.exp(theta[-2]), math.exp(theta[-1])
-    per_dim = scaled_differences(x, x, lengths, categorical)
+    per_dim = raw / lengths**2
     d2 = per_dim.sum(-1)
     kf = signal * matern52(d2)
     k = kf.copy()
@@ -191,18 +196,20 @@ def fit_gp(
     default = np.concatenate([np.full(d, math.log(0.4) + 0.5 * math.log(d)), [0.0, math.log(1e-4)]])
     starts = [default]
     if warm_start is not None and len(warm_start) == d + 2:
-        starts.append(np.asarray(warm_start, dtype=float))
+        # restarts=0 with a warm start (what gp_bo does on large data): the warm start alone
+        starts = [np.asarray(warm_start, dtype=float)] if restarts == 0 else [default, np.asarray(warm_start)]
     for _ in range(restarts):
         starts.append(
             np.concatenate([rng.uniform(math.log(0.05), math.log(2.0), d), [rng.uniform(-1, 1), rng.uniform(-9, -2)]])
         )
+    raw = squared_differences(x, x, categorical)
     best_theta, best_value = default, math.inf
     for start in starts:
         start = np.clip(start, lows, highs)
         result = minimize(
             neg_log_posterior,
             start,
-            args=(x, y, categorical, hyper),
+            args=(raw, y, hyper),
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,

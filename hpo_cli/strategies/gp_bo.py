@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 BATCH_MODES = ("kriging_believer", "constant_liar")
 LIARS = ("min", "mean", "max")
-_LARGE_DATA = 200  # from this many observations on, the GP refit starts only from its last fit
+_LARGE_DATA = 200  # from this many observations on, the GP refit starts only from its last fit ...
+_FULL_REFIT_EVERY = 25  # ... except at every 25th observation, which gets all its restarts
 _SAME = 1e-9  # unit-cube points closer than this (max-norm) are the same suggestion
 
 
@@ -148,7 +149,8 @@ class GPBOStrategy(Strategy):
         return np.array(s.unit) if s.unit is not None else self.space.encode(s.params)
 
     def _fit(self, x: np.ndarray, values: np.ndarray) -> GaussianProcess:
-        restarts = self.fit_restarts if len(values) < _LARGE_DATA or self._theta is None else 0
+        full = len(values) < _LARGE_DATA or self._theta is None or len(values) % _FULL_REFIT_EVERY == 0
+        restarts = self.fit_restarts if full else 0
         gp = fit_gp(
             x,
             values,
