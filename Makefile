@@ -39,6 +39,7 @@ bench: $(STAMP) bench-blackbox ## Benchmarks: HOAG vs random, trade-offs, Hyperb
 	$(BIN)/python benchmarks/hoag_vs_random.py
 	$(BIN)/python benchmarks/tradeoffs.py
 	$(BIN)/python benchmarks/hyperband_vs_random.py
+	$(BIN)/python benchmarks/gp_bo_scaling.py
 
 bench-blackbox: $(BENCH_STAMP) ## Our random/sobol/gp_bo/evolution/cmaes vs Optuna's samplers on branin, hartmann6 (~2 min)
 	$(BIN)/python benchmarks/blackbox_vs_optuna.py
