@@ -96,3 +96,24 @@ def read_trials(run_dir: Path) -> list[dict[str, Any]]:
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "summary.json").read_text())
+
+
+def regret_at(strategy_name: str, task_name: str, seed: int, n: int, overrides: list[str] | None = None) -> float:
+    """Best simple regret after ``n`` sequential evaluations of a synthetic task (plain ask/tell)."""
+    from hpo_cli.run import build_space, build_strategy, build_task
+    from hpo_cli.settings import read_settings
+    from hpo_cli.strategies.base import Observation, TrialState
+    from hpo_cli.study import compose_config
+
+    cfg = compose_config(
+        [f"strategy={strategy_name}", f"task={task_name}", f"seed={seed}", f"n_trials={n}", *(overrides or [])]
+    )
+    task = build_task(cfg.task, "cpu")
+    strategy = build_strategy(cfg.strategy, build_space(cfg.space, task), read_settings(cfg))
+    best = float("inf")
+    for _ in range(n):
+        (s,) = strategy.ask(1)
+        evaluation = task.evaluate(s.params)
+        strategy.tell([Observation(s, TrialState.COMPLETE, evaluation.value)])
+        best = min(best, float(evaluation.metrics["regret"]))
+    return best

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
+from typing import Any
 
 import numpy as np
 import pytest
-from conftest import MIXED_SPACE, make_space
+from conftest import MIXED_SPACE, make_space, regret_at
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.run import build_space, build_strategy, build_task
-from hpo_cli.settings import read_settings
-from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
 from hpo_cli.strategies.gp_bo import GPBOStrategy
-from hpo_cli.study import compose_config, run_in_memory
+from hpo_cli.study import run_in_memory
 
 BOX = {"x": {"type": "float", "low": -2.0, "high": 2.0}, "y": {"type": "float", "low": 1e-3, "high": 10.0, "log": True}}
 
@@ -55,14 +52,21 @@ def test_ask_4_after_the_initial_design_gives_4_distinct_points(options: dict) -
     assert np.min([np.max(np.abs(a - b)) for i, a in enumerate(units) for b in units[i + 1 :]]) > 1e-6
 
 
-def test_kriging_believer_batches_spread_out() -> None:
-    """Without fantasies, 4 maximizations of the same acquisition would return the same point."""
+@pytest.mark.parametrize(("batch", "liar"), [("kriging_believer", "min"), ("constant_liar", "max")])
+def test_pending_points_join_the_data_with_their_fantasy_value(batch: str, liar: str) -> None:
     space = make_space(BOX)
-    strategy = GPBOStrategy(space, seed=1, n_trials=50, n_initial=8)
+    strategy = GPBOStrategy(space, seed=1, n_trials=50, n_initial=8, batch=batch, liar=liar)
     tell_all(strategy, strategy.ask(8))
-    units = np.array([s.unit for s in strategy.ask(4)])
-    spread = max(np.max(np.abs(a - b)) for a in units for b in units)
-    assert spread > 1e-3
+    gp = strategy._fit(*strategy._training_data())  # type: ignore[misc]
+    (pending,) = strategy.ask(1)
+    point = strategy._features(np.array([pending.unit]))
+    mean_before, std_before = gp.predict(point)
+    model = strategy._with_fantasies(gp, [])
+    assert len(model.y) == len(gp.y) + 1
+    mean_after, std_after = model.predict(point)
+    assert std_after[0] < 0.05 * std_before[0]  # the fantasy pins the pending point
+    expected = mean_before[0] if batch == "kriging_believer" else gp.y.max()
+    assert mean_after[0] == pytest.approx(expected, abs=0.02)
 
 
 def test_failed_trials_steer_away_and_all_failed_falls_back_to_random() -> None:
@@ -75,7 +79,11 @@ def test_failed_trials_steer_away_and_all_failed_falls_back_to_random() -> None:
     tell_all(strategy, [fallback])
     second = strategy.ask(2)
     tell_all(strategy, second)
-    (s,) = strategy.ask(1)  # GP over 3 complete + 3 failed (as the worst loss)
+    data = strategy._training_data()
+    assert data is not None
+    complete = [bowl(x) for x in [fallback, *second]]
+    np.testing.assert_allclose(data[1], [*complete, *[max(complete)] * 3])  # failed = the worst loss seen
+    (s,) = strategy.ask(1)  # GP over 3 complete + 3 failed
     assert space.contains(s.params) and s.unit is not None
     failed_units = np.array([f.unit for f in first])
     assert np.min(np.max(np.abs(failed_units - np.array(s.unit)), axis=1)) > 1e-6
@@ -128,28 +136,12 @@ def test_parallel_run_from_the_command_line_config() -> None:
     assert len({json.dumps(r.params, sort_keys=True) for r in records}) == 16
 
 
-def regret_at(strategy_name: str, seed: int, n: int, overrides: list[str] | None = None) -> float:
-    cfg = compose_config(
-        [f"strategy={strategy_name}", "task=branin", f"seed={seed}", f"n_trials={n}", *(overrides or [])]
-    )
-    task = build_task(cfg.task, "cpu")
-    space: SearchSpace = build_space(cfg.space, task)
-    strategy = build_strategy(cfg.strategy, space, read_settings(cfg))
-    best = math.inf
-    for _ in range(n):
-        (s,) = strategy.ask(1)
-        evaluation = task.evaluate(s.params)
-        strategy.tell([Observation(s, TrialState.COMPLETE, evaluation.value)])
-        best = min(best, float(evaluation.metrics["regret"]))
-    return best
-
-
 def test_gp_bo_beats_random_search_on_branin_at_30_evaluations() -> None:
     """Calibrated over seeds 0-29 (benchmark-style, 30 evaluations each): gp_bo's regret had median
     0.0033 and worst 0.048; random search's median 1.21 and best 0.10. Eight seeds here; the
     thresholds leave ~6x (median) and 2x (worst) headroom over the calibration."""
-    gp = [regret_at("gp_bo", seed, 30) for seed in range(8)]
-    rnd = [regret_at("random", seed, 30) for seed in range(8)]
+    gp = [regret_at("gp_bo", "branin", seed, 30) for seed in range(8)]
+    rnd = [regret_at("random", "branin", seed, 30) for seed in range(8)]
     assert np.median(gp) < 0.02, gp
     assert max(gp) < 0.1, gp
     assert np.median(gp) < np.median(rnd) / 10, (gp, rnd)
@@ -157,7 +149,7 @@ def test_gp_bo_beats_random_search_on_branin_at_30_evaluations() -> None:
 
 @pytest.mark.parametrize("acquisition", ["pi", "ucb"])
 def test_other_acquisitions_also_find_branins_minimum(acquisition: str) -> None:
-    regrets = [regret_at("gp_bo", seed, 30, [f"strategy.acquisition={acquisition}"]) for seed in range(3)]
+    regrets = [regret_at("gp_bo", "branin", seed, 30, [f"strategy.acquisition={acquisition}"]) for seed in range(3)]
     assert np.median(regrets) < 0.1, regrets
 
 
@@ -172,15 +164,27 @@ def test_ucb_is_the_lcb_bound_by_its_maximization_name() -> None:
     assert all(r.state == "complete" for r in runs[0])
 
 
-def test_large_histories_refit_from_the_last_fit() -> None:
-    """From 200 observations on, refits start from the previous θ only (every 25th gets its restarts)."""
+def test_large_histories_refit_from_the_last_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From 200 observations on, refits start from the previous θ alone; every 25th gets its restarts."""
+    import hpo_cli.strategies.gp_bo as gp_bo
+
+    calls: list[tuple[int, int, bool]] = []
+    real_fit = gp_bo.fit_gp
+
+    def spy(x: np.ndarray, values: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        calls.append((len(values), kwargs["restarts"], kwargs["warm_start"] is not None))
+        return real_fit(x, values, *args, **kwargs)
+
+    monkeypatch.setattr(gp_bo, "fit_gp", spy)
     space = make_space(BOX)
-    strategy = GPBOStrategy(space, seed=0, n_trials=300, n_initial=201, candidates=128, n_starts=2)
-    tell_all(strategy, strategy.ask(201))
-    (first,) = strategy.ask(1)
-    theta = strategy._theta
-    assert theta is not None
-    tell_all(strategy, [first])
-    (second,) = strategy.ask(1)  # 202 observations: warm start alone
-    assert strategy._theta is not None and np.all(np.abs(strategy._theta - theta) < 1.0)
-    assert space.contains(second.params) and bowl(second) < 0.05
+    strategy = GPBOStrategy(space, seed=0, n_trials=300, n_initial=230, candidates=128, n_starts=2, fit_restarts=2)
+    tell_all(strategy, strategy.ask(230))
+    data = strategy._training_data()
+    assert data is not None
+    x, values = data
+    for n in (199, 201, 202, 225):
+        strategy._fit(x[:n], values[:n])
+    assert calls == [(199, 2, False), (201, 0, True), (202, 0, True), (225, 2, True)]
+    (s,) = strategy.ask(1)  # 230 observations: a warm refit, and still a good point
+    assert calls[-1] == (230, 0, True)
+    assert space.contains(s.params) and bowl(s) < 0.01

@@ -3,8 +3,9 @@
 One generation = ``population`` suggestions. The first is uniform random; each next one is
 bred from the current population:
 
-* selection: ``tournament`` (the best of ``tournament_size`` random members) or ``proportional``
-  (probability inversely related to the loss: weights 1 / (loss − min + ε));
+* selection: ``tournament`` (the best of ``tournament_size`` members drawn with replacement) or
+  ``proportional`` (probability inversely related to the loss: weights 1 / (loss − min + ε), ε the
+  population's mean of loss − min);
 * crossover (probability ``crossover_rate``): ``uniform`` (each gene from either parent) or
   ``blend`` (BLX-α: uniform in the parents' interval widened by α on both sides); categorical
   genes are always inherited whole from one parent;
@@ -125,7 +126,10 @@ class EvolutionStrategy(Strategy):
         if self.selection == "tournament":
             picks = self.rng.integers(len(self.population), size=min(self.tournament_size, len(self.population)))
             return self.population[int(picks[np.argmin(losses[picks])])][0]
-        weights = 1.0 / (losses - losses.min() + 1e-12 + 1e-3 * (np.ptp(losses) or 1.0))
+        gaps = losses - losses.min()
+        # ε = the mean gap: the best member is about twice as likely as an average one (a tiny ε
+        # would hand the best member nearly every pick, which is elitism, not proportional selection)
+        weights = 1.0 / (gaps + (gaps.mean() or 1.0))
         return self.population[int(self.rng.choice(len(self.population), p=weights / weights.sum()))][0]
 
     def _child(self) -> np.ndarray:
