@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu bench bench-blackbox bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,6 +30,16 @@ test-slow: $(STAMP) ## Run only the slow tests
 
 test-gpu: $(STAMP) ## Run the CUDA tests (where a GPU is present)
 	$(BIN)/python -m pytest -m gpu -q -rs
+
+WHEEL_DIR := build/wheel-check
+
+wheel-check: $(STAMP) ## Build the wheel, install it into a fresh venv, run a gradient strategy and gradcheck from it
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(WHEEL_DIR) .
+	$(PYTHON) -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/python -m pip install --quiet -c constraints.txt $(WHEEL_DIR)/hpo_cli-*.whl
+	cd $(WHEEL_DIR) && HPO_RUNS_DIR=runs CI=true venv/bin/hpo run strategy=hoag task=polynomial space=polynomial_per_coef n_trials=5
+	cd $(WHEEL_DIR) && venv/bin/hpo gradcheck task=polynomial space=polynomial_per_coef method=reverse
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
@@ -60,4 +70,4 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format hpo_cli tests benchmarks examples
 
 clean: ## Remove the virtual environment, caches and run outputs
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info runs/20* runs/multirun outputs multirun
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache *.egg-info runs/20* runs/multirun outputs multirun

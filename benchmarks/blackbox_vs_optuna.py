@@ -32,10 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from hpo_cli.run import build_space, build_strategy, build_task
-from hpo_cli.settings import read_settings
+from hpo_cli.build import compose_study
 from hpo_cli.strategies.base import Observation, TrialState
-from hpo_cli.study import compose_config
 from hpo_cli.tasks.base import Task
 
 FUNCTIONS = ("branin", "hartmann6")
@@ -46,10 +44,8 @@ Run = tuple[list[float], list[float]]  # regret per evaluation, seconds per sugg
 
 def run_ours(function: str, strategy_name: str, n: int, seed: int) -> Run:
     name = strategy_name.split("@")[0]
-    cfg = compose_config([f"strategy={name}", f"task={function}", f"seed={seed}", f"n_trials={n}"])
-    settings = read_settings(cfg)
-    task = build_task(cfg.task, settings.device, settings.dtype)
-    strategy = build_strategy(cfg.strategy, build_space(cfg.space, task), settings)
+    study = compose_study([f"strategy={name}", f"task={function}", f"seed={seed}", f"n_trials={n}"])
+    task, strategy = study.task, study.strategy
     regrets, seconds = [], []
     while len(regrets) < n:
         t0 = time.perf_counter()
@@ -109,7 +105,7 @@ def summarize(runs: list[Run], at: int) -> dict[str, float]:
 def run_all(seeds: int, log: Callable[[str], None]) -> dict[str, dict[str, dict[str, Any]]]:
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for function in FUNCTIONS:
-        task = build_task(compose_config([f"task={function}"]).task, "cpu")
+        task = compose_study([f"task={function}"]).task
         results[function] = {}
         entries = [(f"ours:{k}", v) for k, v in OURS.items()] + [(f"optuna:{k}", v) for k, v in OPTUNA.items()]
         for label, n in entries:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from hpo_cli.run import build_space, build_strategy, build_task
-from hpo_cli.settings import read_settings
+from hpo_cli.build import compose_study
 from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
-from hpo_cli.study import compose_config
 from hpo_cli.tasks.base import Task
 
 
@@ -24,9 +22,8 @@ def tell(strategy: Strategy, task: Task, suggestions: list[Suggestion]) -> None:
 
 
 def seconds_per_ask(n: int) -> tuple[float, float]:
-    cfg = compose_config(["strategy=gp_bo", "task=hartmann6", "n_trials=100000", f"strategy.n_initial={n}"])
-    task = build_task(cfg.task, "cpu")
-    strategy = build_strategy(cfg.strategy, build_space(cfg.space, task), read_settings(cfg))
+    study = compose_study(["strategy=gp_bo", "task=hartmann6", "n_trials=100000", f"strategy.n_initial={n}"])
+    task, strategy = study.task, study.strategy
     tell(strategy, task, strategy.ask(n))
     times = []
     for _ in range(2):

@@ -16,11 +16,10 @@ import statistics
 import time
 from pathlib import Path
 
+from hpo_cli.runner import run_in_memory
 from hpo_cli.store import TrialRecord
-from hpo_cli.study import run_in_memory
 
-COMMON = ["task=polynomial", "space=polynomial_per_coef"]
-RANDOM_TRIALS = 200
+RANDOM_TRIALS = 200  # conf/experiment/polynomial_random.yaml
 COST_FRACTION = 0.1
 TOLERANCE = 0.01
 
@@ -41,15 +40,7 @@ def best_within(records: list[TrialRecord], budget: float) -> tuple[float, int, 
 
 def run_seed(seed: int) -> dict[str, float]:
     t0 = time.perf_counter()
-    rnd = run_in_memory(
-        [
-            *COMMON,
-            f"seed={seed}",
-            "strategy=random",
-            f"n_trials={RANDOM_TRIALS}",
-            "task.solver=lbfgs",
-        ]
-    )
+    rnd = run_in_memory(["experiment=polynomial_random", f"seed={seed}"])
     t_random = time.perf_counter() - t0
     target = min(r.value for r in rnd if r.value is not None)
     cost = sum(int(r.cost.get("inner_steps", 0)) for r in rnd)
@@ -61,16 +52,7 @@ def run_seed(seed: int) -> dict[str, float]:
     }
     for label, init in (("hoag", "center"), ("hoag_random_init", "random")):
         t0 = time.perf_counter()
-        records = run_in_memory(
-            [
-                *COMMON,
-                f"seed={seed}",
-                "strategy=hoag",
-                "n_trials=150",
-                f"strategy.init={init}",
-                "strategy.tol0=1e-3",
-            ]
-        )
+        records = run_in_memory(["experiment=polynomial_hoag", f"seed={seed}", f"strategy.init={init}"])
         best, spent, used = best_within(records, COST_FRACTION * cost)
         row[f"{label}_best"], row[f"{label}_inner_steps"], row[f"{label}_iterations"] = (
             best,

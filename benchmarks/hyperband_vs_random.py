@@ -17,10 +17,10 @@ import statistics
 import time
 from pathlib import Path
 
+from hpo_cli.runner import run_in_memory
 from hpo_cli.store import TrialRecord
-from hpo_cli.study import run_in_memory
 
-MAX_EPOCHS = 27
+MAX_EPOCHS = 27  # conf/experiment/mnist_hyperband.yaml
 
 
 def epochs_to_reach(records: list[TrialRecord], target: float) -> float:
@@ -34,9 +34,8 @@ def epochs_to_reach(records: list[TrialRecord], target: float) -> float:
 
 
 def run_seed(seed: int) -> dict[str, float]:
-    common = ["task=mnist", f"seed={seed}", "n_trials=500"]
     t0 = time.perf_counter()
-    hb = run_in_memory([*common, "strategy=hyperband", "strategy.eta=3", f"strategy.max_budget={MAX_EPOCHS}"])
+    hb = run_in_memory(["experiment=mnist_hyperband", f"seed={seed}"])
     t_hb = time.perf_counter() - t0
     hb_epochs = sum(int(r.cost.get("epochs", 0)) for r in hb)
     n_random = hb_epochs // MAX_EPOCHS

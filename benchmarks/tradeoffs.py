@@ -25,7 +25,7 @@ import torch
 
 from hpo_cli.hypergrad import compute
 from hpo_cli.hypergrad.unrolled import one_step
-from hpo_cli.study import run_in_memory
+from hpo_cli.runner import run_in_memory
 from hpo_cli.tasks.polynomial import PolynomialTask
 from hpo_cli.tasks.softmax import SoftmaxTask
 

@@ -1,72 +1,101 @@
-"""``hpo``: the command-line entry point. Thin by design: heavy imports happen per command."""
+"""``hpo``: the command-line entry point. Thin by design: argparse reads each subcommand's
+options (``hpo SUBCOMMAND --help``), heavy imports happen per command, every error is one
+line from :func:`hpo_cli.errors.fail`. ``hpo run`` hands its arguments to Hydra untouched."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from typing import NoReturn
 
-USAGE = """\
-usage: hpo <command> [arguments]
+from hpo_cli.errors import fail
 
-Hyperparameter optimization experiments from the command line.
-
-commands:
-  run [OVERRIDES]         run a study, e.g. hpo run strategy=sobol task=ridge n_trials=64
-                          hpo run -m strategy=grid,random seed=0,1,2   (Hydra multirun)
-                          hpo run --help     config groups and options
-                          hpo run --cfg job  the composed config
-  resume RUN_DIR [n_trials=N] [timeout_s=S]
-                          continue an interrupted run where it stopped
-  compare PATH... [--out DIR]
-                          runs or multirun folders side by side: table, CSV, markdown, plots
-  bench SUITE [--check | --update]
-                          a benchmark suite (benchmarks/SUITE.yaml) against its stored baseline
-  gradcheck [method=M] [point=center|random] [OVERRIDES]
-
-
-                          a hypergradient against finite differences on your config, e.g.
-                          hpo gradcheck task=polynomial space=polynomial_per_coef method=reverse
-
+DESCRIPTION = "Hyperparameter optimization experiments from the command line."
+EPILOG = """\
 Runs are written to runs/<date>/<time>_<strategy>_<task>/ (trials.jsonl, summary.json,
 best.yaml, plots/). Documentation: README.md.
 """
+RUN_HELP = """run a study, e.g. hpo run strategy=sobol task=ridge n_trials=64;
+hpo run -m strategy=grid,random seed=0,1,2 (Hydra multirun); hpo run --help (config groups);
+hpo run --cfg job (the composed config)"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line through :func:`fail` (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]
+        fail(f"{command}: {message}" if command else message)
+
+
+def make_parser() -> Parser:
+    from importlib.metadata import version
+
+    parser = Parser(prog="hpo", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("-V", "--version", action="version", version=f"hpo_cli {version('hpo_cli')}")
+    commands = parser.add_subparsers(dest="command", metavar="<command>", parser_class=Parser)
+    commands.add_parser("run", help=RUN_HELP, add_help=False)
+    resume = commands.add_parser("resume", help="continue an interrupted run where it stopped")
+    resume.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (it holds summary.json)")
+    resume.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help="n_trials=N or timeout_s=S")
+    compare = commands.add_parser("compare", help="runs or multirun folders side by side: table, CSV, plots")
+    compare.add_argument("paths", nargs="+", metavar="PATH", help="run directories or folders holding runs")
+    compare.add_argument("--out", metavar="DIR", help="where tables and plots go (default: the common folder)")
+    bench = commands.add_parser("bench", help="a benchmark suite (benchmarks/SUITE.yaml) against its baseline")
+    bench.add_argument("suite", metavar="SUITE", help="a suite name in benchmarks/, or a YAML path")
+    mode = bench.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 when a metric regresses against the baseline")
+    mode.add_argument("--update", action="store_true", help="make these results the baseline")
+    bench.add_argument("--baseline-dir", default="benchmarks/baseline", metavar="DIR")
+    bench.add_argument("--results-dir", default="benchmarks/results", metavar="DIR")
+    gradcheck = commands.add_parser(
+        "gradcheck",
+        help="a hypergradient against finite differences on your config",
+        description="e.g. hpo gradcheck task=polynomial space=polynomial_per_coef method=reverse",
+    )
+    gradcheck.add_argument(
+        "overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method=M point=center|random eps=E tol=T seed_point=N, and any hpo run override",
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE, end="")
+    if args and args[0] == "run":  # Hydra parses its own command line (--help, -m, --cfg, ...)
+        from hpo_cli.commands.run import hydra_run
+
+        return hydra_run(args[1:])
+    parser = make_parser()
+    if not args:
+        parser.print_help()
         return 0
-    command, rest = args[0], args[1:]
-    if command in ("-V", "--version"):
-        from importlib.metadata import version
+    ns = parser.parse_args(args)
+    return dispatch(ns)
 
-        print(f"hpo_cli {version('hpo_cli')}")
-        return 0
-    if command == "run":
-        from hpo_cli.app import hydra_run
 
-        return hydra_run(rest)
-    if command == "resume":
-        if len(rest) < 1 or rest[0].startswith("-"):
-            print("usage: hpo resume RUN_DIR [n_trials=N] [timeout_s=S]", file=sys.stderr)
-            return 2
-        from hpo_cli.resume import resume
+def dispatch(ns: argparse.Namespace) -> int:
+    if ns.command == "resume":
+        from hpo_cli.commands.resume import resume
 
-        return resume(rest[0], rest[1:])
-    if command == "compare":
-        from hpo_cli.compare import main as compare_main
+        return resume(ns.run_dir, ns.overrides)
+    if ns.command == "compare":
+        from pathlib import Path
 
-        return compare_main(rest)
-    if command == "bench":
-        from hpo_cli.bench import main as bench_main
+        from hpo_cli.commands.compare import compare
 
-        return bench_main(rest)
-    if command == "gradcheck":
-        from hpo_cli.gradcheck import gradcheck
+        return compare(ns.paths, None if ns.out is None else Path(ns.out))
+    if ns.command == "bench":
+        from hpo_cli.commands.bench import bench
 
-        return gradcheck(rest)
-    print(f"hpo: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
-    return 2
+        mode = "check" if ns.check else "update" if ns.update else None
+        return bench(ns.suite, mode, ns.baseline_dir, ns.results_dir)
+    from hpo_cli.commands.gradcheck import gradcheck
+
+    return gradcheck(ns.overrides)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 
 class ConfigError(ValueError):
@@ -20,3 +21,9 @@ class ConfigError(ValueError):
 
 class ResumeError(RuntimeError):
     """A run directory that cannot be resumed as asked (changed config, diverged replay)."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """The one way a command reports bad input: one line on stderr, no traceback."""
+    print(f"hpo: error: {message}", file=sys.stderr)
+    raise SystemExit(code)

@@ -65,8 +65,11 @@ class Result:
         return self.stdout + self.stderr
 
 
+Hpo = Callable[..., Result]
+
+
 @pytest.fixture
-def hpo(tmp_path: Path) -> Callable[..., Result]:
+def hpo(tmp_path: Path) -> Hpo:
     """Runs the real `hpo` command in tmp_path with runs going to tmp_path/runs."""
 
     def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> Result:
@@ -100,16 +103,13 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 
 def regret_at(strategy_name: str, task_name: str, seed: int, n: int, overrides: list[str] | None = None) -> float:
     """Best simple regret after ``n`` sequential evaluations of a synthetic task (plain ask/tell)."""
-    from hpo_cli.run import build_space, build_strategy, build_task
-    from hpo_cli.settings import read_settings
+    from hpo_cli.build import compose_study
     from hpo_cli.strategies.base import Observation, TrialState
-    from hpo_cli.study import compose_config
 
-    cfg = compose_config(
+    study = compose_study(
         [f"strategy={strategy_name}", f"task={task_name}", f"seed={seed}", f"n_trials={n}", *(overrides or [])]
     )
-    task = build_task(cfg.task, "cpu")
-    strategy = build_strategy(cfg.strategy, build_space(cfg.space, task), read_settings(cfg))
+    task, strategy = study.task, study.strategy
     best = float("inf")
     for _ in range(n):
         (s,) = strategy.ask(1)

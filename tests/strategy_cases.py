@@ -8,11 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo_cli.run import build_strategy
+from hpo_cli.build import build_strategy, compose_config
 from hpo_cli.settings import read_settings
 from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.base import Strategy
-from hpo_cli.study import compose_config
 
 
 @dataclass(frozen=True)

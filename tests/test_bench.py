@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from hpo_cli.bench import load_suite, main
+from hpo_cli.cli import main as hpo
+from hpo_cli.commands.bench import load_suite
+
+
+def main(args: list[str]) -> int:
+    """``hpo bench ARGS``'s exit code (errors exit through SystemExit)."""
+    try:
+        return hpo(["bench", *args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
 
 SUITE = """
 name: tiny

@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import Result, read_summary, read_trials, run_dirs
+from conftest import Hpo, read_summary, read_trials, run_dirs
 
 TRIAL_KEYS = {"trial", "state", "params", "value", "metrics", "budget", "seconds", "error"}
 SUMMARY_KEYS = {
@@ -31,7 +30,6 @@ SUMMARY_KEYS = {
     "cost",
     "versions",
 }
-Hpo = Callable[..., Result]
 
 
 def write_user_project(root: Path, sleep_s: float = 0.0) -> None:
@@ -48,9 +46,41 @@ def write_user_project(root: Path, sleep_s: float = 0.0) -> None:
 
 
 def test_help_is_fast_and_does_not_import_torch() -> None:
-    code = "import sys, hpo_cli.cli as c; c.main(['--help']); assert 'torch' not in sys.modules"
+    code = (
+        "import sys, hpo_cli.cli as c\n"
+        "try:\n    c.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "assert 'torch' not in sys.modules and 'hydra' not in sys.modules, 'heavy import'\nprint('LIGHT')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "run [OVERRIDES]" in out.stdout and "resume RUN_DIR" in out.stdout
+    for command in ("run", "resume", "compare", "bench", "gradcheck"):
+        assert command in out.stdout
+    assert "LIGHT" in out.stdout and "\n\n\n" not in out.stdout
+
+
+@pytest.mark.parametrize("command", ["resume", "compare", "bench", "gradcheck"])
+def test_every_subcommand_has_its_own_help(hpo: Hpo, command: str) -> None:
+    res = hpo(command, "--help")
+    assert res.returncode == 0 and f"usage: hpo {command}" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["compare"], "the following arguments are required: PATH"),
+        (["bench", "quick", "--check", "--update"], "not allowed with argument"),
+        (["resume"], "resume: the following arguments are required: RUN_DIR"),
+    ],
+)
+def test_bad_command_lines_are_one_line_errors(hpo: Hpo, args: list[str], expected: str) -> None:
+    res = hpo(*args)
+    assert res.returncode == 2 and expected in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stderr.startswith("hpo: error: ")
+
+
+def test_version(hpo: Hpo) -> None:
+    res = hpo("--version")
+    assert res.returncode == 0 and res.stdout.startswith("hpo_cli ")
 
 
 def test_a_run_writes_the_documented_run_directory(hpo: Hpo, tmp_path: Path) -> None:

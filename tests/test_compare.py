@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Result, read_summary, read_trials
 
-from hpo_cli.results import convergence_point, trials_dataframe
+from hpo_cli.report.results import convergence_point, trials_dataframe
 
 
 def test_convergence_point_is_where_99_percent_of_the_improvement_is_reached() -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import tomllib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 from conftest import CONF, REPO
 
+from hpo_cli.build import build_study, compose_config
 from hpo_cli.errors import ConfigError
-from hpo_cli.run import build_space, build_strategy, build_task
-from hpo_cli.settings import read_settings
-from hpo_cli.study import compose_config
 
 # What an option needs beyond its defaults to be buildable.
 EXTRA = {
@@ -52,11 +53,8 @@ def test_every_option_composes_and_builds(group: str, option: str, monkeypatch: 
     overrides = [f"{group}={option}", *EXTRA.get((group, option), [])]
     if group == "space":
         overrides = [f"task={SPACE_TASK.get(option, option)}", f"space={option}"]
-    cfg = compose_config(overrides)
-    settings = read_settings(cfg)
-    task = build_task(cfg.task, "cpu")
-    space = build_space(cfg.space, task)
-    strategy = build_strategy(cfg.strategy, space, settings, task.fidelity)
+    study = build_study(compose_config(overrides))
+    task, space, strategy = study.task, study.space, study.strategy
     (suggestion,) = strategy.ask(1)
     assert space.contains(suggestion.params)
     value = task.evaluate(suggestion.params, suggestion.budget).value
@@ -67,7 +65,7 @@ def test_every_option_composes_and_builds(group: str, option: str, monkeypatch: 
 def test_placeholder_spaces_ask_for_the_users_own(placeholder: str) -> None:
     cfg = compose_config(["task=polynomial", f"space={placeholder}"])
     with pytest.raises(ConfigError, match="the space defines no parameters; pick one with space=NAME"):
-        build_space(cfg.space, build_task(cfg.task, "cpu"))
+        build_study(cfg)
 
 
 def test_the_default_space_follows_the_task() -> None:
@@ -76,16 +74,32 @@ def test_the_default_space_follows_the_task() -> None:
         assert compose_config([f"task={task}"]).space == compose_config([f"task={task}", f"space={task}"]).space
 
 
-def test_every_config_folder_is_packaged() -> None:
-    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    folders = {p.parent for p in CONF.rglob("*.yaml")}
-    packaged = {
-        CONF.joinpath(*name.split(".")[2:]) for name in setuptools["packages"] if name.startswith("hpo_cli.conf")
-    }
-    assert folders <= packaged, sorted(str(f.relative_to(REPO)) for f in folders - packaged)
-    for folder in folders:
-        name = ".".join(["hpo_cli", "conf", *folder.relative_to(CONF).parts])
-        assert setuptools["package-data"].get(name) == ["*.yaml"], name
+def test_the_wheel_holds_every_package_and_config_file(tmp_path: Path) -> None:
+    """Packages are discovered, not listed: a wheel (a non-editable install) holds every module
+    of hpo_cli (the hypergradient engine once went missing) and every config YAML."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("hpo_cli-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    sources = {str(p.relative_to(REPO)) for p in (REPO / "hpo_cli").rglob("*.py") if p.parent.name != "conf"}
+    sources = {s for s in sources if "__pycache__" not in s and not s.startswith("hpo_cli/conf/")}
+    configs = {"hpo_cli/conf/" + str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml")}
+    assert sources and configs
+    assert sources | configs <= shipped, sorted((sources | configs) - shipped)
 
 
 def test_every_strategy_module_joins_the_contract_suite() -> None:

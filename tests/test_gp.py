@@ -7,9 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from hpo_cli.bo.acquisition import acquisition, expected_improvement, log_h
-from hpo_cli.bo.gp import GaussianProcess, HyperPrior, fit_gp, matern52, neg_log_posterior, squared_differences
-from hpo_cli.bo.optimize import maximize
+from hpo_cli.strategies._gp.acquisition import acquisition, expected_improvement, log_h
+from hpo_cli.strategies._gp.gp import (
+    GaussianProcess,
+    HyperPrior,
+    fit_gp,
+    matern52,
+    neg_log_posterior,
+    squared_differences,
+)
+from hpo_cli.strategies._gp.optimize import maximize
 
 
 def central_difference(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:

@@ -10,9 +10,9 @@ import pytest
 from conftest import MIXED_SPACE, make_space, regret_at
 
 from hpo_cli.errors import ConfigError
+from hpo_cli.runner import run_in_memory
 from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
 from hpo_cli.strategies.gp_bo import GPBOStrategy
-from hpo_cli.study import run_in_memory
 
 BOX = {"x": {"type": "float", "low": -2.0, "high": 2.0}, "y": {"type": "float", "low": 1e-3, "high": 10.0, "log": True}}
 

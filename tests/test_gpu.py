@@ -7,7 +7,7 @@ import torch
 
 from hpo_cli.hypergrad import compute
 from hpo_cli.hypergrad.check import relative_error
-from hpo_cli.study import run_in_memory
+from hpo_cli.runner import run_in_memory
 from hpo_cli.tasks.softmax import SoftmaxTask
 
 pytestmark = [

@@ -12,10 +12,10 @@ from conftest import Result, make_space, read_summary, read_trials, run_dirs
 from scipy.optimize import minimize
 
 from hpo_cli.hypergrad.implicit import solve_inner
+from hpo_cli.runner import run_in_memory
 from hpo_cli.strategies.base import Observation, TrialState
 from hpo_cli.strategies.gradient import project_box_l1
 from hpo_cli.strategies.hoag import HoagStrategy
-from hpo_cli.study import run_in_memory
 from hpo_cli.tasks.polynomial import PolynomialTask
 from hpo_cli.tasks.softmax import SoftmaxTask
 
@@ -103,21 +103,12 @@ def test_drmad_lowers_q_on_the_polynomial_task() -> None:
 
 
 def test_divergence_stops_the_strategy_with_a_clear_message() -> None:
-    from hpo_cli.run import build_space, build_strategy, build_task
-    from hpo_cli.settings import read_settings
-    from hpo_cli.study import compose_config
+    from hpo_cli.build import compose_study
 
-    cfg = compose_config(
-        [
-            "task=polynomial",
-            "space=polynomial_per_coef",
-            "strategy=drmad",
-            "strategy.init=high",
-            "n_trials=10",
-        ]
+    study = compose_study(
+        ["task=polynomial", "space=polynomial_per_coef", "strategy=drmad", "strategy.init=high", "n_trials=10"]
     )
-    task = build_task(cfg.task, "cpu")
-    strategy = build_strategy(cfg.strategy, build_space(cfg.space, task), read_settings(cfg))
+    task, strategy = study.task, study.strategy
     (s,) = strategy.ask(1)  # log precision 10: plain SGD at lr 0.01 diverges
     ev = task.evaluate(s.params, None, s.request)
     assert ev.value > 1e100

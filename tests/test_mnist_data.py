@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import Result
 
-from hpo_cli.data.idx import IdxError, read_idx, write_idx
-from hpo_cli.data.mnist import FILES, load_mnist
+from hpo_cli.tasks.data.idx import IdxError, read_idx, write_idx
+from hpo_cli.tasks.data.mnist import FILES, load_mnist
 from hpo_cli.tasks.mlp import MnistTask
 
 

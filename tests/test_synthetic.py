@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.study import run_in_memory
+from hpo_cli.runner import run_in_memory
 from hpo_cli.tasks.synthetic import SyntheticTask
 
 MINIMIZERS = {

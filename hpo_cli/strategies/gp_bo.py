@@ -1,10 +1,10 @@
 """Gaussian-process Bayesian optimization over the space's unit cube.
 
 1. A scrambled Sobol design of ``n_initial`` points.
-2. Then, per suggestion: fit a GP (:mod:`hpo_cli.bo.gp`) to every observation (failed trials
+2. Then, per suggestion: fit a GP (:mod:`hpo_cli.strategies._gp.gp`) to every observation (failed trials
    count as the worst loss seen, so the search steers away from them), maximize the acquisition
-   (:mod:`hpo_cli.bo.acquisition`) from the best of ``candidates`` Sobol points plus points near
-   the best observations, with multi-start L-BFGS-B (:mod:`hpo_cli.bo.optimize`).
+   (:mod:`hpo_cli.strategies._gp.acquisition`) from the best of ``candidates`` Sobol points plus points near
+   the best observations, with multi-start L-BFGS-B (:mod:`hpo_cli.strategies._gp.optimize`).
 3. ``ask(n)`` with n > 1, and suggestions still pending from earlier asks, are handled with
    fantasies: each pending point joins the data with a made-up value — the GP's own mean there
    (``batch=kriging_believer``) or a constant (``batch=constant_liar``, value ``liar`` =
@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from hpo_cli.bo.acquisition import ACQUISITIONS, acquisition
-from hpo_cli.bo.gp import GaussianProcess, fit_gp
-from hpo_cli.bo.optimize import maximize
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import CategoricalParam, SearchSpace
+from hpo_cli.strategies._gp.acquisition import ACQUISITIONS, acquisition
+from hpo_cli.strategies._gp.gp import GaussianProcess, fit_gp
+from hpo_cli.strategies._gp.optimize import maximize
 from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
 from hpo_cli.validate import flag, one_of, positive_int
 

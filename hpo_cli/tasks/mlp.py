@@ -297,8 +297,8 @@ class MnistTask(MLPTask):
         super().__init__(**kwargs)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-        from hpo_cli.data.idx import IdxError
-        from hpo_cli.data.mnist import load_mnist
+        from hpo_cli.tasks.data.idx import IdxError
+        from hpo_cli.tasks.data.mnist import load_mnist
 
         try:
             data = load_mnist(self.data_dir)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpo_cli.results import Run, best_so_far
+from hpo_cli.report.results import Run, best_so_far
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -41,51 +41,51 @@ def _log_scale_if_wide(ax, values: np.ndarray) -> None:  # type: ignore[no-untyp
         ax.set_yscale("log")
 
 
-def plot_curves(groups: Mapping[tuple[str, str, str], list[Run]], folder: Path) -> list[Path]:
+def plot_curves(groups: Mapping[tuple[str, str], list[Run]], folder: Path) -> list[Path]:
     """Per task: best so far against evaluations and against wall time, one band per strategy."""
-    plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    tasks = sorted({key[0] for key in groups})
-    for task in tasks:
+    for task in sorted({key[0] for key in groups}):
+        of_task = {strategy: runs for (t, strategy), runs in groups.items() if t == task}
         for axis in ("evaluations", "seconds"):
-            fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
-            every = []
-            direction, metric = "minimize", "value"
-            for (t, strategy, criterion), runs in groups.items():
-                if t != task:
-                    continue
-                direction = runs[0].summary.get("direction", direction)
-                metric = runs[0].summary.get("metric", metric)
-                label = strategy + (f" ({criterion})" if criterion else "")
-                curves = [np.array(best_so_far(r)) for r in runs]
-                if axis == "evaluations":
-                    q25, med, q75 = _band(curves)
-                    x = np.arange(1, len(med) + 1)
-                else:
-                    x, med, q25, q75 = _time_band(runs, curves)
-                line = ax.plot(x, med, lw=2, label=f"{label} (n={len(runs)})")[0]
-                ax.fill_between(x, q25, q75, color=line.get_color(), alpha=0.2)
-                every += [med, q75]
-
-            if not every:
-                plt.close(fig)
-                continue
-            _log_scale_if_wide(ax, np.concatenate(every))
-            if axis == "seconds":
-                ax.set_xscale("log")
-
-            ax.set_xlabel("evaluations" if axis == "evaluations" else "wall time (s)")
-            ax.set_ylabel(f"best {metric} so far ({direction}); median, IQR band")
-            ax.set_title(f"{task}: best so far against {'evaluations' if axis == 'evaluations' else 'wall time'}")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-            fig.tight_layout()
             path = folder / f"best_vs_{axis}_{task}.png"
-            fig.savefig(path)
-            plt.close(fig)
-            written.append(path)
+            if _plot_task_curves(task, of_task, axis, path):
+                written.append(path)
     return written
+
+
+def _plot_task_curves(task: str, by_strategy: Mapping[str, list[Run]], axis: str, path: Path) -> bool:
+    """One figure: a median line and IQR band per strategy; False (nothing written) when empty."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    every = []
+    direction, metric = "minimize", "value"
+    for strategy, runs in by_strategy.items():
+        direction = runs[0].summary.get("direction", direction)
+        metric = runs[0].summary.get("metric", metric)
+        curves = [best_so_far(r.values, r.direction) for r in runs]
+        if axis == "evaluations":
+            q25, med, q75 = _band(curves)
+            x = np.arange(1, len(med) + 1)
+        else:
+            x, med, q25, q75 = _time_band(runs, curves)
+        line = ax.plot(x, med, lw=2, label=f"{strategy} (n={len(runs)})")[0]
+        ax.fill_between(x, q25, q75, color=line.get_color(), alpha=0.2)
+        every += [med, q75]
+    if every:
+        _log_scale_if_wide(ax, np.concatenate(every))
+        if axis == "seconds":
+            ax.set_xscale("log")
+        against = "evaluations" if axis == "evaluations" else "wall time"
+        ax.set_xlabel("evaluations" if axis == "evaluations" else "wall time (s)")
+        ax.set_ylabel(f"best {metric} so far ({direction}); median, IQR band")
+        ax.set_title(f"{task}: best so far against {against}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+    plt.close(fig)
+    return bool(every)
 
 
 def _time_band(runs: Sequence[Run], curves: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -103,11 +103,11 @@ def _time_band(runs: Sequence[Run], curves: Sequence[np.ndarray]) -> tuple[np.nd
     return grid, med, q25, q75
 
 
-def plot_trajectories(groups: Mapping[tuple[str, str, str], list[Run]], folder: Path) -> list[Path]:
+def plot_trajectories(groups: Mapping[tuple[str, str], list[Run]], folder: Path) -> list[Path]:
     """Hyperparameters against hyper-iteration for gradient-based runs (the first run of a group)."""
     plt = _pyplot()
     written = []
-    for (task, strategy, _), runs in groups.items():
+    for (task, strategy), runs in groups.items():
         run = runs[0]
         if not any(r.gradient is not None for r in run.records):
             continue

@@ -1,33 +1,16 @@
-"""Search spaces and the one encoding between parameter values and the unit cube.
-
-A space is an ordered set of named parameters. Every strategy that works in the unit cube
-(random, Sobol, Halton, LHS, GP-BO, evolution) goes through :meth:`SearchSpace.decode` and
-:meth:`SearchSpace.encode`, so no strategy branches on parameter types.
-
-Semantics, defined once here:
-
-* ``float``: ``low <= x <= high``; ``log: true`` samples uniformly in log space (``low > 0``);
-  ``step`` snaps to ``low + k * step``; ``size`` makes it a vector (an int, or the name of a
-  dimension the task fixes at run time, e.g. ``n_coefficients``).
-* ``int``: inclusive bounds ``low <= k <= high`` (both endpoints can be drawn), optional
-  ``step`` or ``log``; the value is always a Python ``int``.
-* ``categorical``: ``choices``; the value itself is returned, never an index.
-* ``when: {other: value}`` (or a list of values) makes a parameter conditional: it is present
-  only when every named parameter is present and has one of the listed values. The named
-  parameter must be declared earlier in the space.
-"""
+"""Parameter types and the search space: the one encoding between values and the unit cube
+(semantics in :mod:`hpo_cli.space`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.validate import flag, is_int, is_number
 
 ParamValue = Any  # float | int | str | bool | None | list[float]
 Conditions = tuple[tuple[str, tuple[Any, ...]], ...]
@@ -255,113 +238,3 @@ class SearchSpace:
                     grown.append(point)
             points = grown
         return points
-
-
-def parse_space(
-    raw: Mapping[str, Any] | None, dimensions: Mapping[str, int], prefix: str = "space.params"
-) -> SearchSpace:
-    """Build a space from its config mapping ``{name: {type: ..., ...}}``.
-
-    ``dimensions`` names the vector lengths the task fixes (e.g. ``{"n_coefficients": 12}``).
-    Raises :class:`ConfigError` naming the bad key and value.
-    """
-    if not raw:
-        raise ConfigError(prefix, dict(raw or {}), "the space defines no parameters; pick one with space=NAME")
-    params: list[Param] = []
-    for name, spec in raw.items():
-        key = f"{prefix}.{name}"
-        if not isinstance(spec, Mapping):
-            raise ConfigError(key, spec, "expected a mapping with at least 'type'")
-        params.append(_parse_param(str(name), spec, key, dimensions, params))
-    return SearchSpace(tuple(params))
-
-
-_ALLOWED_KEYS = {
-    "float": {"type", "low", "high", "log", "step", "size", "when"},
-    "int": {"type", "low", "high", "log", "step", "when"},
-    "categorical": {"type", "choices", "when"},
-}
-
-
-def _parse_param(
-    name: str,
-    spec: Mapping[str, Any],
-    key: str,
-    dimensions: Mapping[str, int],
-    earlier: Sequence[Param],
-) -> Param:
-    kind = spec.get("type")
-    if kind not in _ALLOWED_KEYS:
-        raise ConfigError(f"{key}.type", kind, "must be one of float, int, categorical")
-    unknown = sorted(set(spec) - _ALLOWED_KEYS[kind])
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", spec[unknown[0]], f"not a {kind} option")
-    when = _parse_when(spec.get("when"), f"{key}.when", earlier)
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, Sequence) or isinstance(choices, str) or len(choices) == 0:
-            raise ConfigError(f"{key}.choices", choices, "must be a non-empty list")
-        if len(set(map(repr, choices))) != len(choices):
-            raise ConfigError(f"{key}.choices", list(choices), "choices must be distinct")
-        return CategoricalParam(name, tuple(choices), when)
-    low, high = _bounds(spec, key, integer=kind == "int")
-    log = flag(spec.get("log", False), f"{key}.log")
-    step = spec.get("step")
-    if log and low <= 0:
-        raise ConfigError(f"{key}.low", low, "log scale needs low > 0")
-    if log and step is not None:
-        raise ConfigError(f"{key}.step", step, "step cannot be combined with log: true")
-    if step is not None and not (is_number(step) and step > 0):
-        raise ConfigError(f"{key}.step", step, "must be a positive number")
-    if kind == "int":
-        if step is not None and not is_int(step):
-            raise ConfigError(f"{key}.step", step, "must be an integer for an int parameter")
-        return IntParam(name, int(low), int(high), log, int(step or 1), when)
-    size = _parse_size(spec.get("size"), f"{key}.size", dimensions)
-    return FloatParam(name, float(low), float(high), log, None if step is None else float(step), size, when)
-
-
-def _bounds(spec: Mapping[str, Any], key: str, integer: bool) -> tuple[float, float]:
-    check = is_int if integer else is_number
-    for bound in ("low", "high"):
-        if bound not in spec:
-            raise ConfigError(f"{key}.{bound}", None, "required but missing")
-        if not check(spec[bound]) or not math.isfinite(float(spec[bound])):
-            what = "an integer" if integer else "a finite number"
-            raise ConfigError(f"{key}.{bound}", spec[bound], f"must be {what}")
-    low, high = spec["low"], spec["high"]
-    if low >= high:
-        raise ConfigError(f"{key}.low", low, f"must be < high ({high})")
-    return low, high
-
-
-def _parse_size(size: Any, key: str, dimensions: Mapping[str, int]) -> int | None:
-    if size is None:
-        return None
-    if isinstance(size, str):
-        if size not in dimensions:
-            known = ", ".join(sorted(dimensions)) or "none"
-            raise ConfigError(key, size, f"not a dimension of this task (known: {known})")
-        size = dimensions[size]
-    if not is_int(size) or size < 1:
-        raise ConfigError(key, size, "must be a positive integer or a task dimension name")
-    return int(size)
-
-
-def _parse_when(raw: Any, key: str, earlier: Sequence[Param]) -> Conditions:
-    if raw is None:
-        return ()
-    if not isinstance(raw, Mapping) or not raw:
-        raise ConfigError(key, raw, "expected a mapping {parameter: value or [values]}")
-    known = {p.name: p for p in earlier}
-    conditions = []
-    for parent, allowed in raw.items():
-        if parent not in known:
-            raise ConfigError(
-                f"{key}.{parent}",
-                allowed,
-                f"names unknown parameter {parent!r} (conditions may only name parameters declared above)",
-            )
-        values = tuple(allowed) if isinstance(allowed, Sequence) and not isinstance(allowed, str) else (allowed,)
-        conditions.append((str(parent), values))
-    return tuple(conditions)

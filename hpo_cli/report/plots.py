@@ -7,18 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hpo_cli.report.results import best_so_far
 from hpo_cli.store import TrialRecord
-
-
-def best_so_far(values: Sequence[float | None], direction: str) -> np.ndarray:
-    """Running best of the values (None = failed), shape (len(values),); NaN before the first."""
-    out, best = np.full(len(values), np.nan), np.nan
-    better = np.less if direction == "minimize" else np.greater
-    for i, v in enumerate(values):
-        if v is not None and (np.isnan(best) or better(v, best)):
-            best = v
-        out[i] = best
-    return out
 
 
 def plot_history(records: Sequence[TrialRecord], direction: str, path: Path, title: str, metric: str) -> None:

@@ -17,11 +17,10 @@ the baseline and exits 1 with one line per regression.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hpo_cli.errors import ConfigError
+from hpo_cli.errors import ConfigError, fail
+from hpo_cli.report.progress import LiveBar, format_value, use_live_display
 from hpo_cli.store import best_trial
 
 
@@ -103,7 +103,7 @@ def load_suite(spec: str) -> Suite:
 
 def run_suite(suite: Suite) -> dict[str, dict[str, Any]]:
     """{"task/space strategy": {"best_value": {...}, "seconds_ratio": {...}}}."""
-    from hpo_cli.study import run_in_memory, run_with_direction
+    from hpo_cli.runner import run_in_memory, run_with_direction
 
     measured: dict[tuple[str, str], dict[str, Any]] = {}
     jobs = [(cell, seed) for cell in suite.cells for seed in suite.seeds]
@@ -168,7 +168,7 @@ def regressions(suite: Suite, baseline: Mapping[str, Any], results: Mapping[str,
         if q["value"] is None or sign * (q["value"] - bq["value"]) > bq["tolerance"]:
             lines.append(
                 f"regression: suite={suite.name} task={task} strategy={strategy} metric=best_value "
-                f"baseline={bq['value']:.6g} measured={_g(q['value'])} "
+                f"baseline={bq['value']:.6g} measured={format_value(q['value'])} "
                 f"tolerance={bq['tolerance']:.3g} ({bq.get('direction', 'minimize')})"
             )
         t, bt = metrics["seconds_ratio"]["value"], base["seconds_ratio"]
@@ -181,36 +181,22 @@ def regressions(suite: Suite, baseline: Mapping[str, Any], results: Mapping[str,
     return lines
 
 
-def _g(x: float | None) -> str:
-    return "none" if x is None else f"{x:.6g}"
-
-
 class _progress:
     """A rich progress bar on a terminal, plain lines otherwise; calling it advances one job."""
 
     def __init__(self, total: int, name: str) -> None:
-        self.total, self.name, self.done, self.started = total, name, 0, time.monotonic()
-        self.live = sys.stdout.isatty() and not os.environ.get("CI")
+        self.total, self.done, self.started = total, 0, time.monotonic()
+        self.bar = LiveBar(f"bench {name}", total) if use_live_display() else None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(
-                TextColumn(f"[bold]bench {self.name}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.description}"),
-            )
-            self.task = self.bar.add_task("", total=self.total)
-            self.bar.start()
+    def __enter__(self) -> Callable[[str, float], None]:
+        if self.bar is not None:
+            self.bar.__enter__()
         return self.advance
 
     def advance(self, label: str, seconds: float) -> None:
         self.done += 1
-        if self.live:
-            self.bar.update(self.task, completed=self.done, description=label)
+        if self.bar is not None:
+            self.bar.update(self.done, label)
         else:
             print(
                 f"[{self.done}/{self.total}] {label}: {seconds:.2f} s "
@@ -219,49 +205,31 @@ class _progress:
             )
 
     def __exit__(self, *exc: object) -> None:
-        if self.live:
-            self.bar.stop()
+        if self.bar is not None:
+            self.bar.__exit__()
 
 
-def main(args: list[str]) -> int:
-    options = {"--baseline-dir": "benchmarks/baseline", "--results-dir": "benchmarks/results"}
-    flags = {a for a in args if a in ("--check", "--update")}
-    rest = [a for a in args if a not in flags]
-    positional = []
-    while rest:
-        a = rest.pop(0)
-        if a in options and rest:
-            options[a] = rest.pop(0)
-        else:
-            positional.append(a)
-    if len(positional) != 1 or flags == {"--check", "--update"}:
-        print("usage: hpo bench SUITE [--check | --update] [--baseline-dir DIR] [--results-dir DIR]", file=sys.stderr)
-        return 2
+def bench(spec: str, mode: str | None, baseline_dir: str, results_dir: str) -> int:
+    """Run suite ``spec``; ``mode`` "check" compares with the baseline, "update" replaces it."""
     try:
-        suite = load_suite(positional[0])
+        suite = load_suite(spec)
     except (ConfigError, KeyError, ValueError, TypeError) as exc:
-        print(f"hpo: error: {exc}", file=sys.stderr)
-        return 2
+        fail(str(exc))
     try:
         results = tolerances(suite, run_suite(suite))
     except ConfigError as exc:  # a cell's overrides do not compose
-        print(f"hpo: error: suite {suite.name}: {exc}", file=sys.stderr)
-        return 2
+        fail(f"suite {suite.name}: {exc}")
     document = {"suite": suite.name, "reference": suite.reference, "seeds": suite.seeds, "cells": results}
-    _write(Path(options["--results-dir"]) / f"{suite.name}.json", document)
+    _write(Path(results_dir) / f"{suite.name}.json", document)
     _print(document)
-    baseline_path = Path(options["--baseline-dir"]) / f"{suite.name}.json"
-    if "--update" in flags:
+    baseline_path = Path(baseline_dir) / f"{suite.name}.json"
+    if mode == "update":
         _write(baseline_path, document)
         print(f"baseline updated: {baseline_path}")
         return 0
-    if "--check" in flags:
+    if mode == "check":
         if not baseline_path.is_file():
-            print(
-                f"hpo: error: baseline={str(baseline_path)!r}: no such file (run hpo bench {suite.name} --update)",
-                file=sys.stderr,
-            )
-            return 2
+            fail(f"baseline={str(baseline_path)!r}: no such file (run hpo bench {suite.name} --update)")
         lines = regressions(suite, json.loads(baseline_path.read_text(encoding="utf-8")), results)
         for line in lines:
             print(line)

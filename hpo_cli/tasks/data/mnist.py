@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpo_cli.data.idx import IdxError, read_idx
+from hpo_cli.tasks.data.idx import IdxError, read_idx
 
 log = logging.getLogger(__name__)
 FILES = {

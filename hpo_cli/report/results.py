@@ -1,6 +1,6 @@
 """Reading run directories back: trial tables, DataFrames, best-so-far curves.
 
-from hpo_cli.results import trials_dataframe
+from hpo_cli.report.results import trials_dataframe
 df = trials_dataframe("runs/2026-11-22/10-31-07-123_sobol_ridge")   # like optuna's trials_dataframe
 """
 
@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from hpo_cli.store import SUMMARY, TRIALS, RunStore, TrialRecord
 
@@ -60,8 +62,17 @@ class Run:
     records: list[TrialRecord]
 
     @property
+    def direction(self) -> str:
+        return str(self.summary.get("direction", "minimize"))
+
+    @property
     def sign(self) -> float:
-        return 1.0 if self.summary.get("direction", "minimize") == "minimize" else -1.0
+        return 1.0 if self.direction == "minimize" else -1.0
+
+    @property
+    def values(self) -> list[float | None]:
+        """Each trial's value in trial order, None unless it completed."""
+        return [r.value if r.state == "complete" else None for r in self.records]
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Run]:
@@ -84,18 +95,18 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
     return runs
 
 
-def best_so_far(run: Run) -> list[float]:
-    """Best value after each trial (NaN before the first complete one), in the run's direction."""
-    out, best = [], math.nan
-    for r in run.records:
-        if r.state == "complete" and r.value is not None:
-            loss = run.sign * r.value
-            best = loss if math.isnan(best) else min(best, loss)
-        out.append(run.sign * best if not math.isnan(best) else math.nan)
+def best_so_far(values: Sequence[float | None], direction: str) -> np.ndarray:
+    """Running best of the values (None = failed), shape (len(values),); NaN before the first."""
+    out, best = np.full(len(values), np.nan), np.nan
+    better = np.less if direction == "minimize" else np.greater
+    for i, v in enumerate(values):
+        if v is not None and (np.isnan(best) or better(v, best)):
+            best = v
+        out[i] = best
     return out
 
 
-def convergence_point(curve: Sequence[float], sign: float, share: float = 0.99) -> int | None:
+def convergence_point(curve: Sequence[float] | np.ndarray, sign: float, share: float = 0.99) -> int | None:
     """Trials (1-based) needed to reach ``share`` of the run's total improvement over its first
     value (Bakhteev & Strijov's "Conv."); None without a complete trial."""
     values = [sign * v for v in curve if not math.isnan(v)]

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import shutil
 import sys
-from datetime import datetime
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from hpo_cli.errors import ConfigError, ResumeError
-
-CONFIG_PACKAGE = "pkg://hpo_cli.conf"
-
-
-def now_ms(fmt: str) -> str:
-    """``strftime(fmt)`` followed by ``-mmm`` milliseconds, so runs started in the same second
-    get different directories."""
-    now = datetime.now()
-    return f"{now.strftime(fmt)}-{now.microsecond // 1000:03d}"
-
-
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("now_ms"):
-        OmegaConf.register_new_resolver("now_ms", now_ms, use_cache=True)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """One line on stderr, no traceback."""
-    print(f"hpo: error: {message}", file=sys.stderr)
-    raise SystemExit(code)
+from hpo_cli.build import CONFIG_PACKAGE, register_resolvers, user_config_dir
+from hpo_cli.errors import ConfigError, ResumeError, fail
 
 
 def _discard_if_unused(run_dir: Path) -> None:
@@ -44,14 +24,15 @@ def _job(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from hpo_cli.run import RunNames, run_study
+    from hpo_cli.build import RunNames, build_study
+    from hpo_cli.runner import run_study
 
     hc = HydraConfig.get()
     choices = hc.runtime.choices
     names = RunNames(str(choices.get("strategy")), str(choices.get("task")), str(choices.get("space")))
     run_dir = Path(hc.runtime.output_dir)
     try:
-        status = run_study(cfg, run_dir, names)
+        status = run_study(build_study(cfg, names), cfg, run_dir)
     except (ConfigError, ResumeError) as exc:
         _discard_if_unused(run_dir)
         fail(str(exc))
@@ -77,19 +58,6 @@ def hydra_run(args: list[str]) -> int:
     finally:
         sys.argv = saved
     return 0
-
-
-def user_config_dir() -> Path | None:
-    """./conf of the current directory, when it exists and is not hpo_cli's own."""
-    path = Path.cwd() / "conf"
-    return path if path.is_dir() and not _is_package_conf(path) else None
-
-
-def _is_package_conf(path: Path) -> bool:
-
-    import hpo_cli.conf
-
-    return path.resolve() == Path(hpo_cli.conf.__file__).resolve().parent
 
 
 def _has_config_dir(args: list[str]) -> bool:

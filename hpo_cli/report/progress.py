@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -15,8 +16,11 @@ log = logging.getLogger("hpo_cli")
 PLAIN_EVERY_S = 2.0
 
 
-def format_value(x: Any) -> str:
-    return "-" if x is None else f"{x:.6g}" if isinstance(x, float) else str(x)
+def format_value(x: Any, digits: int = 6, missing: str = "-") -> str:
+    """A number for people: ``digits`` significant digits; None and NaN print as ``missing``."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return missing
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
 def format_params(params: Mapping[str, Any], width: int = 80) -> str:
@@ -69,42 +73,52 @@ class PlainProgress:
         )
 
 
-class LiveProgress(PlainProgress):
-    """A rich progress bar with the best value so far; failures are printed above it."""
+class LiveBar:
+    """A rich progress bar: a bold title, done/total, elapsed time and one line of text."""
 
-    def __init__(self, total: int, done: int = 0) -> None:
-        super().__init__(total, done)
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    def __init__(self, title: str, total: int, done: int = 0) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._bar = Progress(
-            TextColumn("[bold]trials"),
+            TextColumn(f"[bold]{title}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[best]}"),
-            transient=False,
+            TextColumn("{task.description}"),
         )
-        self._task = self._bar.add_task("trials", total=total, completed=done, best="best: -")
+        self._task = self._bar.add_task("", total=total, completed=done)
 
-    def __enter__(self) -> LiveProgress:
+    def __enter__(self) -> LiveBar:
         self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
+    def update(self, done: int, text: str) -> None:
+        self._bar.update(self._task, completed=done, description=text)
+
+
+class LiveProgress(PlainProgress):
+    """A rich progress bar with the best value so far; failures are printed above it."""
+
+    def __init__(self, total: int, done: int = 0) -> None:
+        super().__init__(total, done)
+        self._bar = LiveBar("trials", total, done)
+
+    def __enter__(self) -> LiveProgress:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__()
+
     def trial_done(self, record: TrialRecord, best: TrialRecord | None) -> None:
         self.done += 1
         if record.state == "failed":
             log.warning("trial %d failed: %s", record.trial, record.error)
         best_text = "best: -" if best is None else f"best: {format_value(best.value)} (trial {best.trial})"
-        self._bar.update(self._task, completed=self.done, best=best_text)
+        self._bar.update(self.done, best_text)
 
 
 def make_progress(total: int, done: int = 0) -> PlainProgress:

@@ -105,9 +105,6 @@ class GaussianProcess:
         """The same hyperparameters and scaling on other (e.g. fantasy-augmented) standardized data."""
         return GaussianProcess(x, y, self.theta, self.categorical, self.y_mean, self.y_std)
 
-    def standardize(self, values: np.ndarray) -> np.ndarray:
-        return (np.asarray(values, dtype=float) - self.y_mean) / self.y_std
-
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent function (standardized), shape (m,)."""
         d2 = scaled_differences(x, self.x, self.lengths, self.categorical).sum(-1)
@@ -168,6 +165,22 @@ def neg_log_posterior(
     return value, grad
 
 
+def _fit_starts(
+    default: np.ndarray, warm_start: np.ndarray | None, restarts: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Where L-BFGS-B starts: the default, the warm start, and ``restarts`` random points."""
+    d = len(default) - 2
+    starts = [default]
+    if warm_start is not None and len(warm_start) == d + 2:
+        # restarts=0 with a warm start (what gp_bo does on large data): the warm start alone
+        starts = [np.asarray(warm_start, dtype=float)] if restarts == 0 else [default, np.asarray(warm_start)]
+    for _ in range(restarts):
+        starts.append(
+            np.concatenate([rng.uniform(math.log(0.05), math.log(2.0), d), [rng.uniform(-1, 1), rng.uniform(-9, -2)]])
+        )
+    return starts
+
+
 def fit_gp(
     x: np.ndarray,
     values: np.ndarray,
@@ -194,14 +207,7 @@ def fit_gp(
         bounds[-1] = (log_noise, log_noise)
     lows, highs = np.array(bounds).T
     default = np.concatenate([np.full(d, math.log(0.4) + 0.5 * math.log(d)), [0.0, math.log(1e-4)]])
-    starts = [default]
-    if warm_start is not None and len(warm_start) == d + 2:
-        # restarts=0 with a warm start (what gp_bo does on large data): the warm start alone
-        starts = [np.asarray(warm_start, dtype=float)] if restarts == 0 else [default, np.asarray(warm_start)]
-    for _ in range(restarts):
-        starts.append(
-            np.concatenate([rng.uniform(math.log(0.05), math.log(2.0), d), [rng.uniform(-1, 1), rng.uniform(-9, -2)]])
-        )
+    starts = _fit_starts(default, warm_start, restarts, rng)
     raw = squared_differences(x, x, categorical)
     best_theta, best_value = default, math.inf
     for start in starts:

@@ -11,7 +11,6 @@ gradient-based runs).
 from __future__ import annotations
 
 import csv
-import math
 import os
 import sys
 from collections import defaultdict
@@ -21,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from hpo_cli.results import Run, best_so_far, convergence_point, find_runs, primary_test_metric
+from hpo_cli.errors import fail
+from hpo_cli.report.progress import format_value
+from hpo_cli.report.results import Run, best_so_far, convergence_point, find_runs, primary_test_metric
 
 COLUMNS = (
     "task",
     "strategy",
-    "criterion",
     "runs",
     "best_median",
     "best_q25",
@@ -42,20 +42,19 @@ COLUMNS = (
 )
 
 
-def group_runs(runs: Sequence[Run]) -> dict[tuple[str, str, str], list[Run]]:
-    groups: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
+def group_runs(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
+    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for run in runs:
-        s = run.summary
-        groups[(str(s.get("task")), str(s.get("strategy")), str(s.get("criterion") or ""))].append(run)
+        groups[(str(run.summary.get("task")), str(run.summary.get("strategy")))].append(run)
     return dict(sorted(groups.items()))
 
 
-def aggregate(key: tuple[str, str, str], runs: Sequence[Run]) -> dict[str, Any]:
+def aggregate(key: tuple[str, str], runs: Sequence[Run]) -> dict[str, Any]:
     bests = np.array([r.summary["best"]["value"] for r in runs if r.summary.get("best")], dtype=float)
     test_name = next((primary_test_metric(r.summary["best"]["metrics"]) for r in runs if r.summary.get("best")), None)
     tests = [r.summary["best"]["metrics"].get(test_name) for r in runs if r.summary.get("best") and test_name]
-    convs = [c for r in runs if (c := convergence_point(best_so_far(r), r.sign)) is not None]
-    row: dict[str, Any] = dict(zip(("task", "strategy", "criterion"), key, strict=True))
+    convs = [c for r in runs if (c := convergence_point(best_so_far(r.values, r.direction), r.sign)) is not None]
+    row: dict[str, Any] = dict(zip(("task", "strategy"), key, strict=True))
     row["runs"] = len(runs)
     if len(bests):
         q25, med, q75 = np.percentile(bests, [25, 50, 75])
@@ -67,12 +66,6 @@ def aggregate(key: tuple[str, str, str], runs: Sequence[Run]) -> dict[str, Any]:
     row["wall_seconds"] = float(np.median([r.summary.get("wall_seconds", 0.0) for r in runs]))
     row["conv_median"] = float(np.median(convs)) if convs else None
     return row
-
-
-def fmt(x: Any) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x:.5g}" if isinstance(x, float) else str(x)
 
 
 def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> None:
@@ -96,17 +89,17 @@ def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> None:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [
-            r["task"] + (f" ({r['criterion']})" if r["criterion"] else ""),
+            r["task"],
             r["strategy"],
             str(r["runs"]),
-            fmt(r.get("best_median")),
-            f"{fmt(r.get('best_q25'))} – {fmt(r.get('best_q75'))}",
-            f"{fmt(r.get('best_mean'))} ± {fmt(r.get('best_std'))}",
-            f"{fmt(r.get('test_median'))} {r['test_metric']}".strip(),
-            fmt(r["evaluations"]),
-            fmt(r["inner_steps"]),
-            fmt(r["wall_seconds"]),
-            fmt(r.get("conv_median")),
+            format_value(r.get("best_median"), 5),
+            f"{format_value(r.get('best_q25'), 5)} – {format_value(r.get('best_q75'), 5)}",
+            f"{format_value(r.get('best_mean'), 5)} ± {format_value(r.get('best_std'), 5)}",
+            f"{format_value(r.get('test_median'), 5)} {r['test_metric']}".strip(),
+            format_value(r["evaluations"], 5),
+            format_value(r["inner_steps"], 5),
+            format_value(r["wall_seconds"], 5),
+            format_value(r.get("conv_median"), 5),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     (out / "comparison.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -124,12 +117,12 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
             r["task"],
             r["strategy"],
             str(r["runs"]),
-            fmt(r.get("best_median")),
-            f"{fmt(r.get('best_q25'))} – {fmt(r.get('best_q75'))}",
-            f"{fmt(r.get('test_median'))} {r['test_metric']}",
-            fmt(r["evaluations"]),
-            fmt(r["wall_seconds"]),
-            fmt(r.get("conv_median")),
+            format_value(r.get("best_median"), 5),
+            f"{format_value(r.get('best_q25'), 5)} – {format_value(r.get('best_q75'), 5)}",
+            f"{format_value(r.get('test_median'), 5)} {r['test_metric']}",
+            format_value(r["evaluations"], 5),
+            format_value(r["wall_seconds"], 5),
+            format_value(r.get("conv_median"), 5),
         )
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
@@ -137,14 +130,13 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
 def compare(paths: Sequence[str], out: Path | None = None) -> int:
     runs = find_runs(paths)
     if not runs:
-        print(f"hpo: error: paths={list(paths)!r}: no run directories found (looked for summary.json)", file=sys.stderr)
-        return 2
+        fail(f"paths={list(paths)!r}: no run directories found (looked for summary.json)")
     groups = group_runs(runs)
     rows = [aggregate(key, group) for key, group in groups.items()]
     out = out or _default_out(paths)
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, out)
-    from hpo_cli.compare_plots import plot_curves, plot_trajectories
+    from hpo_cli.report.compare_plots import plot_curves, plot_trajectories
 
     plots = plot_curves(groups, out / "plots") + plot_trajectories(groups, out / "plots")
     print_table(rows)
@@ -159,17 +151,3 @@ def _default_out(paths: Sequence[str]) -> Path:
         return resolved[0]
     common = Path(os.path.commonpath([str(p) for p in resolved])) if resolved else Path.cwd()
     return common if common.is_dir() else Path.cwd()
-
-
-def main(args: list[str]) -> int:
-    out = None
-    if "--out" in args:
-        i = args.index("--out")
-        if i + 1 >= len(args):
-            print("hpo: error: --out needs a folder", file=sys.stderr)
-            return 2
-        out, args = Path(args[i + 1]), args[:i] + args[i + 2 :]
-    if not args:
-        print("usage: hpo compare PATH... [--out DIR]", file=sys.stderr)
-        return 2
-    return compare(args, out)

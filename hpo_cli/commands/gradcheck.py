@@ -13,15 +13,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from hpo_cli.app import fail
-from hpo_cli.errors import ConfigError
+from hpo_cli.build import compose_study
+from hpo_cli.errors import ConfigError, fail
 from hpo_cli.hypergrad.check import componentwise_error, finite_difference, relative_error
 from hpo_cli.hypergrad.implicit import solve_inner
 from hpo_cli.hypergrad.problem import BilevelProblem
-from hpo_cli.run import build_space, build_task
-from hpo_cli.settings import read_settings
 from hpo_cli.space import FloatParam, SearchSpace
-from hpo_cli.study import compose_config
 from hpo_cli.tasks.differentiable import DifferentiableTask
 
 CHECKABLE = ("reverse", "rmad_exact", "forward", "implicit", "drmad")
@@ -50,16 +47,14 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
     method = str(options["method"])
     if method not in CHECKABLE:
         raise ConfigError("method", method, f"must be one of {', '.join(CHECKABLE)}")
-    cfg = compose_config(overrides)
-    settings = read_settings(cfg)
-    task = build_task(cfg.task, settings.device, settings.dtype)
+    study = compose_study(overrides)
+    task, space, settings = study.task, study.space, study.settings
     if not isinstance(task, DifferentiableTask):
         raise ConfigError(
             "task",
             task.name,
             "gradcheck needs a differentiable task (polynomial, ridge, softmax, bilevel)",
         )
-    space = build_space(cfg.space, task)
     params = _point(space, str(options["point"]), int(options["seed_point"] or 0))
     layout = task.layout_of(params)
     problem, h = task.problem(layout), task.hyper_vector(layout, params)

@@ -7,10 +7,10 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from hpo_cli.app import fail, register_resolvers
-from hpo_cli.errors import ConfigError, ResumeError
-from hpo_cli.logs import configure_resume_logging
-from hpo_cli.run import BUDGET_KEYS, RunNames, config_fingerprint, run_study
+from hpo_cli.build import BUDGET_KEYS, RunNames, build_study, config_fingerprint, register_resolvers
+from hpo_cli.errors import ConfigError, ResumeError, fail
+from hpo_cli.report.logs import configure_resume_logging
+from hpo_cli.runner import run_study
 from hpo_cli.store import SUMMARY, RunStore
 
 CONFIG = Path(".hydra") / "config.yaml"
@@ -27,7 +27,7 @@ def resume(run_dir: str, overrides: list[str]) -> int:
     OmegaConf.save(cfg, directory / CONFIG)
     configure_resume_logging(directory / "hpo.log")
     try:
-        status = run_study(cfg, directory, names, resume=True)
+        status = run_study(build_study(cfg, names), cfg, directory, resume=True)
     except (ConfigError, ResumeError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:

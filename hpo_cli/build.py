@@ -1,0 +1,219 @@
+"""The only wiring: a composed config becomes a :class:`Study` (settings, task, space, strategy,
+direction). ``hpo run``, ``hpo resume``, ``hpo gradcheck``, ``hpo bench``, the in-process Python
+API (:func:`hpo_cli.runner.run_in_memory`) and the tests all call :func:`build_study`.
+
+Composition (``compose_config``) turns ``hpo run`` overrides into the config outside Hydra's
+``@main``; the resolvers and ``./conf`` search path are the same as the app's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from hpo_cli.errors import ConfigError
+from hpo_cli.loop import Budget
+from hpo_cli.settings import Settings, read_settings, resolve_device
+from hpo_cli.space import SearchSpace, parse_space
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.tasks.base import Task
+
+CONFIG_PACKAGE = "pkg://hpo_cli.conf"
+# Keys a resumed run may change: they extend or shorten the budget, not the experiment.
+BUDGET_KEYS = ("n_trials", "timeout_s")
+NOT_FINGERPRINTED = (*BUDGET_KEYS, "runs_dir")
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """The config-group choices that name a run (``hydra.runtime.choices``)."""
+
+    strategy: str
+    task: str
+    space: str
+
+
+@dataclass(frozen=True)
+class Study:
+    """Everything one run needs, built and validated; ``settings.device`` is resolved."""
+
+    settings: Settings
+    task: Task
+    space: SearchSpace
+    strategy: Strategy
+    direction: str
+    names: RunNames
+
+    @property
+    def budget(self) -> Budget:
+        s = self.settings
+        return Budget(s.n_trials, s.batch_size, s.timeout_s, s.max_failure_rate)
+
+
+def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
+    """The study of a composed config; raises ConfigError (one line) on bad input."""
+    settings = read_settings(cfg)
+    settings = dataclasses.replace(settings, device=resolve_device(settings.device))
+    task = build_task(cfg.task, settings)
+    space = build_space(cfg.space, task)
+    strategy = build_strategy(cfg.strategy, space, settings, task.fidelity)
+    strategy.check_task(task)
+    return Study(settings, task, space, strategy, settings.direction or task.direction, names or names_of(cfg))
+
+
+def names_of(cfg: DictConfig) -> RunNames:
+    """Names for a config composed outside Hydra's app: the task's and strategy's targets."""
+
+    def short(node: Any) -> str:
+        target = str(node.get("_target_", "?")) if isinstance(node, DictConfig) else "?"
+        return target.rsplit(".", 1)[-1]
+
+    return RunNames(short(cfg.get("strategy")), short(cfg.get("task")), "space")
+
+
+def build_task(task_cfg: DictConfig, settings: Settings) -> Task:
+    """The task; ``settings.dtype`` None leaves each task its own default precision."""
+    runtime: dict[str, Any] = {"device": settings.device}
+    if settings.dtype is not None:
+        runtime["dtype"] = settings.dtype
+    task = _instantiate(task_cfg, "task", **runtime)
+    if not isinstance(task, Task):
+        raise ConfigError("task._target_", task_cfg.get("_target_"), "does not build a hpo_cli Task")
+    return task
+
+
+def build_space(space_cfg: DictConfig, task: Task) -> SearchSpace:
+    raw = OmegaConf.to_container(space_cfg, resolve=True)
+    assert isinstance(raw, dict)
+    unknown = sorted(set(raw) - {"params"})
+    if unknown:
+        raise ConfigError(f"space.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'")
+    space = parse_space(raw.get("params"), task.dimensions())
+    task.check_space(space.names)
+    return space
+
+
+def build_strategy(
+    strategy_cfg: DictConfig,
+    space: SearchSpace,
+    settings: Settings,
+    fidelity: tuple[float, float] | None = None,
+) -> Strategy:
+    """The strategy; ``fidelity`` (the task's budget range) goes to those that take it."""
+    strategy = _instantiate(
+        strategy_cfg,
+        "strategy",
+        space=space,
+        seed=settings.seed,
+        n_trials=settings.n_trials,
+        fidelity=fidelity,
+    )
+    if not isinstance(strategy, Strategy):
+        raise ConfigError("strategy._target_", strategy_cfg.get("_target_"), "does not build a Strategy")
+    return strategy
+
+
+def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
+    """Hydra's instantiate, with the usual mistakes turned into one-line ConfigErrors."""
+    from hydra.utils import instantiate
+
+    if "_target_" not in node:
+        raise ConfigError(f"{group}._target_", None, f"a {group} config needs a _target_")
+    try:
+        factory = instantiate(node, _convert_="all")
+    except Exception as exc:  # hydra wraps import and argument errors
+        raise ConfigError(f"{group}._target_", node.get("_target_"), _root_message(exc)) from None
+    if not callable(factory) or isinstance(factory, Task | Strategy):
+        return factory
+    try:
+        return factory(**_accepted(factory, runtime))
+    except TypeError as exc:
+        raise ConfigError(group, OmegaConf.to_container(node), str(exc)) from None
+
+
+def _accepted(factory: Any, runtime: dict[str, Any]) -> dict[str, Any]:
+    """The run-time keywords (device, dtype, seed, ...) that the factory takes; a user's class
+    need not take them all."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return runtime
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return runtime
+    names = {p.name for p in parameters}
+    return {k: v for k, v in runtime.items() if k in names}
+
+
+def _root_message(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return " ".join(str(exc).split())
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """sha256 of the resolved config, budget keys and the output folder left out."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    kept = {k: v for k, v in plain.items() if k not in NOT_FINGERPRINTED}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# -- composition ------------------------------------------------------------------------
+
+
+def now_ms(fmt: str) -> str:
+    """``strftime(fmt)`` followed by ``-mmm`` milliseconds, so runs started in the same second
+    get different directories."""
+    now = datetime.now()
+    return f"{now.strftime(fmt)}-{now.microsecond // 1000:03d}"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("now_ms"):
+        OmegaConf.register_new_resolver("now_ms", now_ms, use_cache=True)
+
+
+def user_config_dir() -> Path | None:
+    """./conf of the current directory, when it exists and is not hpo_cli's own."""
+    path = Path.cwd() / "conf"
+    return path if path.is_dir() and not _is_package_conf(path) else None
+
+
+def _is_package_conf(path: Path) -> bool:
+    import hpo_cli.conf
+
+    return path.resolve() == Path(hpo_cli.conf.__file__).resolve().parent
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """The composed config of ``hpo run OVERRIDES`` (./conf joins the search path as there).
+
+    Hydra's errors (an unknown option, a bad override) become one-line ConfigErrors.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_resolvers()
+    extra = user_config_dir()
+    search = [f"hydra.searchpath=[file://{extra}]"] if extra else []
+    try:
+        with initialize_config_module("hpo_cli.conf", version_base="1.3"):
+            return compose("config", overrides=[*search, *overrides])
+    except (HydraException, OmegaConfBaseException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError("overrides", list(overrides), first) from None
+
+
+def compose_study(overrides: Sequence[str]) -> Study:
+    """:func:`build_study` of :func:`compose_config`: the study ``hpo run OVERRIDES`` runs."""
+    return build_study(compose_config(overrides))

@@ -1,0 +1,1 @@
+"""Subcommands of ``hpo``: one module each (run, resume, compare, bench, gradcheck)."""

@@ -1,0 +1,1 @@
+"""Presentation: live progress, console tables, plots, and readers of finished runs."""

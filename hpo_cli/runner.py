@@ -1,0 +1,194 @@
+"""Run a built study: into a run directory (``hpo run``, ``hpo resume``), or quietly into a
+temporary one (:func:`run_in_memory`, the in-process Python API used by benchmarks and tests)."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from hpo_cli.build import Study, compose_study, config_fingerprint
+from hpo_cli.errors import ConfigError
+from hpo_cli.loop import Objective, StudyLoop
+from hpo_cli.report.console import print_summary
+from hpo_cli.report.progress import make_progress
+from hpo_cli.store import STRATEGY_STATE, SUMMARY, RunStore, TrialRecord, best_trial
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.tasks.base import Evaluation, Task
+
+log = logging.getLogger("hpo_cli")
+
+VERSIONED = ("hpo_cli", "numpy", "scipy", "scikit-learn", "hydra-core", "omegaconf", "torch")
+
+
+def objective_of(task: Task) -> Objective:
+    """The loop's objective: ``request`` (a hypergradient, say) goes only to tasks that take it."""
+
+    def objective(params: Mapping[str, Any], budget: float | None, request: Mapping[str, Any]) -> Evaluation:
+        if request:
+            return task.evaluate(params, budget, request)  # type: ignore[call-arg]
+        return task.evaluate(params, budget)
+
+    return objective
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def run_in_memory(overrides: Sequence[str], run_dir: Path | None = None) -> list[TrialRecord]:
+    """Run the study ``hpo run OVERRIDES`` would run, quietly; returns its trial records."""
+    return run_with_direction(overrides, run_dir)[0]
+
+
+def run_with_direction(overrides: Sequence[str], run_dir: Path | None = None) -> tuple[list[TrialRecord], str]:
+    """Like :func:`run_in_memory`, also returning the direction ("minimize" | "maximize")."""
+    study = compose_study(overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        loop = StudyLoop(
+            study.strategy, objective_of(study.task), RunStore(run_dir or Path(tmp)), study.budget, study.direction
+        )
+        return loop.run().records, study.direction
+
+
+def run_study(study: Study, cfg: DictConfig, run_dir: Path, resume: bool = False) -> str:
+    """Run (or continue) ``study`` in ``run_dir``; ``cfg`` is its composed config (fingerprinted
+    so that a resume can refuse a changed one). Returns the status.
+
+    Ctrl-C writes the summary with status "interrupted" and re-raises KeyboardInterrupt.
+    """
+    store = RunStore(run_dir)
+    previous, told, seconds_before, sessions = _prior_state(store, study.strategy, resume)
+    header = _header(study, cfg, sessions)
+    store.write_json(SUMMARY, {**header, "status": "running"})
+    names, space = study.names, study.space
+    log.info(
+        "%s %s: strategy=%s task=%s space=%s (%d parameters, %d dimensions) -> %s",
+        "resuming" if resume else "starting",
+        *(run_dir.name, names.strategy, names.task, names.space, len(space.params), space.dim, run_dir),
+    )
+    loop = StudyLoop(
+        study.strategy, objective_of(study.task), store, study.budget, study.direction, seconds_before=seconds_before
+    )
+    started = time.monotonic()
+    status, message = "interrupted", f"interrupted (Ctrl-C); continue with: hpo resume {run_dir}"
+    try:
+        with make_progress(study.settings.n_trials, len(previous)) as progress:
+            loop.progress = progress
+            outcome = loop.run(previous, told)
+        loop.save_checkpoint()
+        status, message = outcome.status, outcome.message
+    finally:
+        records = store.read_trials()
+        if status == "finished" and best_trial(records, study.direction) is None:
+            status, message = "failed", "no trial completed; " + message
+        summary = _summary(header, records, status, message, seconds_before + time.monotonic() - started)
+        _write_outputs(store, summary, records)
+    return status
+
+
+def _header(study: Study, cfg: DictConfig, sessions: int) -> dict[str, Any]:
+    """What summary.json says from the start: names, seed, direction, config fingerprint."""
+    return {
+        "strategy": study.names.strategy,
+        "task": study.names.task,
+        "space": study.names.space,
+        "seed": study.settings.seed,
+        "direction": study.direction,
+        "metric": study.task.metric,
+        "n_trials": study.settings.n_trials,
+        "config_sha256": config_fingerprint(cfg),
+        "sessions": sessions,
+        "versions": versions(),
+    }
+
+
+def _prior_state(store: RunStore, strategy: Strategy, resume: bool) -> tuple[list[TrialRecord], int, float, int]:
+    """(recorded trials, trials the restored strategy already knows, seconds spent, session no.)"""
+    if not resume:
+        if store.trials_path.exists():
+            raise ConfigError("run directory", str(store.dir), "already holds a run; use hpo resume")
+        return [], 0, 0.0, 1
+    previous = store.read_trials(repair=True)
+    summary = store.read_json(SUMMARY) or {}
+    checkpoint = store.read_json(STRATEGY_STATE)
+    told = 0
+    if checkpoint and 0 < checkpoint["told"] <= len(previous):
+        try:
+            strategy.load_state_dict(checkpoint["state"])
+            told = int(checkpoint["told"])
+        except (ValueError, KeyError) as exc:
+            log.warning("ignoring the strategy checkpoint (%s); replaying all trials", exc)
+    log.info(
+        "resuming: %d trials recorded, %d restored from the checkpoint, %d to replay",
+        len(previous),
+        told,
+        len(previous) - told,
+    )
+    return (
+        previous,
+        told,
+        float(summary.get("wall_seconds") or 0.0),
+        int(summary.get("sessions") or 0) + 1,
+    )
+
+
+def _summary(
+    header: Mapping[str, Any], records: list[TrialRecord], status: str, message: str, wall: float
+) -> dict[str, Any]:
+    best = best_trial(records, str(header["direction"]))
+    cost: dict[str, int] = {"evaluations": len(records), "inner_steps": 0}
+    for r in records:
+        for key, n in r.cost.items():
+            cost[key] = cost.get(key, 0) + int(n)
+    return {
+        **header,
+        "status": status,
+        "message": message,
+        "n_complete": sum(r.state == "complete" for r in records),
+        "n_failed": sum(r.state == "failed" for r in records),
+        "n_pruned": sum(r.state == "pruned" for r in records),
+        "best": None
+        if best is None
+        else {"trial": best.trial, "value": best.value, "params": best.params, "metrics": best.metrics},
+        "wall_seconds": round(wall, 4),
+        "cost": cost,
+    }
+
+
+def _write_outputs(store: RunStore, summary: Mapping[str, Any], records: list[TrialRecord]) -> None:
+    """summary.json, best.yaml, trials.csv, plots/history.png, and the table on the console."""
+    from hpo_cli.report.plots import plot_history
+    from hpo_cli.report.results import TRIALS_CSV, write_trials_csv
+
+    store.write_json(SUMMARY, summary)
+    best, direction, metric = summary["best"], str(summary["direction"]), str(summary["metric"])
+    if best is not None:
+        store.write_best(
+            best["params"],
+            [
+                f"Best of {len(records)} trials in {store.dir}: trial {best['trial']}, "
+                f"{metric} = {best['value']!r} ({direction}).",
+                "Parameter values by name; evaluate them again with",
+                f"  hpo run strategy=fixed task={summary['task']} space={summary['space']} "
+                f"strategy.params_file={store.dir / 'best.yaml'}",
+            ],
+        )
+    write_trials_csv(records, store.dir / TRIALS_CSV)
+    title = f"{summary['strategy']} on {summary['task']} (seed {summary['seed']})"
+    plot_history(records, direction, store.dir / "plots" / "history.png", title, metric)
+    log.info("%s: %s", summary["status"], summary["message"])
+    print_summary(summary, store.dir)
