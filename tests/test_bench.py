@@ -112,3 +112,17 @@ def test_bad_suites_and_a_missing_baseline_are_clear_errors(
 def test_the_shipped_quick_suite_loads() -> None:
     suite = load_suite(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick.yaml"))
     assert suite.reference == "random" and suite.data_seed == 0 and len(suite.cells) == 9
+
+
+def test_the_quick_digits_cell_tells_hyperband_from_random() -> None:
+    """The cell once ran both at one fidelity with the same draws: one baseline for two strategies."""
+    from hpo_cli.runner import run_in_memory
+
+    suite = load_suite(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick.yaml"))
+    (cell_random, cell_hyperband) = [c for c in suite.cells if c.task == "digits"]
+    random = run_in_memory(cell_random.args(0, suite.data_seed))
+    hyperband = run_in_memory(cell_hyperband.args(0, suite.data_seed))
+    assert {r.budget for r in random} == {None} and {r.budget for r in hyperband} == {1.0, 3.0, 9.0}
+    epochs = [sum(int(r.cost.get("epochs", 0)) for r in records) for records in (random, hyperband)]
+    assert epochs == [13 * 3, 9 + 3 * 2 + 6]  # a bracket continuing from checkpoints; 13 configurations at 3
+    assert max(r.value or 0 for r in random) != max(r.value or 0 for r in hyperband)
