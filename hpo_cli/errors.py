@@ -12,6 +12,8 @@ class ConfigError(ValueError):
     The CLI prints ``hpo: error: key=value: reason`` and exits with code 2.
     """
 
+    exit_code = 2
+
     def __init__(self, key: str, value: Any, reason: str) -> None:
         self.key = key
         self.value = value
@@ -19,7 +21,21 @@ class ConfigError(ValueError):
         super().__init__(f"{key}={value!r}: {reason}")
 
 
-class ResumeError(RuntimeError):
+class RunDirError(RuntimeError):
+    """A run directory that cannot be used as asked: in use by another process, damaged files.
+
+    The CLI prints the message as one line and exits with ``exit_code``."""
+
+    exit_code = 2
+
+
+class DiskFullError(RunDirError):
+    """The disk filled up during a run: it ended with status "failed" and can be resumed."""
+
+    exit_code = 1
+
+
+class ResumeError(RunDirError):
     """A run directory that cannot be resumed as asked (changed config, diverged replay)."""
 
 

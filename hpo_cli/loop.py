@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hpo_cli.errors import ResumeError
-from hpo_cli.store import STRATEGY_STATE, RunStore, TrialRecord, best_trial, finite_or_none
+from hpo_cli.store import RunStore, TrialRecord, best_trial, finite_or_none
 from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
 from hpo_cli.tasks.base import Evaluation
 
@@ -200,8 +200,7 @@ class StudyLoop:
     def _checkpoint(self, final: bool) -> None:
         now = time.monotonic()
         if final or now - self._last_checkpoint >= CHECKPOINT_EVERY_S:
-            state = {"told": self._told, "state": self.strategy.state_dict()}
-            self.store.write_json(STRATEGY_STATE, state)
+            self.store.write_checkpoint(self._told, self.strategy.state_dict())
             self._last_checkpoint = now
 
 

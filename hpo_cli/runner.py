@@ -3,6 +3,7 @@ temporary one (:func:`run_in_memory`, the in-process Python API used by benchmar
 
 from __future__ import annotations
 
+import errno
 import logging
 import platform
 import tempfile
@@ -12,14 +13,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hpo_cli.build import Study, compose_study, config_fingerprint
-from hpo_cli.errors import ConfigError
+from hpo_cli.errors import ConfigError, DiskFullError, RunDirError
+from hpo_cli.interrupts import describe
 from hpo_cli.loop import Objective, StudyLoop
 from hpo_cli.report.console import print_summary
 from hpo_cli.report.progress import make_progress
-from hpo_cli.store import STRATEGY_STATE, SUMMARY, RunStore, TrialRecord, best_trial
+from hpo_cli.store import CONFIG_DIR, STRATEGY_STATE, SUMMARY, RunStore, TrialRecord, best_trial
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.tasks.base import Evaluation, Task
 
@@ -64,14 +66,21 @@ def run_with_direction(overrides: Sequence[str], run_dir: Path | None = None) ->
         return loop.run().records, study.direction
 
 
-def run_study(study: Study, cfg: DictConfig, run_dir: Path, resume: bool = False) -> str:
-    """Run (or continue) ``study`` in ``run_dir``; ``cfg`` is its composed config (fingerprinted
-    so that a resume can refuse a changed one). Returns the status.
+def run_study(
+    study: Study, cfg: DictConfig, store: RunStore, resume: bool = False, config_files: Mapping[str, str] | None = None
+) -> str:
+    """Run (or continue) ``study`` in ``store``'s directory; returns the status. ``cfg`` is its
+    composed config (fingerprinted, so that a resume can refuse a changed one); ``config_files``
+    (name -> YAML text, default: ``cfg`` as ``config.yaml``) go to ``.hydra/``.
 
-    Ctrl-C writes the summary with status "interrupted" and re-raises KeyboardInterrupt.
+    The caller holds the directory's lock (:meth:`RunStore.exclusive`); every check that can
+    refuse runs before the first byte is written. Ctrl-C writes the summary with status
+    "interrupted" and re-raises KeyboardInterrupt.
     """
-    store = RunStore(run_dir)
-    previous, told, seconds_before, sessions = _prior_state(store, study.strategy, resume)
+    run_dir = store.dir
+    previous, told, seconds_before, sessions = _prior_state(store, study, resume)
+    for name, text in (config_files or {"config.yaml": OmegaConf.to_yaml(cfg)}).items():
+        store.write_text(f"{CONFIG_DIR}/{name}", text)
     header = _header(study, cfg, sessions)
     store.write_json(SUMMARY, {**header, "status": "running"})
     names, space = study.names, study.space
@@ -81,22 +90,48 @@ def run_study(study: Study, cfg: DictConfig, run_dir: Path, resume: bool = False
         *(run_dir.name, names.strategy, names.task, names.space, len(space.params), space.dim, run_dir),
     )
     loop = StudyLoop(
-        study.strategy, objective_of(study.task), store, study.budget, study.direction, seconds_before=seconds_before
+        study.strategy,
+        objective_of(study.task),
+        store,
+        study.budget,
+        study.direction,
+        seconds_before=seconds_before,
     )
+    return _drive(loop, store, header, previous, told, seconds_before)
+
+
+def _drive(
+    loop: StudyLoop, store: RunStore, header: Mapping[str, Any], previous: list[TrialRecord], told: int, before: float
+) -> str:
+    """Run the loop; whatever ends it, write the summary, best.yaml, trials.csv and plots."""
     started = time.monotonic()
-    status, message = "interrupted", f"interrupted (Ctrl-C); continue with: hpo resume {run_dir}"
+    status, message = "interrupted", f"interrupted; continue with: hpo resume {store.dir}"
     try:
-        with make_progress(study.settings.n_trials, len(previous)) as progress:
+        with make_progress(int(header["n_trials"]), len(previous)) as progress:
             loop.progress = progress
             outcome = loop.run(previous, told)
         loop.save_checkpoint()
         status, message = outcome.status, outcome.message
+    except KeyboardInterrupt as exc:
+        message = f"interrupted ({describe(exc)}); continue with: hpo resume {store.dir}"
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        status = "failed"
+        message = f"disk full writing {exc.filename or store.dir}; free some space, then: hpo resume {store.dir}"
+        raise DiskFullError(message) from None
     finally:
         records = store.read_trials()
-        if status == "finished" and best_trial(records, study.direction) is None:
+        if status == "finished" and best_trial(records, str(header["direction"])) is None:
             status, message = "failed", "no trial completed; " + message
-        summary = _summary(header, records, status, message, seconds_before + time.monotonic() - started)
-        _write_outputs(store, summary, records)
+        summary = _summary(header, records, status, message, before + time.monotonic() - started)
+        try:
+            _write_outputs(store, summary, records)
+        except OSError as exc:  # the disk is still full: the trials are safe, the summary is not
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            log.error("could not write the summary (%s): the disk is full", exc.strerror)
     return status
 
 
@@ -116,34 +151,46 @@ def _header(study: Study, cfg: DictConfig, sessions: int) -> dict[str, Any]:
     }
 
 
-def _prior_state(store: RunStore, strategy: Strategy, resume: bool) -> tuple[list[TrialRecord], int, float, int]:
+def _prior_state(store: RunStore, study: Study, resume: bool) -> tuple[list[TrialRecord], int, float, int]:
     """(recorded trials, trials the restored strategy already knows, seconds spent, session no.)"""
     if not resume:
-        if store.trials_path.exists():
-            raise ConfigError("run directory", str(store.dir), "already holds a run; use hpo resume")
+        if store.holds_run():
+            raise RunDirError(f"{store.dir} already holds a run: continue it with hpo resume {store.dir}")
         return [], 0, 0.0, 1
     previous = store.read_trials(repair=True)
+    if study.settings.n_trials < len(previous):
+        raise ConfigError(
+            "n_trials",
+            study.settings.n_trials,
+            f"the run already holds {len(previous)} trials: ask for as many or more",
+        )
     summary = store.read_json(SUMMARY) or {}
-    checkpoint = store.read_json(STRATEGY_STATE)
-    told = 0
-    if checkpoint and 0 < checkpoint["told"] <= len(previous):
-        try:
-            strategy.load_state_dict(checkpoint["state"])
-            told = int(checkpoint["told"])
-        except (ValueError, KeyError) as exc:
-            log.warning("ignoring the strategy checkpoint (%s); replaying all trials", exc)
+    told = _restore_checkpoint(store, study.strategy, previous)
     log.info(
         "resuming: %d trials recorded, %d restored from the checkpoint, %d to replay",
-        len(previous),
-        told,
-        len(previous) - told,
+        *(len(previous), told, len(previous) - told),
     )
-    return (
-        previous,
-        told,
-        float(summary.get("wall_seconds") or 0.0),
-        int(summary.get("sessions") or 0) + 1,
-    )
+    return previous, told, float(summary.get("wall_seconds") or 0.0), int(summary.get("sessions") or 0) + 1
+
+
+def _restore_checkpoint(store: RunStore, strategy: Strategy, previous: list[TrialRecord]) -> int:
+    """Load the checkpoint into ``strategy`` when it is intact and agrees with the recorded
+    trials (the same parameters, trial by trial); the number of trials it covers, else 0."""
+    checkpoint = store.read_checkpoint()
+    if checkpoint is None:
+        return 0
+    told, state = checkpoint
+    by_trial = {r.trial: r.params for r in previous}
+    history = [h.get("suggestion", {}).get("params") for h in state.get("history") or []]
+    if not 0 < told <= len(previous) or any(by_trial.get(i) != params for i, params in enumerate(history[:told])):
+        log.warning("%s does not match the recorded trials; replaying them instead", STRATEGY_STATE)
+        return 0
+    try:
+        strategy.load_state_dict(state)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring the strategy checkpoint (%s); replaying all trials", exc)
+        return 0
+    return told
 
 
 def _summary(

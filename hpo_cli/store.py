@@ -6,26 +6,47 @@ Files (their names are part of the interface):
   killed run loses at most the trial in flight;
 * ``summary.json``: the run's status and best trial, rewritten atomically;
 * ``best.yaml``: the best parameters;
-* ``strategy_state.json``: the strategy's last checkpoint (see :mod:`hpo_cli.loop`);
-* ``plots/history.png``: best value so far against trial number.
+* ``strategy_state.json``: the strategy's last checkpoint (see :mod:`hpo_cli.loop`), with a
+  checksum of its content: a damaged or hand-edited checkpoint is never used (the trials are
+  replayed instead);
+* ``plots/history.png``: best value so far against trial number;
+* ``.lock``: held (``flock``) by the one process writing the run; the kernel releases it when
+  that process dies, so a killed run can be resumed at once.
+
+Damage is refused, never truncated away: only a torn *last* line of ``trials.jsonl`` (a kill in
+the middle of a write) is set aside, into ``trials.jsonl.torn``, with a warning. Any other bad
+line, or a JSON file that does not parse, stops with one line naming the file and line.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import logging
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import socket
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hpo_cli.errors import RunDirError
+
 TRIALS = "trials.jsonl"
 SUMMARY = "summary.json"
 BEST = "best.yaml"
 STRATEGY_STATE = "strategy_state.json"
+LOCK = ".lock"
+CONFIG_DIR = ".hydra"  # the composed config (config.yaml) and, for hpo run, Hydra's own
+TORN = "trials.jsonl.torn"
+
+log = logging.getLogger("hpo_cli")
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,10 @@ class RunStore:
     def trials_path(self) -> Path:
         return self.dir / TRIALS
 
+    def holds_run(self) -> bool:
+        """True when a run was started here (its summary or trials exist)."""
+        return (self.dir / SUMMARY).exists() or self.trials_path.exists()
+
     def append_trial(self, record: TrialRecord) -> None:
         with self.trials_path.open("a", encoding="utf-8") as f:
             f.write(record.to_json() + "\n")
@@ -101,37 +126,111 @@ class RunStore:
             os.fsync(f.fileno())
 
     def read_trials(self, repair: bool = False) -> list[TrialRecord]:
-        """All complete lines. A torn last line (a kill mid-write) is dropped, and with
-        ``repair`` also cut from the file so that appending can go on."""
+        """All trials, in file order. A torn last line (a kill mid-write) is ignored, and with
+        ``repair`` moved to ``trials.jsonl.torn`` so that appending can go on. Any other damage
+        raises :class:`RunDirError` naming the line."""
         if not self.trials_path.exists():
             return []
         data = self.trials_path.read_bytes()
-        records, good_end, offset = [], 0, 0
-        for raw in data.splitlines(keepends=True):
-            offset += len(raw)
-            try:
-                if not raw.endswith(b"\n"):
-                    raise ValueError("unterminated line")
-                records.append(TrialRecord.from_json(raw.decode("utf-8")))
-                good_end = offset
-            except (ValueError, TypeError, KeyError):
-                break
-        if repair and good_end < len(data):
-            with self.trials_path.open("r+b") as f:
-                f.truncate(good_end)
-                os.fsync(f.fileno())
+        lines = data.splitlines(keepends=True)
+        torn = bool(lines) and not lines[-1].endswith(b"\n")
+        records = [self._parse_trial(raw, number) for number, raw in enumerate(lines[:-1] if torn else lines, 1)]
+        seen: set[int] = set()
+        for number, record in enumerate(records, 1):
+            if record.trial in seen:
+                raise RunDirError(f"{self.trials_path}:{number}: trial {record.trial} is recorded twice")
+            seen.add(record.trial)
+        if torn and repair:
+            self._set_aside(lines[-1], len(data) - len(lines[-1]))
         return records
+
+    def _parse_trial(self, raw: bytes, number: int) -> TrialRecord:
+        try:
+            return TrialRecord.from_json(raw.decode("utf-8"))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            reason = f"missing field {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:120]
+            raise RunDirError(
+                f"{self.trials_path}:{number}: damaged line ({reason}); refusing to read the run "
+                "(repair or remove that line by hand)"
+            ) from None
+
+    def _set_aside(self, torn: bytes, good_end: int) -> None:
+        """Move a torn last line to ``trials.jsonl.torn`` (appended: nothing is ever deleted)."""
+        with (self.dir / TORN).open("ab") as side:
+            side.write(torn + b"\n")
+            side.flush()
+            os.fsync(side.fileno())
+        with self.trials_path.open("r+b") as f:
+            f.truncate(good_end)
+            os.fsync(f.fileno())
+        log.warning("set aside a torn last line of %s (a kill mid-write) in %s", self.trials_path, self.dir / TORN)
 
     def write_json(self, name: str, obj: Mapping[str, Any]) -> None:
         text = json.dumps(finite_or_none(obj), indent=2, default=_json_default)
         self._atomic_write(name, text + "\n")
 
     def read_json(self, name: str) -> dict[str, Any] | None:
+        """The JSON object in ``name``, None when the file does not exist; damage raises."""
         path = self.dir / name
         if not path.exists():
             return None
-        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RunDirError(f"{path}: damaged ({' '.join(str(exc).split())}); refusing to use it") from None
+        if not isinstance(result, dict):
+            raise RunDirError(f"{path}: damaged (not a JSON object); refusing to use it")
         return result
+
+    def write_checkpoint(self, told: int, state: Mapping[str, Any]) -> None:
+        """The strategy's state after ``told`` trials, with a checksum of both."""
+        body = {"told": told, "state": finite_or_none(dict(state))}
+        self.write_json(STRATEGY_STATE, {**body, "sha256": _digest(body)})
+
+    def read_checkpoint(self) -> tuple[int, dict[str, Any]] | None:
+        """(told, state) of a checkpoint whose checksum matches; None (with a warning) when
+        there is none, or it is damaged or was edited: the caller then replays the trials."""
+        try:
+            saved = self.read_json(STRATEGY_STATE)
+        except RunDirError as exc:
+            log.warning("%s; replaying the recorded trials instead", exc)
+            return None
+        if saved is None:
+            return None
+        body = {"told": saved.get("told"), "state": saved.get("state")}
+        if saved.get("sha256") != _digest(body) or not isinstance(body["told"], int):
+            log.warning(
+                "%s: checksum mismatch (damaged or edited); replaying the recorded trials instead", STRATEGY_STATE
+            )
+            return None
+        return body["told"], dict(body["state"] or {})
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run directory's lock: one writer at a time. Raises RunDirError naming the
+        holder's pid and host when another process has it."""
+        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise RunDirError(
+                f"{self.dir} is in use by {holder}: one writer per run directory (wait for it to end, "
+                "or start a new run)"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def write_text(self, name: str, text: str) -> None:
+        """Write ``name`` (a path relative to the run directory) atomically."""
+        (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
+        self._atomic_write(name, text)
 
     def write_best(self, params: Mapping[str, Any], comment_lines: Iterable[str]) -> None:
         header = "".join(f"# {line}\n" for line in comment_lines)
@@ -139,12 +238,22 @@ class RunStore:
         self._atomic_write(BEST, header + body)
 
     def _atomic_write(self, name: str, text: str) -> None:
-        tmp = self.dir / f".{name}.tmp"
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.dir / name)
+        """Write a temporary file of a unique name, fsync it, then rename it over ``name``."""
+        target = self.dir / name
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _digest(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
 def best_trial(records: Sequence[TrialRecord], direction: str) -> TrialRecord | None:

@@ -279,7 +279,7 @@ def run_and_signal(tmp_path: Path, args: list[str], after_trials: int, sig: int)
         if trials is not None and trials.exists() and len(trials.read_text().splitlines()) >= after_trials:
             proc.send_signal(sig)
             proc.wait(timeout=30)
-            assert proc.returncode == (-sig if sig == signal.SIGKILL else 130)
+            assert proc.returncode == (-sig if sig == signal.SIGKILL else 130 if sig == signal.SIGINT else 128 + sig)
             return dirs[0]
         time.sleep(0.01)
     proc.kill()

@@ -14,7 +14,7 @@ from conftest import make_space
 
 from hpo_cli.errors import ResumeError
 from hpo_cli.loop import Budget, StudyLoop
-from hpo_cli.store import STRATEGY_STATE, RunStore, TrialRecord, best_trial
+from hpo_cli.store import STRATEGY_STATE, TORN, RunStore, TrialRecord, best_trial
 from hpo_cli.strategies.random_search import RandomStrategy
 from hpo_cli.tasks.base import Evaluation
 
@@ -135,7 +135,9 @@ def test_checkpoint_restores_the_strategy(tmp_path: Path) -> None:
     loop.run()
     loop.save_checkpoint()
     saved = json.loads((tmp_path / STRATEGY_STATE).read_text())
-    assert saved["told"] == 6 and len(saved["state"]["history"]) == 6
+    assert saved["told"] == 6 and len(saved["state"]["history"]) == 6 and len(saved["sha256"]) == 64
+    told, state = RunStore(tmp_path).read_checkpoint()  # type: ignore[misc]
+    assert told == 6 and state == saved["state"]
 
 
 def test_a_torn_last_line_is_dropped_and_repaired(tmp_path: Path) -> None:
@@ -145,7 +147,9 @@ def test_a_torn_last_line_is_dropped_and_repaired(tmp_path: Path) -> None:
     with store.trials_path.open("a") as f:
         f.write('{"trial": 3, "state": "comp')
     assert [r.trial for r in store.read_trials()] == [0, 1, 2]
+    assert not (tmp_path / TORN).exists()  # reading alone changes nothing
     assert [r.trial for r in store.read_trials(repair=True)] == [0, 1, 2]
+    assert (tmp_path / TORN).read_text() == '{"trial": 3, "state": "comp\n'  # set aside, never deleted
     store.append_trial(TrialRecord(3, "complete", {"x": 3.0}, 3.0))
     assert [r.trial for r in store.read_trials()] == [0, 1, 2, 3]
 

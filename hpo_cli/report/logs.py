@@ -31,6 +31,6 @@ def configure_resume_logging(log_file: Path) -> None:
     root.setLevel(logging.INFO)
     console = ConsoleHandler()
     console.setFormatter(logging.Formatter("%(message)s"))
-    to_file = logging.FileHandler(log_file, encoding="utf-8")
+    to_file = logging.FileHandler(log_file, encoding="utf-8", delay=True)
     to_file.setFormatter(logging.Formatter(FILE_FORMAT))
     root.handlers[:] = [console, to_file]

@@ -1,0 +1,218 @@
+"""Run directories that cannot be corrupted: one writer, refused commands write nothing, damaged
+files are refused (only a torn last line is set aside), signals and full disks end a run cleanly."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import Hpo, read_summary, read_trials
+from test_cli import run_and_signal, write_user_project
+
+from hpo_cli.build import compose_config, compose_study
+from hpo_cli.errors import DiskFullError, RunDirError
+from hpo_cli.runner import run_study
+from hpo_cli.store import STRATEGY_STATE, TORN, RunStore
+
+
+def user_run(tmp_path: Path, name: str, n_trials: int = 12, *extra: str) -> list[str]:
+    return [
+        "run",
+        "task=function",
+        "task.fn=my_objective.f",
+        "space=my_space",
+        "strategy=random",
+        f"n_trials={n_trials}",
+        "seed=5",
+        f"hydra.run.dir={tmp_path / 'runs' / name}",
+        *extra,
+    ]
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    """Every file below ``folder`` with the sha256 of its bytes (the lock file names its holder)."""
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".lock"]
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def values(run: Path) -> list[tuple[object, object]]:
+    return [(t["params"], t["value"]) for t in read_trials(run)]
+
+
+@pytest.fixture
+def finished(hpo: Hpo, tmp_path: Path) -> Path:
+    """A finished 12-trial run of the user's function (and the project it needs)."""
+    write_user_project(tmp_path, sleep_s=0.0)
+    assert hpo(*user_run(tmp_path, "straight")).returncode == 0
+    return tmp_path / "runs" / "straight"
+
+
+def test_a_second_writer_is_refused_naming_the_holder(hpo: Hpo, finished: Path, tmp_path: Path) -> None:
+    before = fingerprint(finished)
+    with RunStore(finished).exclusive():
+        for args in (["resume", str(finished)], user_run(tmp_path, "straight")):
+            res = hpo(*args)
+            assert res.returncode == 2, res.output
+            assert f"is in use by pid {os.getpid()} on host {socket.gethostname()}" in res.stderr
+            assert len(res.stderr.strip().splitlines()) == 1
+    assert fingerprint(finished) == before
+
+
+def test_hpo_run_into_an_existing_run_changes_nothing_there(hpo: Hpo, finished: Path, tmp_path: Path) -> None:
+    before = fingerprint(finished)
+    res = hpo(*user_run(tmp_path, "straight", 12, "strategy=sobol", "seed=9"))
+    assert res.returncode == 2 and "already holds a run: continue it with hpo resume" in res.stderr
+    assert fingerprint(finished) == before  # .hydra/ and hpo.log included
+    assert hpo("resume", str(finished), "n_trials=14").returncode == 0
+
+
+def test_resume_below_the_recorded_trials_is_refused(hpo: Hpo, finished: Path) -> None:
+    res = hpo("resume", str(finished), "n_trials=5")
+    assert res.returncode == 2
+    assert res.stderr.strip() == "hpo: error: n_trials=5: the run already holds 12 trials: ask for as many or more"
+
+
+@pytest.mark.parametrize(
+    ("line", "damage", "message"),
+    [
+        (3, "{not json\n", "trials.jsonl:4: damaged line"),
+        (5, '{"trial": 5, "state": "complete"}\n', "trials.jsonl:6: damaged line (missing field 'params')"),
+        (2, None, "trials.jsonl:3: trial 1 is recorded twice"),
+    ],
+    ids=["bad json", "missing field", "duplicate"],
+)
+def test_a_damaged_middle_line_is_refused_and_nothing_is_dropped(
+    hpo: Hpo, finished: Path, line: int, damage: str | None, message: str
+) -> None:
+    lines = (finished / "trials.jsonl").read_text().splitlines(keepends=True)
+    lines.insert(line, damage if damage is not None else lines[1])
+    (finished / "trials.jsonl").write_text("".join(lines))
+    before = fingerprint(finished)
+    res = hpo("resume", str(finished), "n_trials=20")
+    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert fingerprint(finished) == before
+
+
+def test_a_torn_last_line_is_set_aside_and_the_run_resumes_exactly(hpo: Hpo, finished: Path, tmp_path: Path) -> None:
+    assert hpo(*user_run(tmp_path, "short", 7)).returncode == 0
+    short = tmp_path / "runs" / "short"
+    with (short / "trials.jsonl").open("a") as f:
+        f.write('{"trial": 7, "state": "compl')  # a kill in the middle of a write
+    res = hpo("resume", str(short), "n_trials=12")
+    assert res.returncode == 0, res.output
+    assert "set aside a torn last line" in res.output
+    assert (short / TORN).read_text() == '{"trial": 7, "state": "compl\n'
+    assert values(short) == values(finished)
+
+
+@pytest.mark.parametrize("damage", ["edited", "garbage"])
+def test_a_damaged_checkpoint_is_never_used_the_trials_are_replayed(
+    hpo: Hpo, finished: Path, tmp_path: Path, damage: str
+) -> None:
+    assert hpo(*user_run(tmp_path, "short", 7)).returncode == 0
+    short = tmp_path / "runs" / "short"
+    checkpoint = short / STRATEGY_STATE
+    if damage == "edited":
+        saved = json.loads(checkpoint.read_text())
+        saved["state"]["rng"]["state"]["state"] += 1  # the next draws would differ: must not be used
+        checkpoint.write_text(json.dumps(saved))
+    else:
+        checkpoint.write_text("{ truncated")
+    res = hpo("resume", str(short), "n_trials=12")
+    assert res.returncode == 0, res.output
+    assert "replaying the" in res.output
+    assert values(short) == values(finished)
+
+
+@pytest.mark.parametrize("name", ["summary.json", ".hydra/config.yaml"])
+def test_damaged_run_files_are_one_line_errors(hpo: Hpo, finished: Path, name: str) -> None:
+    (finished / name).write_text("{ [ not: valid")
+    res = hpo("resume", str(finished), "n_trials=20")
+    assert res.returncode == 2, res.output
+    assert res.stderr.startswith("hpo: error: ") and len(res.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_end_a_run_like_ctrl_c(hpo: Hpo, finished: Path, tmp_path: Path, sig: int) -> None:
+    write_user_project(tmp_path, sleep_s=0.05)
+    args = [a for a in user_run(tmp_path, "unused", 12) if not a.startswith("hydra.run.dir=")]
+    run = run_and_signal(tmp_path, args, 3, sig)  # it checks the exit code: 128 + sig
+    summary = read_summary(run)
+    assert summary["status"] == "interrupted" and signal.Signals(sig).name in summary["message"]
+    assert (run / "plots" / "history.png").is_file() and (run / "best.yaml").is_file()
+    assert hpo("resume", str(run)).returncode == 0
+    assert values(run) == values(finished)
+
+
+def test_a_full_disk_fails_the_run_and_resume_continues_once_space_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overrides = ["task=ridge", "strategy=random", "n_trials=8", "seed=2"]
+    cfg = compose_config(overrides)
+    straight = RunStore(tmp_path / "straight")
+    run_study(compose_study(overrides), cfg, straight)
+    append = RunStore.append_trial
+
+    def fill_up(store: RunStore, record: object) -> None:
+        if record.trial == 5:  # type: ignore[attr-defined]
+            raise OSError(errno.ENOSPC, "No space left on device", str(store.trials_path))
+        append(store, record)  # type: ignore[arg-type]
+
+    full = RunStore(tmp_path / "full")
+    monkeypatch.setattr(RunStore, "append_trial", fill_up)
+    with pytest.raises(DiskFullError, match=r"disk full writing .*; free some space, then: hpo resume"):
+        run_study(compose_study(overrides), cfg, full)
+    summary = full.read_json("summary.json")
+    assert summary is not None and summary["status"] == "failed" and len(full.read_trials()) == 5
+    monkeypatch.setattr(RunStore, "append_trial", append)
+    assert run_study(compose_study(overrides), cfg, full, resume=True) == "finished"
+    assert [(r.params, r.value) for r in full.read_trials()] == [(r.params, r.value) for r in straight.read_trials()]
+
+
+def test_atomic_writes_use_unique_temporary_names(tmp_path: Path) -> None:
+    store, errors = RunStore(tmp_path), []
+
+    def write_many(tag: int) -> None:
+        try:
+            for i in range(200):
+                store.write_json("summary.json", {"writer": tag, "i": i})
+        except OSError as exc:  # a shared temporary name makes one writer's rename fail
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write_many, args=(t,)) for t in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and json.loads((tmp_path / "summary.json").read_text())["i"] == 199
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_lock_is_released_when_its_holder_ends(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    with store.exclusive(), pytest.raises(RunDirError, match="in use by pid"), RunStore(tmp_path).exclusive():
+        pass
+    with RunStore(tmp_path).exclusive():
+        pass
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("task=nope", "Could not find 'task/nope' (available: bilevel, branin,"),
+        ("nokey=1", "Could not override 'nokey'. To append to your config use +nokey=1"),
+        ("task=[", "override 'task=[': no viable alternative at input '['"),
+    ],
+)
+def test_hydras_own_errors_are_one_line_and_exit_2(hpo: Hpo, override: str, expected: str) -> None:
+    res = hpo("run", override)
+    assert res.returncode == 2 and expected in res.stderr, res.output
+    assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("hpo: error: ")
