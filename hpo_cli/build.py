@@ -138,6 +138,9 @@ def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
         return factory(**_accepted(factory, runtime))
     except TypeError as exc:
         raise ConfigError(group, OmegaConf.to_container(node), str(exc)) from None
+    except (ImportError, SyntaxError) as exc:  # a user's module named by the config (task.fn, task.build)
+        where = f" ({Path(exc.filename).name}:{exc.lineno})" if isinstance(exc, SyntaxError) and exc.filename else ""
+        raise ConfigError(group, node.get("_target_"), f"{type(exc).__name__}: {exc.msg}{where}") from None
 
 
 def _accepted(factory: Any, runtime: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,8 @@ def make_parser() -> Parser:
         metavar="KEY=VALUE",
         help="method=M point=center|random eps=E tol=T seed_point=N, and any hpo run override",
     )
+    completion = commands.add_parser("completion", help='shell completion: eval "$(hpo completion bash)"')
+    completion.add_argument("shell", choices=["bash"], help="the shell to complete for")
     return parser
 
 
@@ -93,6 +95,10 @@ def dispatch(ns: argparse.Namespace) -> int:
 
         mode = "check" if ns.check else "update" if ns.update else None
         return bench(ns.suite, mode, ns.baseline_dir, ns.results_dir)
+    if ns.command == "completion":
+        from hpo_cli.commands.completion import completion
+
+        return completion(ns.shell)
     from hpo_cli.commands.gradcheck import gradcheck
 
     return gradcheck(ns.overrides)

@@ -216,6 +216,31 @@ def _summary(
     }
 
 
+NOT_FOR_REFIT = (
+    "strategy",
+    "n_trials=",
+    "batch_size=",
+    "timeout_s=",
+    "hydra.",
+    "seed=",
+    "task=",
+    "space=",
+    "runs_dir=",
+)
+
+
+def refit_command(summary: Mapping[str, Any], store: RunStore) -> str:
+    """``hpo run strategy=fixed`` with the run's task, space, seed and data overrides."""
+    kept = [o for o in store.read_overrides() if not o.lstrip("+~").startswith(NOT_FOR_REFIT)]
+    return " ".join(
+        [
+            f"hpo run strategy=fixed task={summary['task']} space={summary['space']} seed={summary['seed']}",
+            *kept,
+            f"strategy.params_file={store.dir / 'best.yaml'}",
+        ]
+    )
+
+
 def _write_outputs(store: RunStore, summary: Mapping[str, Any], records: list[TrialRecord]) -> None:
     """summary.json, best.yaml, trials.csv, plots/history.png, and the table on the console."""
     from hpo_cli.report.plots import plot_history
@@ -229,9 +254,8 @@ def _write_outputs(store: RunStore, summary: Mapping[str, Any], records: list[Tr
             [
                 f"Best of {len(records)} trials in {store.dir}: trial {best['trial']}, "
                 f"{metric} = {best['value']!r} ({direction}).",
-                "Parameter values by name; evaluate them again with",
-                f"  hpo run strategy=fixed task={summary['task']} space={summary['space']} "
-                f"strategy.params_file={store.dir / 'best.yaml'}",
+                "Parameter values by name; evaluate them again (same data, same seed) with",
+                "  " + refit_command(summary, store),
             ],
         )
     write_trials_csv(records, store.dir / TRIALS_CSV)

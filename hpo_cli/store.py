@@ -232,6 +232,15 @@ class RunStore:
         (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
         self._atomic_write(name, text)
 
+    def read_overrides(self) -> list[str]:
+        """The command-line overrides the run started with (``.hydra/overrides.yaml``), or []."""
+        path = self.dir / CONFIG_DIR / "overrides.yaml"
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else []
+        except yaml.YAMLError:
+            return []
+        return [str(o) for o in loaded] if isinstance(loaded, list) else []
+
     def write_best(self, params: Mapping[str, Any], comment_lines: Iterable[str]) -> None:
         header = "".join(f"# {line}\n" for line in comment_lines)
         body = yaml.safe_dump(finite_or_none(dict(params)), sort_keys=False, default_flow_style=None)

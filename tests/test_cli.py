@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -363,3 +365,31 @@ def test_a_run_where_every_trial_fails_exits_non_zero(hpo: Hpo, tmp_path: Path) 
     assert summary["status"] == "failed" and summary["n_failed"] == 5 and summary["best"] is None
     assert "RuntimeError: boom" in summary["message"]
     assert "warning: trial 0 failed: RuntimeError: boom" in res.stdout
+
+
+COMPLETE = """
+eval "$(hpo completion bash)"
+complete_line() {
+    COMP_LINE="$1"; COMP_POINT=${#1}; COMP_WORDS=($1); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+    _hpo_complete; echo "${COMPREPLY[*]}"
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("hpo re", "resume"),
+        ("hpo run task=ri", "ridge"),  # bash splits at '=': the reply is the rest of the word
+        ("hpo run strategy=hy", "hyperband"),
+        ("hpo gradcheck space=polynomial_p", "polynomial_per_coef"),
+        ("hpo bench q", "quick"),
+        ("hpo completion b", "bash"),
+    ],
+)
+def test_bash_completion_of_subcommands_and_overrides(tmp_path: Path, line: str, expected: str) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    script = COMPLETE + f"complete_line {shlex.quote(line)}\n"
+    out = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == expected, out.stdout + out.stderr

@@ -216,3 +216,58 @@ def test_hydras_own_errors_are_one_line_and_exit_2(hpo: Hpo, override: str, expe
     res = hpo("run", override)
     assert res.returncode == 2 and expected in res.stderr, res.output
     assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("hpo: error: ")
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "expected"),
+    [
+        (
+            {"conf/space/bad.yaml": "params:\n  x: {type: float, low: -1 high: 1\n"},
+            ["run", "space=bad", "task=function", "task.fn=builtins.abs"],
+            "conf/space/bad.yaml:2: YAML syntax error: expected ',' or '}', but got ':'",
+        ),
+        (
+            {
+                "broken.py": "def f(p:\n    return 1\n",
+                "conf/space/s.yaml": "params:\n  x: {type: float, low: 0, high: 1}\n",
+            },
+            ["run", "task=function", "task.fn=broken.f", "space=s"],
+            "SyntaxError: '(' was never closed (broken.py:1)",
+        ),
+        ({"afile": ""}, ["run", "task=ridge", "n_trials=2", "runs_dir=afile"], "afile/"),
+        ({}, ["run", "task=ridge", "hydra.run.dir=/proc/no/such/dir"], "/proc/no: No such file or directory"),
+        (
+            {},
+            ["run", "task=linear", "+space.params.extra={type: float, low: 0, high: 1, when: {model: rigde}}"],
+            "space.params.extra.when.model='rigde': 'model' never takes this value",
+        ),
+        (
+            {"afile": "", "r/trials.jsonl": "", "r/summary.json": '{"task": "t", "strategy": "s", "best": null}'},
+            ["compare", "r", "--out", "afile"],
+            "--out='afile': File exists",
+        ),
+        ({}, ["run", "--shell-completion"], 'shell completion: eval "$(hpo completion bash)"'),
+    ],
+    ids=["yaml syntax", "module syntax", "runs_dir is a file", "unwritable", "impossible when", "compare out", "sc"],
+)
+def test_more_bad_input_is_one_line_and_exit_2(
+    hpo: Hpo, tmp_path: Path, files: dict[str, str], args: list[str], expected: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    res = hpo(*args)
+    assert res.returncode == 2, res.output
+    assert expected in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_best_yaml_hint_reproduces_the_recorded_value(hpo: Hpo, tmp_path: Path) -> None:
+    assert hpo("run", "task=ridge", "strategy=random", "n_trials=6", "seed=3", "task.val_fraction=0.3").returncode == 0
+    (run,) = sorted((tmp_path / "runs").glob("20*/*/best.yaml"))
+    hint = next(line for line in run.read_text().splitlines() if "strategy=fixed" in line)
+    command = hint.lstrip("# ").split()
+    assert command[:2] == ["hpo", "run"] and "seed=3" in command and "task.val_fraction=0.3" in command
+    assert hpo(*command[1:]).returncode == 0
+    rerun = sorted((tmp_path / "runs").glob("20*/*/summary.json"))[-1]
+    assert read_summary(rerun.parent)["best"]["value"] == read_summary(run.parent)["best"]["value"]

@@ -134,7 +134,10 @@ def compare(paths: Sequence[str], out: Path | None = None) -> int:
     groups = group_runs(runs)
     rows = [aggregate(key, group) for key, group in groups.items()]
     out = out or _default_out(paths)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out={str(out)!r}: {exc.strerror}")
     write_tables(rows, out)
     from hpo_cli.report.compare_plots import plot_curves, plot_trajectories
 

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from hpo_cli.build import CONFIG_PACKAGE, register_resolvers, user_config_dir
@@ -59,6 +60,9 @@ def hydra_run(args: list[str]) -> int:
     """Run the Hydra app with ``args`` as its command line (``hpo run ARGS``)."""
     import hydra
 
+    completing = [a for a in args if a.split("=")[0] in ("-sc", "--shell-completion")]
+    if completing and not any(a.startswith("query=") for a in args):  # Hydra's install script calls `hpo -sc`
+        fail('shell completion: eval "$(hpo completion bash)" (it completes subcommands and hpo run overrides)')
     register_resolvers()
     user_conf = user_config_dir()
     if user_conf is not None and not _has_config_dir(args):
@@ -74,6 +78,12 @@ def hydra_run(args: list[str]) -> int:
         main()
     except (HydraException, OmegaConfBaseException) as exc:
         fail(hydra_message(exc))
+    except yaml.MarkedYAMLError as exc:  # a config file of the user's that does not parse
+        mark = exc.problem_mark
+        where = f"{mark.name}:{mark.line + 1}" if mark is not None else "a config file"
+        fail(f"{where}: YAML syntax error: {exc.problem}")
+    except OSError as exc:  # Hydra creating the run directory: runs_dir is a file, not writable, ...
+        fail(f"{exc.filename}: {exc.strerror}")
     finally:
         sys.argv = saved_argv
         if saved_full_error is None:

@@ -117,5 +117,17 @@ def _parse_when(raw: Any, key: str, earlier: Sequence[Param]) -> Conditions:
                 f"names unknown parameter {parent!r} (conditions may only name parameters declared above)",
             )
         values = tuple(allowed) if isinstance(allowed, Sequence) and not isinstance(allowed, str) else (allowed,)
+        never = [v for v in values if not _can_take(known[parent], v)]
+        if never:
+            raise ConfigError(
+                f"{key}.{parent}", never[0], f"{parent!r} never takes this value, so the parameter would never be used"
+            )
         conditions.append((str(parent), values))
     return tuple(conditions)
+
+
+def _can_take(param: Param, value: Any) -> bool:
+    """Whether ``param`` can ever have ``value`` (a float: any number within its bounds)."""
+    if isinstance(param, FloatParam):
+        return is_number(value) and param.low <= value <= param.high
+    return param.contains(value)
