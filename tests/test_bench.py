@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hpo_cli.cli import main as hpo
-from hpo_cli.commands.bench import load_suite
+from hpo_cli.commands.bench import load_suite, regressions
 
 
 def main(args: list[str]) -> int:
@@ -80,10 +80,31 @@ def test_a_slower_strategy_than_the_baseline_allows_is_a_timing_regression(
 ) -> None:
     assert run(suite_file, tmp_path, "--update") == 0
     baseline = json.loads((tmp_path / "baseline" / "tiny.json").read_text())
-    baseline["cells"]["ridge sobol"]["seconds_ratio"]["value"] = 0.001
+    baseline["cells"]["ridge sobol"]["seconds_ratio"]["value"] = 1e-5  # far beyond x50²
     (tmp_path / "baseline" / "tiny.json").write_text(json.dumps(baseline))
     assert run(suite_file, tmp_path, "--check") == 1
-    assert "strategy=sobol metric=seconds_ratio baseline=0.001" in capsys.readouterr().out
+    assert "regression: suite=tiny task=ridge strategy=sobol metric=seconds_ratio baseline=1e-05" in (
+        capsys.readouterr().out
+    )
+
+
+def test_timing_beyond_its_factor_but_within_its_square_only_warns() -> None:
+    """A loaded machine moves a timing ratio by a few times: that warns; far beyond, it fails."""
+    suite = load_suite(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick.yaml"))
+    quality = {"value": 1.0, "iqr": 0.0, "tolerance": 0.1, "direction": "minimize"}
+    baseline = {
+        "cells": {"ridge sobol": {"best_value": quality, "seconds_ratio": {"value": 1.0, "tolerance_factor": 4}}}
+    }
+
+    def check(ratio: float) -> list[str]:
+        results = {"ridge sobol": {"best_value": quality, "seconds_ratio": {"value": ratio}}}
+        return regressions(suite, baseline, results)
+
+    assert check(3.9) == []
+    (line,) = check(10.0)
+    assert line.startswith("warning: ") and "measured=10 tolerance=x4" in line
+    (line,) = check(17.0)
+    assert line.startswith("regression: ") and "timing fails beyond x16" in line
 
 
 def test_quality_tolerance_is_calibrated_on_the_seed_spread(suite_file: Path, tmp_path: Path) -> None:
