@@ -2,7 +2,9 @@
 
 One generation = ``cma``'s population; its points are served in batches and told back once
 all have come in (failed trials as the worst loss seen plus one). ``cma`` is not rewritten
-here: its optimizer object is carried in the checkpoint (pickled), so resuming is exact.
+here: its optimizer object is carried in the checkpoint (pickled), so resuming is exact. Its
+normal draws come from a generator of the strategy's own (``randn``), pickled with it: ``cma``'s
+default draws from numpy's global RNG, which no checkpoint sees (a resumed run diverged).
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.base import Observation, Strategy, Suggestion
 
 
+class StandardNormal:
+    """``randn(*shape)`` from a seeded generator of its own (picklable, so checkpoints carry it)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, *shape: int) -> np.ndarray:
+        return self.rng.standard_normal(shape)
+
+
 class CmaEsStrategy(Strategy):
     def __init__(
         self, space: SearchSpace, seed: int, n_trials: int, sigma0: float = 0.3, popsize: int | None = None
@@ -31,7 +43,12 @@ class CmaEsStrategy(Strategy):
             raise ConfigError("strategy", "cmaes", "CMA-ES needs at least 2 dimensions (use random, sobol or grid)")
         if not 0 < sigma0 <= 1:
             raise ConfigError("strategy.sigma0", sigma0, "must be in (0, 1] (the cube has side 1)")
-        options: dict[str, Any] = {"bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9}
+        options: dict[str, Any] = {
+            "bounds": [0.0, 1.0],
+            "seed": math.nan,  # nan: cma leaves numpy's global RNG alone
+            "randn": StandardNormal(seed + 1),
+            "verbose": -9,
+        }
         if popsize is not None:
             options["popsize"] = int(popsize)
         self.es = cma.CMAEvolutionStrategy(

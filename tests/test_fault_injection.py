@@ -1,0 +1,92 @@
+"""Kills at random moments: SIGKILL ``hpo run`` (and then ``hpo resume``) at seeded random points,
+resume, and require the trials of an uninterrupted run, trial by trial (params, value, state).
+
+Every strategy family takes part: sequential, batched (gp_bo asks 3 at a time), a generation
+(evolution), rungs (hyperband), and the gradient strategies, whose inner state (online
+training, HOAG's warm starts) must survive the kill too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import Hpo, read_summary, read_trials
+from test_cli import write_user_project
+
+FUNCTION = ["task=function", "task.fn=my_objective.f", "space=my_space"]
+DIGITS = ["task=digits", "task.hidden=16", "task.min_epochs=1", "task.max_epochs=9", "strategy.eta=3"]
+POLY = ["task=polynomial", "space=polynomial_per_coef"]
+
+# (id, overrides, n_trials): a few seconds each uninterrupted
+CASES = [
+    ("random", [*FUNCTION, "strategy=random"], 30),
+    ("sobol-batched", [*FUNCTION, "strategy=sobol", "batch_size=4"], 32),
+    ("gp_bo-batched", [*FUNCTION, "strategy=gp_bo", "batch_size=3", "strategy.n_initial=6"], 18),
+    ("evolution", [*FUNCTION, "strategy=evolution", "strategy.population=6"], 30),
+    ("cmaes", [*FUNCTION, "strategy=cmaes"], 30),
+    ("hyperband", [*DIGITS, "strategy=hyperband"], 22),
+    ("hoag", [*POLY, "strategy=hoag"], 14),
+    ("reverse", [*POLY, "strategy=reverse", "task.inner_steps=60"], 14),
+    ("greedy", [*POLY, "strategy=greedy"], 20),
+    ("rtho", [*POLY, "strategy=rtho"], 20),
+]
+
+
+def outcome(run: Path) -> list[tuple[object, ...]]:
+    return sorted((t["trial"], t["state"], t["params"], t["value"]) for t in read_trials(run))
+
+
+def count_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def kill_after(args: list[str], trials: Path, after: int, delay: float, cwd: Path) -> bool:
+    """Run ``hpo ARGS``; SIGKILL it ``delay`` s after ``after`` trials are stored. False when it
+    finished first."""
+    env = {**os.environ, "HPO_RUNS_DIR": str(cwd / "runs")}
+    proc = subprocess.Popen([sys.executable, "-m", "hpo_cli", *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if count_lines(trials) >= after:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            return proc.returncode == -signal.SIGKILL
+        time.sleep(0.005)
+    if proc.poll() is None:
+        proc.kill()
+        pytest.fail(f"hpo {' '.join(args)} did not reach {after} trials")
+    return False
+
+
+@pytest.mark.parametrize(("overrides", "n_trials"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_random_kills_and_resumes_give_the_uninterrupted_trials(
+    hpo: Hpo, tmp_path: Path, overrides: list[str], n_trials: int
+) -> None:
+    write_user_project(tmp_path, sleep_s=0.02)
+    common = [*overrides, f"n_trials={n_trials}", "seed=4"]
+    straight, killed = tmp_path / "runs" / "straight", tmp_path / "runs" / "killed"
+    assert hpo("run", *common, f"hydra.run.dir={straight}").returncode == 0
+    rng = np.random.default_rng(zlib.crc32(" ".join(overrides).encode()))  # fixed kill moments per case
+    command = ["run", *common, f"hydra.run.dir={killed}"]
+    for _ in range(2):  # kill the run, then kill its resume
+        done = count_lines(killed / "trials.jsonl")
+        after = done + int(rng.integers(1, max(2, (n_trials - done) // 2)))
+        if not kill_after(command, killed / "trials.jsonl", after, float(rng.uniform(0, 0.05)), tmp_path):
+            break
+        command = ["resume", str(killed)]
+    res = hpo("resume", str(killed))
+    assert res.returncode == 0, res.output
+    assert read_summary(killed)["status"] == "finished"
+    assert outcome(killed) == outcome(straight)
