@@ -26,6 +26,7 @@ from hpo_cli.settings import Settings, read_settings, resolve_device
 from hpo_cli.space import SearchSpace, parse_space
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.tasks.base import Task
+from hpo_cli.validate import non_negative_int
 
 CONFIG_PACKAGE = "pkg://hpo_cli.conf"
 # Keys a resumed run may change: they extend or shorten the budget, not the experiment.
@@ -82,6 +83,8 @@ def names_of(cfg: DictConfig) -> RunNames:
 
 def build_task(task_cfg: DictConfig, settings: Settings) -> Task:
     """The task; ``settings.dtype`` None leaves each task its own default precision."""
+    if "seed" in task_cfg:  # the data split's seed (task.seed=${seed} unless set)
+        non_negative_int(task_cfg.seed, "task.seed")
     runtime: dict[str, Any] = {"device": settings.device}
     if settings.dtype is not None:
         runtime["dtype"] = settings.dtype
@@ -136,8 +139,10 @@ def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
         return factory
     try:
         return factory(**_accepted(factory, runtime))
-    except TypeError as exc:
-        raise ConfigError(group, OmegaConf.to_container(node), str(exc)) from None
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # a knob the constructor rejects without naming it
+        raise ConfigError(group, node.get("_target_"), " ".join(str(exc).split())) from None
     except (ImportError, SyntaxError) as exc:  # a user's module named by the config (task.fn, task.build)
         where = f" ({Path(exc.filename).name}:{exc.lineno})" if isinstance(exc, SyntaxError) and exc.filename else ""
         raise ConfigError(group, node.get("_target_"), f"{type(exc).__name__}: {exc.msg}{where}") from None

@@ -25,8 +25,17 @@ class Settings:
     max_failure_rate: float
 
 
+KEYS = (
+    *("task", "space", "strategy", "seed", "n_trials", "timeout_s", "batch_size", "device", "dtype"),
+    *("direction", "max_failure_rate", "runs_dir"),
+)
+
+
 def read_settings(cfg: Mapping[str, Any]) -> Settings:
     """Validate the top-level keys of a composed config; raises ConfigError naming the key."""
+    unknown = sorted(k for k in cfg if k not in KEYS and k != "hydra")
+    if unknown:
+        raise ConfigError(unknown[0], cfg[unknown[0]], f"not a setting of hpo run (they are: {', '.join(KEYS)})")
     timeout_s = cfg.get("timeout_s")
     if timeout_s is not None and (not is_number(timeout_s) or timeout_s <= 0):
         raise ConfigError("timeout_s", timeout_s, "must be a positive number of seconds or null")

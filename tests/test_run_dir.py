@@ -247,8 +247,15 @@ def test_hydras_own_errors_are_one_line_and_exit_2(hpo: Hpo, override: str, expe
             "--out='afile': File exists",
         ),
         ({}, ["run", "--shell-completion"], 'shell completion: eval "$(hpo completion bash)"'),
+        ({}, ["gradcheck", "eps=abc"], "eps='abc': must be a positive float"),
+        ({}, ["gradcheck", "tol=-1"], "tol='-1': must be a positive float"),
+        ({}, ["run", "+foo=1"], "foo=1: not a setting of hpo run"),
+        ({}, ["run", "task.seed=-1"], "task.seed=-1: must be a non-negative integer"),
     ],
-    ids=["yaml syntax", "module syntax", "runs_dir is a file", "unwritable", "impossible when", "compare out", "sc"],
+    ids=[
+        *("yaml syntax", "module syntax", "runs_dir is a file", "unwritable", "impossible when", "compare out"),
+        *("shell completion", "gradcheck eps", "gradcheck tol", "unknown setting", "task seed"),
+    ],
 )
 def test_more_bad_input_is_one_line_and_exit_2(
     hpo: Hpo, tmp_path: Path, files: dict[str, str], args: list[str], expected: str

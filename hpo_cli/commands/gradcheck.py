@@ -55,7 +55,7 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
             task.name,
             "gradcheck needs a differentiable task (polynomial, ridge, softmax, bilevel)",
         )
-    params = _point(space, str(options["point"]), int(options["seed_point"] or 0))
+    params = _point(space, str(options["point"]), int(_positive(options, "seed_point", int, zero=True) or 0))
     layout = task.layout_of(params)
     problem, h = task.problem(layout), task.hyper_vector(layout, params)
     request = (
@@ -64,10 +64,8 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
         else {"hypergradient": method}
     )
     result = task.hypergradient(problem, layout, h, request)
-    reference = finite_difference(_criterion(problem, method), h, eps=float(options["eps"] or 1e-5))
-    tolerance = (
-        float(options["tol"]) if options["tol"] else (1e-4 if {"log_lr", "momentum"} & set(layout.names) else 1e-6)
-    )
+    reference = finite_difference(_criterion(problem, method), h, eps=_positive(options, "eps", float) or 1e-5)
+    tolerance = _positive(options, "tol", float) or (1e-4 if {"log_lr", "momentum"} & set(layout.names) else 1e-6)
     _print_table(layout.names, [s for _, s in layout.shapes], result.grad, reference)
     error = relative_error(result.grad, reference)
     passed = error <= tolerance
@@ -78,6 +76,22 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
         f"(method={method}, task={task.name}, {len(h)} hyperparameters, {settings.dtype}){note}"
     )
     return 0 if passed else 1
+
+
+def _positive(
+    options: dict[str, str | None], key: str, kind: type[float] | type[int], zero: bool = False
+) -> float | None:
+    """The option as a positive number (or zero, when allowed), None when not given."""
+    text = options[key]
+    if text is None or text == "":
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ConfigError(key, text, f"must be a {'non-negative' if zero else 'positive'} {kind.__name__}") from None
+    if value < 0 or (value == 0 and not zero):
+        raise ConfigError(key, text, f"must be a {'non-negative' if zero else 'positive'} {kind.__name__}")
+    return value
 
 
 def _point(space: SearchSpace, point: str, seed: int) -> dict[str, object]:
