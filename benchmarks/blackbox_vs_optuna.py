@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from hpo_cli.build import compose_study
-from hpo_cli.strategies.base import Observation, TrialState
 from hpo_cli.tasks.base import Task
+from hpo_cli.trial import Observation, TrialState
 
 FUNCTIONS = ("branin", "hartmann6")
 OURS = {"random": 50, "sobol": 50, "gp_bo": 50, "evolution": 200, "cmaes": 200, "random@200": 200}

@@ -13,8 +13,9 @@ import argparse
 import time
 
 from hpo_cli.build import compose_study
-from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
+from hpo_cli.strategies.base import Strategy
 from hpo_cli.tasks.base import Task
+from hpo_cli.trial import Observation, Suggestion, TrialState
 
 
 def tell(strategy: Strategy, task: Task, suggestions: list[Suggestion]) -> None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from hpo_cli.runner import run_in_memory
-from hpo_cli.store import TrialRecord
+from hpo_cli.trial import TrialRecord
 
 RANDOM_TRIALS = 200  # conf/experiment/polynomial_random.yaml
 COST_FRACTION = 0.1

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from hpo_cli.runner import run_in_memory
-from hpo_cli.store import TrialRecord
+from hpo_cli.trial import TrialRecord
 
 MAX_EPOCHS = 27  # conf/experiment/mnist_hyperband.yaml
 

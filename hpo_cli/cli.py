@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from hpo_cli.errors import fail
+from hpo_cli.errors import ConfigError, RunDirError, fail
 
 DESCRIPTION = "Hyperparameter optimization experiments from the command line."
 EPILOG = """\
@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     ns = parser.parse_args(args)
-    return dispatch(ns)
+    try:
+        return dispatch(ns)
+    except (ConfigError, RunDirError) as exc:  # the one boundary: every subcommand's refusals
+        fail(str(exc), exc.exit_code)
 
 
 def dispatch(ns: argparse.Namespace) -> int:

@@ -6,6 +6,13 @@ strategy checkpoint (``strategy_state.json``, written at batch boundaries) and *
 trials recorded after it: it asks again, checks that the strategy suggests exactly the
 recorded parameters, and tells the recorded outcomes instead of evaluating. Trials of the
 interrupted batch that were never recorded are evaluated as usual.
+
+State carried between trials (a gradient strategy's online training, HOAG's warm starts) comes
+back with the evaluation (``Evaluation.carry``) and is told to the strategy, which keeps it in
+its checkpoint; the task keeps none. Such a checkpoint is written after every tell whose
+observations carry state. A recorded trial whose request is stateful cannot be replayed from
+its record alone (the record holds no inner state): it is evaluated again, from the state the
+restored strategy sends, and must reproduce its recorded value; its record is not written twice.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hpo_cli.errors import ResumeError
-from hpo_cli.store import RunStore, TrialRecord, best_trial, finite_or_none
-from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
-from hpo_cli.tasks.base import Evaluation
+from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.store import RunStore, best_trial, finite_or_none
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.trial import Evaluation, Observation, Suggestion, TrialRecord, TrialState
 
-# (params, budget, request) -> Evaluation; request is {} unless the strategy asks for more
-Objective = Callable[[Mapping[str, Any], "float | None", Mapping[str, Any]], Evaluation]
+# (params, budget, request) -> Evaluation; request is None unless the strategy asks for a hypergradient
+Objective = Callable[[Mapping[str, Any], "float | None", "HypergradRequest | None"], Evaluation]
+REPLAY_RTOL = 1e-9  # a stateful trial evaluated again on resume must give its recorded value
 MIN_TRIALS_FOR_FAILURE_RATE = 5
 CHECKPOINT_EVERY_S = 2.0
 
@@ -85,38 +94,40 @@ class StudyLoop:
                 suggestions = self.strategy.ask(n)
                 if not suggestions:
                     return LoopOutcome("finished", self.strategy.finish_message, self.records)
-                observations = []
-                for suggestion in suggestions:
-                    record = recorded.get(next_trial)
-                    if record is None:
-                        record = self._evaluate(next_trial, suggestion)
-                        self._undecided[suggestion.key] = record
-                    else:
-                        _check_replay(record, suggestion)
-                    observations.append(self._observation(record, suggestion))
-                    next_trial += 1
+                observations = [self._outcome(next_trial + i, s, recorded) for i, s in enumerate(suggestions)]
+                next_trial += len(suggestions)
                 self.strategy.tell(observations)
                 self._write_decided(observations)
                 self._told = next_trial
-                self._checkpoint(final=False)
+                self._checkpoint(final=any(o.carry is not None for o in observations))
         finally:
             self._write_undecided()
+
+    def _outcome(self, number: int, suggestion: Suggestion, recorded: Mapping[int, TrialRecord]) -> Observation:
+        """Trial ``number``: evaluated, or replayed from its record (stateful ones re-evaluated)."""
+        record = recorded.get(number)
+        if record is None:
+            record, carry = self._evaluate(number, suggestion)
+            self._undecided[suggestion.key] = record
+            return self._observation(record, suggestion, carry)
+        _check_replay(record, suggestion)
+        if suggestion.request is None or not suggestion.request.stateful:
+            return self._observation(record, suggestion)
+        again, carry = self._evaluate(number, suggestion)
+        _check_reproduced(record, again)
+        return self._observation(record, suggestion, carry)
 
     def _write_decided(self, observations: Sequence[Observation]) -> None:
         """Store the new records whose state is known, in trial order. A strategy that decides
         trial states (successive halving) names each "complete" or "pruned" once its rung is
-        decided; until then the record waits in memory."""
-        decide = getattr(self.strategy, "trial_state", None)
-        for obs in observations:  # replayed trials: their decision is already on record
-            if decide is not None and obs.suggestion.key not in self._undecided:
-                decide(obs.suggestion.key)
+        decided (``Strategy.trial_state``); until then the record waits in memory."""
         for key in sorted(self._undecided, key=lambda k: self._undecided[k].trial):
             record = self._undecided[key]
-            state = record.state if decide is None else decide(key)
+            state = self.strategy.trial_state(key)
             if state is None:
                 continue
             del self._undecided[key]
-            if record.state == "complete" and state != record.state:
+            if record.state == TrialState.COMPLETE and state != record.state:
                 record = dataclasses.replace(record, state=state)
             self._persist(record)
 
@@ -147,26 +158,28 @@ class StudyLoop:
             return "finished", f"reached timeout_s={self.budget.timeout_s:g}"
         return None
 
-    def _evaluate(self, number: int, suggestion: Suggestion) -> TrialRecord:
+    def _evaluate(self, number: int, suggestion: Suggestion) -> tuple[TrialRecord, InnerState | None]:
+        """Trial ``number`` evaluated: its record, and the state it carries (None if none)."""
         t0 = time.perf_counter()
         metrics: dict[str, Any] = {}
         cost: dict[str, int] = {}
         gradient: list[float] | None = None
+        carry: InnerState | None = None
         try:
             ev = self.objective(suggestion.params, suggestion.budget, suggestion.request)
-            value, state, error = float(ev.value), "complete", None
-            metrics, cost, gradient = finite_or_none(dict(ev.metrics)), dict(ev.cost), ev.gradient
+            value, state, error = float(ev.value), TrialState.COMPLETE, None
+            metrics, cost, gradient, carry = finite_or_none(dict(ev.metrics)), dict(ev.cost), ev.gradient, ev.carry
             if not math.isfinite(value):
-                state, error = "failed", f"objective returned {value}"
+                state, error = TrialState.FAILED, f"objective returned {value}"
             elif gradient is not None and not all(math.isfinite(g) for g in gradient):
-                state, error, gradient = "failed", "the gradient is not finite", None
+                state, error, gradient = TrialState.FAILED, "the gradient is not finite", None
         except Exception as exc:  # a failing trial is recorded; the run goes on
-            value, state, error = math.nan, "failed", _one_line(exc)
+            value, state, error = math.nan, TrialState.FAILED, _one_line(exc)
         record = TrialRecord(
             trial=number,
             state=state,
             params=suggestion.params,
-            value=value if state == "complete" else None,
+            value=value if state == TrialState.COMPLETE else None,
             metrics=metrics,
             budget=suggestion.budget,
             seconds=time.perf_counter() - t0,
@@ -174,7 +187,7 @@ class StudyLoop:
             cost=cost,
             gradient=None if gradient is None else [float(g) for g in gradient],
         )
-        return record
+        return record, carry if state == TrialState.COMPLETE else None
 
     def _persist(self, record: TrialRecord) -> None:
         self.store.append_trial(record)
@@ -185,12 +198,11 @@ class StudyLoop:
     def best(self) -> TrialRecord | None:
         return best_trial(self.records, self.direction)
 
-    def _observation(self, record: TrialRecord, suggestion: Suggestion) -> Observation:
+    def _observation(self, record: TrialRecord, suggestion: Suggestion, carry: InnerState | None = None) -> Observation:
         sign = 1.0 if self.direction == "minimize" else -1.0
         loss = None if record.value is None else sign * float(record.value)
         gradient = None if record.gradient is None else tuple(sign * g for g in record.gradient)
-        state = TrialState(record.state)
-        return Observation(suggestion, state, loss, record.metrics, gradient, record.error)
+        return Observation(suggestion, record.state, loss, record.metrics, gradient, record.error, carry)
 
     def save_checkpoint(self) -> None:
         """Write the strategy's state now, if it sits at a batch boundary."""
@@ -211,6 +223,19 @@ def _check_replay(record: TrialRecord, suggestion: Suggestion) -> None:
         raise ResumeError(
             f"cannot resume: trial {record.trial} was recorded with params {recorded} but the "
             f"strategy now suggests {replayed} (the strategy or its config changed)"
+        )
+
+
+def _check_reproduced(record: TrialRecord, again: TrialRecord) -> None:
+    same = again.state == record.state and (
+        record.value is None
+        or (again.value is not None and math.isclose(again.value, record.value, rel_tol=REPLAY_RTOL))
+    )
+    if not same:
+        raise ResumeError(
+            f"cannot resume: trial {record.trial} carries inner state and was evaluated again, giving "
+            f"{again.state} {again.value!r} instead of the recorded {record.state} {record.value!r} "
+            "(the task, its data or the thread count changed)"
         )
 
 

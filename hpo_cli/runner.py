@@ -18,27 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 from hpo_cli.build import Study, compose_study, config_fingerprint
 from hpo_cli.errors import ConfigError, DiskFullError, RunDirError
 from hpo_cli.interrupts import describe
-from hpo_cli.loop import Objective, StudyLoop
+from hpo_cli.loop import StudyLoop
 from hpo_cli.report.console import print_summary
 from hpo_cli.report.progress import make_progress
-from hpo_cli.store import CONFIG_DIR, STRATEGY_STATE, SUMMARY, RunStore, TrialRecord, best_trial
+from hpo_cli.store import CONFIG_DIR, STRATEGY_STATE, SUMMARY, RunStore, best_trial
 from hpo_cli.strategies.base import Strategy
-from hpo_cli.tasks.base import Evaluation, Task
+from hpo_cli.trial import TrialRecord
 
 log = logging.getLogger("hpo_cli")
 
 VERSIONED = ("hpo_cli", "numpy", "scipy", "scikit-learn", "hydra-core", "omegaconf", "torch")
-
-
-def objective_of(task: Task) -> Objective:
-    """The loop's objective: ``request`` (a hypergradient, say) goes only to tasks that take it."""
-
-    def objective(params: Mapping[str, Any], budget: float | None, request: Mapping[str, Any]) -> Evaluation:
-        if request:
-            return task.evaluate(params, budget, request)  # type: ignore[call-arg]
-        return task.evaluate(params, budget)
-
-    return objective
 
 
 def versions() -> dict[str, str]:
@@ -61,7 +50,7 @@ def run_with_direction(overrides: Sequence[str], run_dir: Path | None = None) ->
     study = compose_study(overrides)
     with tempfile.TemporaryDirectory() as tmp:
         loop = StudyLoop(
-            study.strategy, objective_of(study.task), RunStore(run_dir or Path(tmp)), study.budget, study.direction
+            study.strategy, study.task.evaluate, RunStore(run_dir or Path(tmp)), study.budget, study.direction
         )
         return loop.run().records, study.direction
 
@@ -91,7 +80,7 @@ def run_study(
     )
     loop = StudyLoop(
         study.strategy,
-        objective_of(study.task),
+        study.task.evaluate,
         store,
         study.budget,
         study.direction,

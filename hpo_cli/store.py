@@ -30,13 +30,13 @@ import socket
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from hpo_cli.errors import RunDirError
+from hpo_cli.trial import TrialRecord
 
 TRIALS = "trials.jsonl"
 SUMMARY = "summary.json"
@@ -47,44 +47,6 @@ CONFIG_DIR = ".hydra"  # the composed config (config.yaml) and, for hpo run, Hyd
 TORN = "trials.jsonl.torn"
 
 log = logging.getLogger("hpo_cli")
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """One line of ``trials.jsonl``."""
-
-    trial: int
-    state: str  # "complete" | "failed" | "pruned"
-    params: dict[str, Any]
-    value: float | None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    budget: float | None = None
-    seconds: float = 0.0
-    error: str | None = None
-    cost: dict[str, int] = field(default_factory=dict)
-    gradient: list[float] | None = None  # only for evaluations that returned one
-
-    def to_json(self) -> str:
-        row = asdict(self)
-        if row["gradient"] is None:
-            del row["gradient"]
-        return json.dumps(row, allow_nan=False, default=_json_default)
-
-    @classmethod
-    def from_json(cls, line: str) -> TrialRecord:
-        d = json.loads(line)
-        return cls(
-            trial=int(d["trial"]),
-            state=str(d["state"]),
-            params=dict(d["params"]),
-            value=d.get("value"),
-            metrics=dict(d.get("metrics") or {}),
-            budget=d.get("budget"),
-            seconds=float(d.get("seconds") or 0.0),
-            error=d.get("error"),
-            cost=dict(d.get("cost") or {}),
-            gradient=d.get("gradient"),
-        )
 
 
 def _json_default(obj: Any) -> Any:

@@ -104,7 +104,7 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 def regret_at(strategy_name: str, task_name: str, seed: int, n: int, overrides: list[str] | None = None) -> float:
     """Best simple regret after ``n`` sequential evaluations of a synthetic task (plain ask/tell)."""
     from hpo_cli.build import compose_study
-    from hpo_cli.strategies.base import Observation, TrialState
+    from hpo_cli.trial import Observation, TrialState
 
     study = compose_study(
         [f"strategy={strategy_name}", f"task={task_name}", f"seed={seed}", f"n_trials={n}", *(overrides or [])]

@@ -25,18 +25,18 @@ FUNCTION = ["task=function", "task.fn=my_objective.f", "space=my_space"]
 DIGITS = ["task=digits", "task.hidden=16", "task.min_epochs=1", "task.max_epochs=9", "strategy.eta=3"]
 POLY = ["task=polynomial", "space=polynomial_per_coef"]
 
-# (id, overrides, n_trials): a few seconds each uninterrupted
-CASES = [
-    ("random", [*FUNCTION, "strategy=random"], 30),
-    ("sobol-batched", [*FUNCTION, "strategy=sobol", "batch_size=4"], 32),
-    ("gp_bo-batched", [*FUNCTION, "strategy=gp_bo", "batch_size=3", "strategy.n_initial=6"], 18),
-    ("evolution", [*FUNCTION, "strategy=evolution", "strategy.population=6"], 30),
-    ("cmaes", [*FUNCTION, "strategy=cmaes"], 30),
-    ("hyperband", [*DIGITS, "strategy=hyperband"], 22),
-    ("hoag", [*POLY, "strategy=hoag"], 14),
-    ("reverse", [*POLY, "strategy=reverse", "task.inner_steps=60"], 14),
-    ("greedy", [*POLY, "strategy=greedy"], 20),
-    ("rtho", [*POLY, "strategy=rtho"], 20),
+SLOW = pytest.mark.slow  # in make test-slow (CI runs it too); the others in make test
+CASES = [  # (overrides, n_trials): a few seconds each uninterrupted
+    pytest.param([*FUNCTION, "strategy=random"], 30, id="random", marks=SLOW),
+    pytest.param([*FUNCTION, "strategy=sobol", "batch_size=4"], 32, id="sobol-batched", marks=SLOW),
+    pytest.param([*FUNCTION, "strategy=gp_bo", "batch_size=3", "strategy.n_initial=6"], 18, id="gp_bo-batched"),
+    pytest.param([*FUNCTION, "strategy=evolution", "strategy.population=6"], 30, id="evolution"),
+    pytest.param([*FUNCTION, "strategy=cmaes"], 30, id="cmaes", marks=SLOW),
+    pytest.param([*DIGITS, "strategy=hyperband"], 22, id="hyperband"),
+    pytest.param([*POLY, "strategy=hoag"], 14, id="hoag"),
+    pytest.param([*POLY, "strategy=reverse", "task.inner_steps=60"], 14, id="reverse", marks=SLOW),
+    pytest.param([*POLY, "strategy=greedy"], 20, id="greedy"),
+    pytest.param([*POLY, "strategy=rtho"], 20, id="rtho"),
 ]
 
 
@@ -70,7 +70,7 @@ def kill_after(args: list[str], trials: Path, after: int, delay: float, cwd: Pat
     return False
 
 
-@pytest.mark.parametrize(("overrides", "n_trials"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("overrides", "n_trials"), CASES)
 def test_random_kills_and_resumes_give_the_uninterrupted_trials(
     hpo: Hpo, tmp_path: Path, overrides: list[str], n_trials: int
 ) -> None:

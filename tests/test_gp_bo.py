@@ -11,8 +11,9 @@ from conftest import MIXED_SPACE, make_space, regret_at
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.runner import run_in_memory
-from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
+from hpo_cli.strategies.base import Strategy
 from hpo_cli.strategies.gp_bo import GPBOStrategy
+from hpo_cli.trial import Observation, Suggestion, TrialState
 
 BOX = {"x": {"type": "float", "low": -2.0, "high": 2.0}, "y": {"type": "float", "low": 1e-3, "high": 10.0, "log": True}}
 

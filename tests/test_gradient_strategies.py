@@ -12,12 +12,13 @@ from conftest import Result, make_space, read_summary, read_trials, run_dirs
 from scipy.optimize import minimize
 
 from hpo_cli.hypergrad.implicit import solve_inner
+from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.runner import run_in_memory
-from hpo_cli.strategies.base import Observation, TrialState
 from hpo_cli.strategies.gradient import project_box_l1
 from hpo_cli.strategies.hoag import HoagStrategy
 from hpo_cli.tasks.polynomial import PolynomialTask
 from hpo_cli.tasks.softmax import SoftmaxTask
+from hpo_cli.trial import Observation, TrialState
 
 Hpo = Callable[..., Result]
 
@@ -53,16 +54,16 @@ def test_hoag_step_acceptance_and_rejection_rule() -> None:
         }
     )
     hoag = HoagStrategy(space, seed=0, n_trials=10, init="center", tol0=0.1, decay=0.5)
-    assert hoag.request()["tol"] == 0.1
+    assert hoag.request().tol == 0.1
     hoag_observation(hoag, 1.0, [0.3, 0.4])  # first: L = ‖g‖ / √m
     assert pytest.approx(0.5 / np.sqrt(2)) == hoag.L
     np.testing.assert_allclose(hoag.z, -np.array([0.3, 0.4]) / hoag.L)
-    assert hoag.request()["tol"] == pytest.approx(0.05)
+    assert hoag.request().tol == pytest.approx(0.05)
     L = hoag.L
     hoag_observation(hoag, 1.3, [1.0, 1.0])  # > 1.2 × 1.0: rejected
     assert hoag.L == 2 * L and hoag.tol_scale == 0.5
     np.testing.assert_allclose(hoag.z, -np.array([0.3, 0.4]) / (2 * L))  # shorter step from the last point
-    assert hoag.request()["tol"] == pytest.approx(0.1 * 0.5**2 * 0.5)
+    assert hoag.request().tol == pytest.approx(0.1 * 0.5**2 * 0.5)
     # accepted with a decrease beyond the bound 1.0 + c·tol + tol_prev·(c+1)·inc − L·inc²: L shrinks
     hoag_observation(hoag, 0.5, [0.1, 0.1])
     assert pytest.approx(2 * L * 0.95) == hoag.L
@@ -80,7 +81,7 @@ def test_polynomial_bilevel_optimum_is_the_closed_form_map() -> None:
     np.testing.assert_allclose(theta.numpy(), task.fit(params), rtol=1e-8, atol=1e-10)
     closed = task.evaluate(params).value
     assert PolynomialTask(seed=3, solver="lbfgs").evaluate(params).value == pytest.approx(closed, rel=1e-8)
-    implicit = task.evaluate(params, None, {"hypergradient": "implicit", "tol": 1e-12})
+    implicit = task.evaluate(params, None, HypergradRequest("implicit", tol=1e-12))
     assert implicit.value == pytest.approx(closed, rel=1e-8) and len(implicit.gradient or []) == 12
 
 
@@ -170,11 +171,11 @@ def test_gradcheck_command_passes_fails_and_refuses(hpo: Hpo) -> None:
         ),
         (
             ["strategy=rmad", "strategy.method=rmad_exact", "task=polynomial"],
-            "task.convention='torch': exact reversal (rmad_exact) needs task.convention=maclaurin",
+            "task.convention='torch': rmad_exact needs task.convention=maclaurin",
         ),
         (
             ["strategy=rmad", "task=linear"],
-            "space.params.model='CategoricalParam': gradient strategies tune",
+            "space.params.model=('ridge', 'lasso'): is a categorical parameter: gradient strategies tune",
         ),
         (
             ["strategy=rmad", "task=polynomial", "space=ridge"],
@@ -243,11 +244,11 @@ def test_differentiable_ridge_agrees_with_scikit_learn() -> None:
     sklearn_mse = mean_squared_error(d.y_val, fitted.predict(d.X_val))
     assert task.evaluate({"alpha": float(np.exp(h))}).value == sklearn_mse
     assert task.evaluate({"log_precision": h}).value == pytest.approx(sklearn_mse, rel=1e-8)
-    request = {"hypergradient": "implicit", "tol": 1e-12}
+    request = HypergradRequest("implicit", tol=1e-12)
     implicit = task.evaluate({"log_precision": h}, None, request)
 
     assert implicit.value == pytest.approx(sklearn_mse, rel=1e-8)
-    per_feature = task.evaluate({"log_precision": [h] * 10}, None, {"hypergradient": "reverse"})
+    per_feature = task.evaluate({"log_precision": [h] * 10}, None, HypergradRequest("reverse"))
     assert len(per_feature.gradient or []) == 10
 
 

@@ -18,7 +18,7 @@ from hpo_cli.strategies.hyperband import (
     halving_bracket,
     hyperband_brackets,
 )
-from hpo_cli.tasks.base import Evaluation
+from hpo_cli.trial import Evaluation
 
 # (R, η) -> brackets of (configurations, budget) rungs; R=81, η=3 is Table 1 of Li et al. 2017.
 SCHEDULES = {

@@ -14,9 +14,9 @@ from conftest import make_space
 
 from hpo_cli.errors import ResumeError
 from hpo_cli.loop import Budget, StudyLoop
-from hpo_cli.store import STRATEGY_STATE, TORN, RunStore, TrialRecord, best_trial
+from hpo_cli.store import STRATEGY_STATE, TORN, RunStore, best_trial
 from hpo_cli.strategies.random_search import RandomStrategy
-from hpo_cli.tasks.base import Evaluation
+from hpo_cli.trial import Evaluation, TrialRecord
 
 SPACE = make_space({"x": {"type": "float", "low": -2.0, "high": 2.0}})
 

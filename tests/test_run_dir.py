@@ -278,3 +278,12 @@ def test_best_yaml_hint_reproduces_the_recorded_value(hpo: Hpo, tmp_path: Path) 
     assert hpo(*command[1:]).returncode == 0
     rerun = sorted((tmp_path / "runs").glob("20*/*/summary.json"))[-1]
     assert read_summary(rerun.parent)["best"]["value"] == read_summary(run.parent)["best"]["value"]
+
+
+@pytest.mark.parametrize("name", ["summary.json", "trials.jsonl"])
+def test_compare_refuses_a_damaged_run_in_one_line(hpo: Hpo, finished: Path, name: str) -> None:
+    lines = (finished / name).read_text().splitlines(keepends=True)
+    lines[1] = "{damaged\n"
+    (finished / name).write_text("".join(lines))
+    res = hpo("compare", str(finished), "--out", str(finished.parent / "cmp"))
+    assert res.returncode == 2 and f"{name}" in res.stderr and len(res.stderr.strip().splitlines()) == 1

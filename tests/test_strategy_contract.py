@@ -12,7 +12,8 @@ from conftest import MIXED_SPACE, VECTOR_SPACE, make_space
 from strategy_cases import STRATEGIES, StrategyCase
 
 from hpo_cli.space import SearchSpace
-from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.trial import Observation, Suggestion, TrialState
 
 GRADIENT_SPACES: list[dict[str, Any]] = [
     {"x": {"type": "float", "low": -1.0, "high": 1.0}},

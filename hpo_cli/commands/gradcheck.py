@@ -18,10 +18,11 @@ from hpo_cli.errors import ConfigError, fail
 from hpo_cli.hypergrad.check import componentwise_error, finite_difference, relative_error
 from hpo_cli.hypergrad.implicit import solve_inner
 from hpo_cli.hypergrad.problem import BilevelProblem
+from hpo_cli.hypergrad.registry import names
+from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.space import FloatParam, SearchSpace
 from hpo_cli.tasks.differentiable import DifferentiableTask
 
-CHECKABLE = ("reverse", "rmad_exact", "forward", "implicit", "drmad")
 OPTIONS = {"method": "reverse", "point": "center", "eps": "1e-5", "tol": None, "seed_point": "0"}
 
 
@@ -45,8 +46,11 @@ def gradcheck(args: list[str]) -> int:
 
 def _check(options: dict[str, str | None], overrides: list[str]) -> int:
     method = str(options["method"])
-    if method not in CHECKABLE:
-        raise ConfigError("method", method, f"must be one of {', '.join(CHECKABLE)}")
+    if method not in names(checkable=True):
+        raise ConfigError("method", method, f"must be one of {', '.join(names(checkable=True))}")
+    request = (
+        HypergradRequest(method, tol=1e-13, warm_start=False) if method == "implicit" else HypergradRequest(method)
+    )
     study = compose_study(overrides)
     task, space, settings = study.task, study.space, study.settings
     if not isinstance(task, DifferentiableTask):
@@ -56,14 +60,10 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
             "gradcheck needs a differentiable task (polynomial, ridge, softmax, bilevel)",
         )
     params = _point(space, str(options["point"]), int(_positive(options, "seed_point", int, zero=True) or 0))
+    task.check_hypergradient(request, space.names)
     layout = task.layout_of(params)
     problem, h = task.problem(layout), task.hyper_vector(layout, params)
-    request = (
-        {"hypergradient": method, "tol": 1e-13, "warm_start": False}
-        if method == "implicit"
-        else {"hypergradient": method}
-    )
-    result = task.hypergradient(problem, layout, h, request)
+    result, _ = task.hypergradient(problem, layout, h, request)
     reference = finite_difference(_criterion(problem, method), h, eps=_positive(options, "eps", float) or 1e-5)
     tolerance = _positive(options, "tol", float) or (1e-4 if {"log_lr", "momentum"} & set(layout.names) else 1e-6)
     _print_table(layout.names, [s for _, s in layout.shapes], result.grad, reference)

@@ -6,40 +6,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
+from hpo_cli.hypergrad.registry import method
 
-from hpo_cli.hypergrad.problem import BilevelProblem, Hypergradient
+if TYPE_CHECKING:  # torch is imported by the methods themselves: this package imports light
+    from torch import Tensor
 
-EXACT_METHODS = ("reverse", "rmad_exact", "forward", "implicit")
-METHODS = (*EXACT_METHODS, "drmad")
+    from hpo_cli.hypergrad.problem import BilevelProblem, Hypergradient
 
 
-def compute(method: str, problem: BilevelProblem, h: Tensor, **options: Any) -> Hypergradient:
-    """The hypergradient of ``problem`` at ``h`` by ``method``.
+def compute(name: str, problem: BilevelProblem, h: Tensor, **options: Any) -> Hypergradient:
+    """The hypergradient of ``problem`` at ``h`` by method ``name`` (see :mod:`.registry`).
 
     Options: reverse ``truncate``; rmad_exact ``fraction_bits``; drmad ``skip``, ``stride``;
     implicit ``inner_tol``, ``cg_rtol``, ``theta_init``, ``q0`` (it first solves the inner
     problem to ``inner_tol`` with L-BFGS, warm-started from ``theta_init``).
     """
-    if method == "reverse":
+    if method(name).online:
+        raise ValueError(f"{name} carries state between calls: use hpo_cli.hypergrad.carried.online_step")
+    if name == "reverse":
         from hpo_cli.hypergrad.unrolled import reverse
 
         return reverse(problem, h, truncate=options.get("truncate"))
-    if method == "forward":
+    if name == "forward":
         from hpo_cli.hypergrad.unrolled import forward
 
         return forward(problem, h)
-    if method == "drmad":
+    if name == "drmad":
         from hpo_cli.hypergrad.unrolled import drmad
 
         return drmad(problem, h, skip=options.get("skip", 0.0), stride=options.get("stride", 1))
-    if method == "rmad_exact":
+    if name == "rmad_exact":
         from hpo_cli.hypergrad.exact import rmad_exact
 
         return rmad_exact(problem, h, fraction_bits=options.get("fraction_bits", 44))
-    if method == "implicit":
+    if name == "implicit":
         from hpo_cli.hypergrad.implicit import implicit, solve_inner
 
         start = options.get("theta_init")
@@ -55,4 +57,4 @@ def compute(method: str, problem: BilevelProblem, h: Tensor, **options: Any) -> 
         result.extras["theta"] = solution.theta
         result.extras["inner_grad_norm"] = solution.grad_norm
         return result
-    raise ValueError(f"unknown hypergradient method {method!r}; choose from {', '.join(METHODS)}")
+    raise AssertionError(f"the registry lists {name!r} but compute() does not know it")

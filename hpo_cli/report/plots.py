@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from hpo_cli.report.results import best_so_far
-from hpo_cli.store import TrialRecord
+from hpo_cli.trial import TrialRecord
 
 
 def plot_history(records: Sequence[TrialRecord], direction: str, path: Path, title: str, metric: str) -> None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from hpo_cli.store import TrialRecord
+from hpo_cli.trial import TrialRecord
 
 log = logging.getLogger("hpo_cli")
 PLAIN_EVERY_S = 2.0

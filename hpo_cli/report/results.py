@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hpo_cli.store import SUMMARY, TRIALS, RunStore, TrialRecord
+from hpo_cli.store import SUMMARY, TRIALS, RunStore
+from hpo_cli.trial import TrialRecord
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -7,94 +7,20 @@ It never calls the objective; the loop (:mod:`hpo_cli.loop`) does. Strategies al
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.space import ParamValue, SearchSpace
+from hpo_cli.trial import Observation, Suggestion, TrialState
+
+if TYPE_CHECKING:
+    from hpo_cli.tasks.base import Task
 
 _UNBOUNDED = 2**62
-
-
-class TrialState(enum.StrEnum):
-    COMPLETE = "complete"
-    FAILED = "failed"
-    PRUNED = "pruned"
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """One configuration to evaluate.
-
-    ``key`` is unique within a strategy's lifetime and ties the observation back to it.
-    ``unit`` is the point in the space's unit cube, shape (space.dim,), when the strategy
-    works there. ``budget`` is a fidelity (e.g. epochs) for multi-fidelity strategies;
-    ``request`` asks the evaluator for extra outputs (e.g. ``{"hypergradient": "reverse"}``).
-    """
-
-    key: int
-    params: dict[str, ParamValue]
-    unit: tuple[float, ...] | None = None
-    budget: float | None = None
-    request: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "params": self.params,
-            "unit": None if self.unit is None else list(self.unit),
-            "budget": self.budget,
-            "request": self.request,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Suggestion:
-        unit = d.get("unit")
-        return cls(
-            key=int(d["key"]),
-            params=dict(d["params"]),
-            unit=None if unit is None else tuple(float(x) for x in unit),
-            budget=d.get("budget"),
-            request=dict(d.get("request") or {}),
-        )
-
-
-@dataclass(frozen=True)
-class Observation:
-    """The outcome of evaluating a suggestion. ``loss`` is None unless the trial completed."""
-
-    suggestion: Suggestion
-    state: TrialState
-    loss: float | None
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    gradient: tuple[float, ...] | None = None  # d loss / d params (flattened), when asked for
-    error: str | None = None  # why the trial failed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "suggestion": self.suggestion.to_dict(),
-            "state": self.state.value,
-            "loss": self.loss,
-            "metrics": dict(self.metrics),
-            "gradient": None if self.gradient is None else list(self.gradient),
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Observation:
-        gradient = d.get("gradient")
-        return cls(
-            Suggestion.from_dict(d["suggestion"]),
-            TrialState(d["state"]),
-            d.get("loss"),
-            dict(d.get("metrics") or {}),
-            None if gradient is None else tuple(gradient),
-            d.get("error"),
-        )
 
 
 class Strategy(ABC):
@@ -111,6 +37,7 @@ class Strategy(ABC):
         self.rng = np.random.default_rng(self.seed)
         self.history: list[Observation] = []
         self.pending: dict[int, Suggestion] = {}
+        self._told_states: dict[int, TrialState] = {}
         self._next_key = 0
 
     def ask(self, n: int = 1) -> list[Suggestion]:
@@ -130,7 +57,14 @@ class Strategy(ABC):
                 raise ValueError(f"tell() got suggestion key {key}, which is not pending")
             del self.pending[key]
             self.history.append(obs)
+            self._told_states[key] = obs.state
             self._observe(obs)
+
+    def trial_state(self, key: int) -> TrialState | None:
+        """The state to record for suggestion ``key``'s trial, None while it is undecided. A pure
+        query. By default the state it was told with; strategies that decide later (successive
+        halving prunes a rung's losers once the rung is complete) override it."""
+        return self._told_states.get(key)
 
     def is_finished(self) -> bool:
         """True when the strategy has nothing more to suggest (e.g. an exhausted grid)."""
@@ -141,7 +75,7 @@ class Strategy(ABC):
         """Why the strategy finished, for the run's summary."""
         return "the strategy finished"
 
-    def check_task(self, task: object) -> None:  # noqa: B027 - optional hook
+    def check_task(self, task: Task) -> None:  # noqa: B027 - optional hook
         """Raise a ConfigError when this strategy cannot work with ``task`` (checked at start)."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -163,6 +97,7 @@ class Strategy(ABC):
         self._next_key = int(state["next_key"])
         self.pending = {int(d["key"]): Suggestion.from_dict(d) for d in state["pending"]}
         self.history = [Observation.from_dict(d) for d in state["history"]]
+        self._told_states = {o.suggestion.key: o.state for o in self.history}
         self._load_extra_state(state.get("extra") or {})
 
     # -- for subclasses ---------------------------------------------------------------
@@ -185,12 +120,12 @@ class Strategy(ABC):
         params: dict[str, ParamValue],
         unit: np.ndarray | None = None,
         budget: float | None = None,
-        request: dict[str, Any] | None = None,
+        request: HypergradRequest | None = None,
     ) -> Suggestion:
         key = self._next_key
         self._next_key += 1
         point = None if unit is None else tuple(float(x) for x in unit)
-        return Suggestion(key, params, point, budget, dict(request or {}))
+        return Suggestion(key, params, point, budget, request)
 
     def _suggest_unit(self, unit: np.ndarray) -> Suggestion:
         """A suggestion for a unit-cube point, shape (space.dim,)."""

@@ -19,7 +19,8 @@ import numpy as np
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import SearchSpace
-from hpo_cli.strategies.base import Observation, Strategy, Suggestion
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.trial import Observation, Suggestion
 
 
 class StandardNormal:

@@ -28,7 +28,8 @@ import numpy as np
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import CategoricalParam, SearchSpace
-from hpo_cli.strategies.base import Observation, Strategy, Suggestion
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.trial import Observation, Suggestion
 from hpo_cli.validate import one_of, positive_int
 
 SELECTIONS = ("tournament", "proportional")

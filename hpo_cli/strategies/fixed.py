@@ -10,7 +10,8 @@ import yaml
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import SearchSpace
-from hpo_cli.strategies.base import Strategy, Suggestion
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.trial import Suggestion
 
 
 class FixedStrategy(Strategy):

@@ -31,7 +31,8 @@ from hpo_cli.space import CategoricalParam, SearchSpace
 from hpo_cli.strategies._gp.acquisition import ACQUISITIONS, acquisition
 from hpo_cli.strategies._gp.gp import GaussianProcess, fit_gp
 from hpo_cli.strategies._gp.optimize import maximize
-from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.trial import Observation, Suggestion, TrialState
 from hpo_cli.validate import flag, one_of, positive_int
 
 log = logging.getLogger(__name__)

@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.space import FloatParam, SearchSpace
-from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
+from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.trial import Observation, Suggestion, TrialState
 from hpo_cli.validate import flag, one_of, positive_float
 
+if TYPE_CHECKING:
+    from hpo_cli.tasks.base import Task
+
 DIVERGENCE = 1e4  # stop when the criterion exceeds the best one by this factor
-METHODS = ("reverse", "rmad_exact", "forward", "drmad", "greedy", "rtho", "implicit")
 OUTER = ("sgd", "adam")
 INITS = ("random", "center", "low", "high")
 
@@ -62,11 +66,12 @@ class GradientStrategy(Strategy):
         options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(space, seed, n_trials)
-        self.method = one_of(method, "strategy.method", METHODS)
+        self.template = HypergradRequest.of(method, dict(options or {}))  # validates method and options
+        self.method = method
         self.outer = one_of(outer, "strategy.outer", OUTER)
         self.lr = positive_float(lr, "strategy.lr")
         self.sign = flag(sign, "strategy.sign")
-        self.options = dict(options or {})
+        self.inner: InnerState | None = None  # what the last hypergradient left (online training, warm starts)
         self._check_space()
         self.low, self.high, self.is_log = self._bounds()
         self.budgets = self._budgets(dict(l1_budget or {}))
@@ -80,10 +85,14 @@ class GradientStrategy(Strategy):
     def _check_space(self) -> None:
         for p in self.space.params:
             if not isinstance(p, FloatParam) or p.when or p.step is not None:
+                kind = (
+                    "a categorical" if isinstance(p, CategoricalParam) else "an int" if isinstance(p, IntParam) else ""
+                )
+                kind = kind or ("a conditional" if p.when else "a stepped")
                 raise ConfigError(
                     f"space.params.{p.name}",
-                    type(p).__name__,
-                    "gradient strategies tune continuous float parameters only (no int, categorical, step or when)",
+                    p.choices if isinstance(p, CategoricalParam) else (p.low, p.high),
+                    f"is {kind} parameter: gradient strategies tune continuous float parameters only",
                 )
 
     def _bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,8 +145,9 @@ class GradientStrategy(Strategy):
 
     # -- ask / tell --------------------------------------------------------------------
 
-    def request(self) -> dict[str, Any]:
-        return {"hypergradient": self.method, **self.options}
+    def request(self) -> HypergradRequest:
+        """The next hypergradient request: the configured one, with the carried inner state."""
+        return self.template.with_state(self.inner)
 
     def _propose(self, n: int) -> list[Suggestion]:
         if self.stopped is not None or self.pending:
@@ -153,6 +163,8 @@ class GradientStrategy(Strategy):
         return self.stopped or "the strategy finished"
 
     def _observe(self, observation: Observation) -> None:
+        if observation.carry is not None:
+            self.inner = observation.carry
         gradient = self._usable_gradient(observation)
         if gradient is not None:
             self._move_by(self._step(gradient))
@@ -208,25 +220,9 @@ class GradientStrategy(Strategy):
             direction = (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
         return self.lr * (np.sign(direction) if self.sign else direction)
 
-    def check_task(self, task: object) -> None:
-        """Refuse tasks that cannot return this method's hypergradient."""
-        if not hasattr(task, "hypergradient"):
-            raise ConfigError(
-                "task",
-                getattr(task, "name", type(task).__name__),
-                f"strategy {self.method!r} needs a differentiable task (polynomial, ridge, softmax, bilevel)",
-            )
-        check = getattr(task, "check_hyperparameters", None)
-        if check is not None:
-            check(self.space.names)
-        convention = getattr(getattr(task, "optimizer", None), "convention", None)
-
-        if self.method == "rmad_exact" and convention != "maclaurin":
-            raise ConfigError(
-                "task.convention",
-                convention,
-                "exact reversal (rmad_exact) needs task.convention=maclaurin (v ← μv − (1−μ)g)",
-            )
+    def check_task(self, task: Task) -> None:
+        """Refuse tasks that cannot return this method's hypergradient for this space."""
+        task.check_hypergradient(self.template, self.space.names)
 
     def _extra_state(self) -> dict[str, Any]:
         m, v, t = self.moments
@@ -237,6 +233,7 @@ class GradientStrategy(Strategy):
             "t": t,
             "stopped": self.stopped,
             "best_loss": self.best_loss,
+            "inner": None if self.inner is None else self.inner.to_dict(),
         }
 
     def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
@@ -248,3 +245,4 @@ class GradientStrategy(Strategy):
         )
         self.stopped = extra["stopped"]
         self.best_loss = extra["best_loss"]
+        self.inner = None if extra.get("inner") is None else InnerState.from_dict(extra["inner"])

@@ -8,7 +8,8 @@ from typing import Any
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import SearchSpace
-from hpo_cli.strategies.base import Strategy, Suggestion
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.trial import Suggestion
 from hpo_cli.validate import flag, positive_int
 
 log = logging.getLogger(__name__)

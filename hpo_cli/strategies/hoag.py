@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from hpo_cli.errors import ConfigError
+from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.space import SearchSpace
-from hpo_cli.strategies.base import Observation
 from hpo_cli.strategies.gradient import GradientStrategy
+from hpo_cli.trial import Observation
 from hpo_cli.validate import one_of, positive_float
 
 SCHEDULES = ("exponential", "quadratic", "cubic")
@@ -81,11 +82,14 @@ class HoagStrategy(GradientStrategy):
         }[self.schedule]
         return max(base * self.tol_scale, self.min_tol)
 
-    def request(self) -> dict[str, Any]:
-        return {"hypergradient": "implicit", "tol": self.tolerance(), "warm_start": self.warm_start}
+    def request(self) -> HypergradRequest:
+        return HypergradRequest("implicit", tol=self.tolerance(), warm_start=self.warm_start, state=self.inner)
 
     def _observe(self, observation: Observation) -> None:
-        tol = float(observation.suggestion.request.get("tol", self.tolerance()))
+        request = observation.suggestion.request
+        tol = request.tol if request is not None else self.tolerance()
+        if observation.carry is not None:
+            self.inner = observation.carry
         gradient = self._usable_gradient(observation)
         self.k += 1
         if gradient is None or observation.loss is None:

@@ -22,7 +22,8 @@ import numpy as np
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import SearchSpace
-from hpo_cli.strategies.base import Observation, Strategy, Suggestion
+from hpo_cli.strategies.base import Strategy
+from hpo_cli.trial import Observation, Suggestion, TrialState
 from hpo_cli.validate import positive_float
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,6 @@ def halving_bracket(ratio: float, eta: int, n_configs: int | None) -> list[Rung]
 
 class HyperbandStrategy(Strategy):
     """Hyperband: all brackets in turn, random configurations, top 1/η promoted per rung."""
-
-    decides_trial_states = True
 
     def __init__(
         self,
@@ -133,9 +132,10 @@ class HyperbandStrategy(Strategy):
             self.configs = [self.configs[i] for i in keep]
         self.asked, self.losses, self.keys = 0, {}, []
 
-    def trial_state(self, key: int) -> str | None:
-        """ "complete" or "pruned" once the rung of suggestion ``key`` is decided, else None."""
-        return self.states.pop(key, None)
+    def trial_state(self, key: int) -> TrialState | None:
+        """Complete or pruned once the rung of suggestion ``key`` is decided, else None."""
+        decided = self.states.get(key)
+        return None if decided is None else TrialState(decided)
 
     def is_finished(self) -> bool:
         return self.bracket >= len(self.plan)

@@ -10,42 +10,34 @@ Attributes (metadata):
     known_optimum: the best achievable value when known (synthetic functions), else None.
     fidelity:    (low, high) budget range for multi-fidelity strategies, or None.
 
+    known_minimizers: the parameters at which ``known_optimum`` is reached, when known.
+
 Methods:
     dimensions() -> {name: int}: vector lengths a space may refer to with ``size: name``
-                     (e.g. ``{"n_coefficients": 12}``).
+                     (e.g. ``{"n_coefficients": 12}``); answered without training anything.
     check_space(names): optional; raise a ConfigError for parameter names it cannot use.
-    evaluate(params, budget) -> Evaluation: train/score one configuration. Raise an exception
-                     or return NaN to mark the trial failed; the run goes on.
-
-Differentiable tasks (:class:`hpo_cli.tasks.differentiable.DifferentiableTask`) also take
-``evaluate(params, budget, request)``, where ``request`` asks for a hypergradient.
+    evaluate(params, budget=None, request=None) -> Evaluation: train/score one configuration
+                     (``budget``: the fidelity, e.g. epochs, for multi-fidelity strategies).
+                     Raise an exception or return NaN to mark the trial failed; the run goes on.
+                     ``request`` (a :class:`~hpo_cli.hypergrad.request.HypergradRequest`) comes
+                     only to tasks whose ``check_hypergradient`` accepted it: the others ignore it.
+    check_hypergradient(request, names): raise a ConfigError unless this task can return that
+                     hypergradient for those hyperparameters (the default: it cannot).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hpo_cli.errors import ConfigError
+from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.trial import Evaluation
 
 DIRECTIONS = ("minimize", "maximize")
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """``value``: the objective; ``metrics``: everything worth recording (test scores too);
-    ``cost``: counters such as ``{"inner_steps": 200}``; ``gradient``: d value / d params,
-    flattened in the order of the params (vectors in full), when the evaluation was asked
-    for it (gradient-based strategies)."""
-
-    value: float
-    metrics: dict[str, Any] = field(default_factory=dict)
-    cost: dict[str, int] = field(default_factory=dict)
-    gradient: list[float] | None = None
 
 
 class Task(ABC):
@@ -53,6 +45,7 @@ class Task(ABC):
     direction: str = "minimize"
     metric: str = "value"
     known_optimum: float | None = None
+    known_minimizers: tuple[Mapping[str, Any], ...] = ()
     fidelity: tuple[float, float] | None = None
 
     def dimensions(self) -> dict[str, int]:
@@ -61,9 +54,19 @@ class Task(ABC):
     def check_space(self, names: list[str]) -> None:  # noqa: B027 - optional hook
         """Raise a ConfigError when the space's parameter names cannot drive this task."""
 
+    def check_hypergradient(self, request: HypergradRequest, names: list[str]) -> None:
+        """Raise a ConfigError unless ``evaluate`` can answer ``request`` for hyperparameters ``names``."""
+        raise ConfigError(
+            "task",
+            self.name,
+            f"strategy {request.method!r} needs a differentiable task (polynomial, ridge, softmax, bilevel)",
+        )
+
     @abstractmethod
-    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
-        """Score one configuration."""
+    def evaluate(
+        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+    ) -> Evaluation:
+        """Score one configuration (and, when asked and supported, its hypergradient)."""
 
 
 def split_indices(

@@ -2,17 +2,12 @@
 
 A differentiable task builds a :class:`~hpo_cli.hypergrad.problem.BilevelProblem` for the
 hyperparameters the space declares (see :mod:`hpo_cli.tasks.bilevel_models` for the kinds) and
-answers ``evaluate(params, budget, request)`` where ``request["hypergradient"]`` is one of
-
-* ``reverse``, ``forward``, ``drmad``, ``rmad_exact``: unrolled training of ``inner_steps`` from
-  θ_0, then the hypergradient of the criterion (options: ``truncate``, ``skip``, ``stride``,
-  ``fraction_bits``);
-* ``implicit``: inner solve to tolerance ``tol`` (relative to the first gradient norm of the
-  run), then CG (HOAG); θ and q are warm-started from the previous call when ``warm_start``;
-* ``greedy``, ``rtho``: online methods. Training continues from the previous call for
-  ``steps`` more inner steps with the current h; greedy returns the one-step look-ahead
-  hypergradient of the last step (Luketina 2016), rtho the forward-mode hypergradient of
-  the tangents carried through the whole run (Franceschi 2017, real-time).
+answers ``evaluate(params, budget, request)`` with a
+:class:`~hpo_cli.hypergrad.request.HypergradRequest` (the methods are listed in
+:mod:`hpo_cli.hypergrad.registry`): unrolled methods train ``inner_steps`` from θ_0 each time;
+online methods (greedy, rtho) and HOAG's warm starts continue from the state the request
+carries, and the evaluation returns the next state (``Evaluation.carry``) for the strategy to
+keep: the task holds nothing that depends on earlier trials.
 
 Without a request the task evaluates the hyperparameters as a black box: at the inner
 optimum, or, when the space tunes the optimizer itself (log_lr, momentum), after
@@ -23,7 +18,6 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -32,18 +26,12 @@ from torch import Tensor
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad import compute
+from hpo_cli.hypergrad.carried import implicit_step, online_step
 from hpo_cli.hypergrad.implicit import solve_inner
-from hpo_cli.hypergrad.problem import (
-    CONVENTIONS,
-    BilevelProblem,
-    Cost,
-    Hypergradient,
-    HyperLayout,
-    InnerOptimizer,
-    outer_gradients,
-)
-from hpo_cli.hypergrad.unrolled import one_step, push_tangents
-from hpo_cli.tasks.base import Evaluation, Task
+from hpo_cli.hypergrad.problem import CONVENTIONS, BilevelProblem, Hypergradient, HyperLayout, InnerOptimizer
+from hpo_cli.hypergrad.registry import check_support
+from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.tasks.base import Task
 from hpo_cli.tasks.bilevel_models import (
     KINDS,
     LinearRegressionModel,
@@ -53,22 +41,12 @@ from hpo_cli.tasks.bilevel_models import (
     initial_theta,
     make_layout,
 )
+from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of, positive_float, positive_int
 
 Model = LinearRegressionModel | SoftmaxRegressionModel
-UNROLLED = ("reverse", "forward", "drmad", "rmad_exact")
-ONLINE = ("greedy", "rtho")
 OPTIMIZER_KINDS = ("log_lr", "momentum")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-@dataclass
-class _OnlineState:
-    theta: Tensor
-    velocity: Tensor
-    step: int
-    z_theta: Tensor | None = None  # rtho tangents dθ/dh, shape (m, p)
-    z_velocity: Tensor | None = None
 
 
 TRAINING_KEYS = ("inner_steps", "inner_lr", "inner_momentum", "convention", "batch_size", "init_scale")
@@ -108,9 +86,7 @@ class DifferentiableTask(Task):
         self.init_scale = float(t["init_scale"])
         self.device = torch.device("cuda" if device == "cuda" else "cpu")
         self.dtype = DTYPES[one_of(dtype, "dtype", tuple(DTYPES))]
-        self._problems: dict[tuple[Any, ...], BilevelProblem] = {}
-        self._warm: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._online: dict[tuple[Any, ...], _OnlineState] = {}
+        self._problems: dict[tuple[Any, ...], BilevelProblem] = {}  # a cache: a function of the config
 
     # -- for subclasses --------------------------------------------------------------
 
@@ -130,6 +106,10 @@ class DifferentiableTask(Task):
 
     def check_space(self, names: list[str]) -> None:
         self.check_hyperparameters(names)
+
+    def check_hypergradient(self, request: HypergradRequest, names: list[str]) -> None:
+        self.check_hyperparameters(names)
+        check_support(request.spec, names, self.optimizer.convention)
 
     def check_hyperparameters(self, names: list[str]) -> None:
         """Raise a ConfigError unless hypergradients with respect to ``names`` exist here."""
@@ -166,13 +146,13 @@ class DifferentiableTask(Task):
         self,
         params: Mapping[str, Any],
         budget: float | None = None,
-        request: Mapping[str, Any] | None = None,
+        request: HypergradRequest | None = None,
     ) -> Evaluation:
         layout = self.layout_of(params)
         problem, h = self.problem(layout), self.hyper_vector(layout, params)
-        if not request:
+        if request is None:
             return self.evaluate_blackbox(problem, layout, h)
-        result = self.hypergradient(problem, layout, h, request)
+        result, carry = self.hypergradient(problem, layout, h, request)
         theta = result.extras["theta"]
         assert isinstance(theta, Tensor)
         metrics = {
@@ -182,7 +162,7 @@ class DifferentiableTask(Task):
             **{k: v for k, v in result.extras.items() if isinstance(v, int | float) and not isinstance(v, bool)},
         }
         cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp}
-        return Evaluation(result.value, metrics, cost, [float(g) for g in result.grad.cpu()])
+        return Evaluation(result.value, metrics, cost, [float(g) for g in result.grad.cpu()], carry)
 
     def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
         """Q after inner training when the optimizer is tuned, else Q at the inner optimum."""
@@ -197,86 +177,14 @@ class DifferentiableTask(Task):
         return Evaluation(value, metrics, {"inner_steps": steps})
 
     def hypergradient(
-        self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, request: Mapping[str, Any]
-    ) -> Hypergradient:
-        method = request.get("hypergradient")
-        options = {k: v for k, v in request.items() if k not in ("hypergradient", "tol", "warm_start", "steps")}
-        if method in UNROLLED:
-            return compute(str(method), problem, h, **options)
-        if method == "implicit":
-            return self._implicit(problem, layout, h, request)
-        if method in ONLINE:
-            return self._online_step(str(method), problem, layout, h, int(request.get("steps", 1)))
-        raise ConfigError(
-            "strategy.method",
-            method,
-            f"must be one of {', '.join((*UNROLLED, 'implicit', *ONLINE))}",
-        )
-
-    def _implicit(
-        self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, request: Mapping[str, Any]
-    ) -> Hypergradient:
-        warm = self._warm.setdefault(layout.shapes, {})
-        if "scale" not in warm:  # tolerances are relative to the first inner gradient norm
-            g0 = torch.func.grad(problem.full_inner_loss)(problem.theta0, h)
-            warm["scale"] = max(float(g0.abs().max()), 1e-300)
-        tol = float(request.get("tol", 1e-10)) * warm["scale"]
-        use_warm = bool(request.get("warm_start", True))
-        result = compute(
-            "implicit",
-            problem,
-            h,
-            inner_tol=tol,
-            cg_rtol=float(request.get("tol", 1e-10)),
-            theta_init=warm.get("theta") if use_warm else None,
-            q0=warm.get("q") if use_warm else None,
-        )
-        warm["theta"], warm["q"] = result.extras["theta"], result.extras.pop("q")
-        return result
-
-    def _online_step(
-        self, method: str, problem: BilevelProblem, layout: HyperLayout, h: Tensor, steps: int
-    ) -> Hypergradient:
-        state = self._online.get(layout.shapes)
-        if state is None:
-            theta0 = problem.theta0
-            state = _OnlineState(theta0, torch.zeros_like(theta0), 0)
-            if method == "rtho":
-                state.z_theta = torch.zeros(h.numel(), theta0.numel(), dtype=theta0.dtype, device=theta0.device)
-                state.z_velocity = torch.zeros_like(state.z_theta)
-            self._online[layout.shapes] = state
-        theta, velocity = state.theta, state.velocity
-        if method == "greedy":
-            with torch.no_grad():
-                for _ in range(steps - 1):
-                    theta, velocity = problem.step(theta, velocity, h, state.step)
-                    state.step += 1
-            theta, velocity, grad, value = one_step(problem, theta, velocity, h, state.step)
-            state.step += 1
-            hvp = 1
-        else:
-            directions = torch.eye(h.numel(), dtype=h.dtype, device=h.device)
-            assert state.z_theta is not None and state.z_velocity is not None
-            with torch.no_grad():
-                for _ in range(steps):
-                    state.z_theta, state.z_velocity = push_tangents(
-                        problem,
-                        theta,
-                        velocity,
-                        h,
-                        state.step,
-                        state.z_theta,
-                        state.z_velocity,
-                        directions,
-                    )
-                    theta, velocity = problem.step(theta, velocity, h, state.step)
-                    state.step += 1
-            q, d_theta, d_h = outer_gradients(problem, theta, h)
-            grad, value, hvp = state.z_theta @ d_theta + d_h, float(q), steps * h.numel()
-        state.theta, state.velocity = theta, velocity
-        return Hypergradient(
-            value,
-            grad,
-            Cost(inner_steps=steps, hvp=hvp),
-            {"theta": theta, "online_step": state.step},
-        )
+        self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, request: HypergradRequest
+    ) -> tuple[Hypergradient, InnerState | None]:
+        """The hypergradient ``request`` asks for, and the state to carry to the next call."""
+        spec = request.spec
+        check_support(spec, layout.names, problem.optimizer.convention)
+        if spec.online:
+            return online_step(problem, h, request)
+        if spec.warm:
+            return implicit_step(problem, h, request)
+        options = {"truncate": request.truncate, "skip": request.skip, "stride": request.stride}
+        return compute(request.method, problem, h, fraction_bits=request.fraction_bits, **options), None

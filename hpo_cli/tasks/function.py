@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.tasks.base import DIRECTIONS, Evaluation, Task
+from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.tasks.base import DIRECTIONS, Task
+from hpo_cli.trial import Evaluation
 
 
 def import_callable(path: str, key: str) -> Callable[..., Any]:
@@ -58,7 +60,9 @@ class FunctionTask(Task):
         self.metric = metric
         self.name = fn.replace(":", ".").rsplit(".", 1)[-1]
 
-    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
+    def evaluate(
+        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+    ) -> Evaluation:
         out = self.fn(dict(params))
         if isinstance(out, Mapping):
             if self.metric not in out:

@@ -16,7 +16,9 @@ from sklearn.metrics import mean_squared_error
 from sklearn.preprocessing import StandardScaler
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.tasks.base import Evaluation, Task, split_indices
+from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.tasks.base import Task, split_indices
+from hpo_cli.trial import Evaluation
 
 MODELS = ("ridge", "lasso")
 
@@ -79,7 +81,9 @@ def required(params: Mapping[str, Any], name: str, task: str) -> Any:
 class LassoTask(_LinearBase):
     name = "lasso"
 
-    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
+    def evaluate(
+        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+    ) -> Evaluation:
         return self._score("lasso", float(required(params, "alpha", self.name)))
 
 
@@ -89,7 +93,9 @@ class LinearTask(_LinearBase):
 
     name = "linear"
 
-    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
+    def evaluate(
+        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+    ) -> Evaluation:
         model = required(params, "model", self.name)
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")

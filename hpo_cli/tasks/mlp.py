@@ -32,7 +32,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.tasks.base import Evaluation, Task, split_indices
+from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.tasks.base import Task, split_indices
+from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of, positive_int
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -226,7 +228,9 @@ class MLPTask(Task):
             hp["weight_decay"] = math.exp(params["log_precision"]) / len(self.splits().y_train)
         return hp
 
-    def evaluate(self, params: Mapping[str, Any], budget: float | None = None) -> Evaluation:
+    def evaluate(
+        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+    ) -> Evaluation:
         hp = self.hyperparameters(params)
         epochs = max(1, round(budget)) if budget is not None else int(hp["epochs"])
         key = json.dumps({k: v for k, v in params.items() if k != "epochs"}, sort_keys=True)

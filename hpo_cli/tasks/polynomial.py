@@ -25,9 +25,10 @@ from torch import Tensor
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.problem import BilevelProblem, HyperLayout
-from hpo_cli.tasks.base import Evaluation, mse, split_indices
+from hpo_cli.tasks.base import mse, split_indices
 from hpo_cli.tasks.bilevel_models import LinearRegressionModel, Split
 from hpo_cli.tasks.differentiable import DifferentiableTask
+from hpo_cli.trial import Evaluation
 from hpo_cli.validate import flag, one_of, positive_float, positive_int
 
 

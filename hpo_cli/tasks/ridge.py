@@ -18,10 +18,11 @@ import torch
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.tasks.base import Evaluation
+from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.bilevel_models import LinearRegressionModel, Split
 from hpo_cli.tasks.differentiable import DifferentiableTask
 from hpo_cli.tasks.linear import DiabetesData, required, score_linear
+from hpo_cli.trial import Evaluation
 
 
 class RidgeTask(DifferentiableTask):
@@ -83,7 +84,7 @@ class RidgeTask(DifferentiableTask):
         self,
         params: Mapping[str, Any],
         budget: float | None = None,
-        request: Mapping[str, Any] | None = None,
+        request: HypergradRequest | None = None,
     ) -> Evaluation:
         if "alpha" in params:
             alpha = float(required(params, "alpha", self.name))

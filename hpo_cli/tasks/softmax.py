@@ -19,9 +19,11 @@ import torch
 from sklearn.datasets import load_digits
 from torch import Tensor
 
-from hpo_cli.tasks.base import Evaluation, split_indices
+from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.tasks.base import split_indices
 from hpo_cli.tasks.bilevel_models import SoftmaxRegressionModel, Split
 from hpo_cli.tasks.differentiable import DifferentiableTask
+from hpo_cli.trial import Evaluation
 
 DISCARDED = 1e-3
 
@@ -97,7 +99,7 @@ class SoftmaxTask(DifferentiableTask):
         self,
         params: Mapping[str, Any],
         budget: float | None = None,
-        request: Mapping[str, Any] | None = None,
+        request: HypergradRequest | None = None,
     ) -> Evaluation:
         ev = super().evaluate(params, budget, request)
         if "example_weights" in params and len(self.flipped):

@@ -18,9 +18,9 @@ from torch import Tensor
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.implicit import solve_inner
 from hpo_cli.hypergrad.problem import BilevelProblem, HyperLayout
-from hpo_cli.tasks.base import Evaluation
 from hpo_cli.tasks.differentiable import DifferentiableTask, Model
 from hpo_cli.tasks.function import import_callable
+from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of
 
 
