@@ -56,8 +56,20 @@ METHODS = MappingProxyType(
                 warm=True,
                 kinds=AT_THE_OPTIMUM,
             ),
-            MethodSpec("greedy", "one-step look-ahead during one training run (Luketina 2016)", False, online=True),
-            MethodSpec("rtho", "real-time forward mode during one training run (Franceschi 2017)", True, online=True),
+            MethodSpec(
+                "greedy",
+                "one-step look-ahead during one training run (Luketina 2016)",
+                False,
+                online=True,
+                checkable=False,
+            ),
+            MethodSpec(
+                "rtho",
+                "real-time forward mode during one training run (Franceschi 2017)",
+                True,
+                online=True,
+                checkable=False,
+            ),
         )
     }
 )
