@@ -235,14 +235,15 @@ def test_differentiable_ridge_agrees_with_scikit_learn() -> None:
     from sklearn.linear_model import Ridge
     from sklearn.metrics import mean_squared_error
 
-    from hpo_cli.tasks.ridge import RidgeTask
+    from hpo_cli.tasks.linear import RidgeTask
+    from hpo_cli.tasks.ridge import DifferentiableRidgeTask
 
-    task = RidgeTask(seed=1)
+    task, sklearn_task = DifferentiableRidgeTask(seed=1), RidgeTask(seed=1)
     d = task.data
     h = 1.3
     fitted = Ridge(alpha=np.exp(h)).fit(d.X_train, d.y_train)
     sklearn_mse = mean_squared_error(d.y_val, fitted.predict(d.X_val))
-    assert task.evaluate({"alpha": float(np.exp(h))}).value == sklearn_mse
+    assert sklearn_task.evaluate({"alpha": float(np.exp(h))}).value == sklearn_mse
     assert task.evaluate({"log_precision": h}).value == pytest.approx(sklearn_mse, rel=1e-8)
     request = HypergradRequest("implicit", tol=1e-12)
     implicit = task.evaluate({"log_precision": h}, None, request)
@@ -254,10 +255,12 @@ def test_differentiable_ridge_agrees_with_scikit_learn() -> None:
 
 def test_inner_training_options_and_their_defaults() -> None:
     from hpo_cli.errors import ConfigError
-    from hpo_cli.tasks.ridge import RidgeTask
+    from hpo_cli.tasks.ridge import DifferentiableRidgeTask
 
     assert (
-        PolynomialTask().optimizer.lr == 0.01 and SoftmaxTask().optimizer.lr == 0.5 and RidgeTask().optimizer.lr == 0.1
+        PolynomialTask().optimizer.lr == 0.01
+        and SoftmaxTask().optimizer.lr == 0.5
+        and DifferentiableRidgeTask().optimizer.lr == 0.1
     )
     task = PolynomialTask(inner_steps=7, inner_momentum=0.5, convention="maclaurin", batch_size=5)
     assert (task.inner_steps, task.optimizer.momentum, task.optimizer.convention, task.batch_size) == (

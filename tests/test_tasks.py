@@ -14,9 +14,8 @@ from sklearn.preprocessing import StandardScaler
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.tasks.function import FunctionTask
-from hpo_cli.tasks.linear import LassoTask, LinearTask
+from hpo_cli.tasks.linear import LassoTask, LinearTask, RidgeTask
 from hpo_cli.tasks.polynomial import PolynomialTask
-from hpo_cli.tasks.ridge import RidgeTask
 
 
 def test_polynomial_data_follow_the_published_protocol() -> None:

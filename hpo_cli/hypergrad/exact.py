@@ -109,9 +109,9 @@ class ExactSGD:
 
 
 def rmad_exact(problem: BilevelProblem, h: Tensor, fraction_bits: int = 44) -> Hypergradient:
-    """Exact-reversal RMAD. Extras: ``theta0_restored`` (float, bit-equal to the quantized
-    θ_0), ``buffer_bits_per_param_step`` and ``trajectory_free``: nothing but the buffer and
-    the current state is held."""
+    """Exact-reversal RMAD: nothing but the information buffer and the current state is held.
+    Extras: ``theta0_restored`` (float, bit-equal to the quantized θ_0) and
+    ``buffer_bits_per_param_step``."""
     started = time.perf_counter()
     machine = ExactSGD(problem, h.detach(), fraction_bits)
     theta0_int = machine.to_int(problem.theta0)

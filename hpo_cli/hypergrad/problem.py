@@ -41,10 +41,6 @@ class HyperLayout:
     shapes: tuple[tuple[str, tuple[int, ...]], ...]
 
     @property
-    def size(self) -> int:
-        return sum(_numel(shape) for _, shape in self.shapes)
-
-    @property
     def names(self) -> list[str]:
         return [name for name, _ in self.shapes]
 
@@ -147,14 +143,6 @@ class Cost:
     hvp: int = 0
     seconds: float = 0.0
     peak_bytes: int = 0
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "inner_steps": self.inner_steps,
-            "hvp": self.hvp,
-            "seconds": self.seconds,
-            "peak_bytes": self.peak_bytes,
-        }
 
 
 @dataclass

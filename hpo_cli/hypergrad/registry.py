@@ -91,9 +91,10 @@ def method(name: object, key: str = "strategy.method") -> MethodSpec:
     return METHODS[name]
 
 
-def check_support(spec: MethodSpec, kinds: list[str], convention: str) -> None:
+def check_support(spec: MethodSpec, kinds: list[str], convention: str | None) -> None:
     """Refuse hyperparameter kinds or a momentum convention the method cannot handle (names that
-    are no built-in kind, a user's own bilevel problem's, are the user's business)."""
+    are no built-in kind, a user's own bilevel problem's, are the user's business; ``convention``
+    None: not known yet, checked once the problem is built)."""
     unsupported = [k for k in kinds if k in KINDS and k not in spec.kinds]
     if unsupported:
         raise ConfigError(
@@ -102,7 +103,7 @@ def check_support(spec: MethodSpec, kinds: list[str], convention: str) -> None:
             f"{spec.name} differentiates only {', '.join(spec.kinds)} (at the inner optimum, the learning rate "
             "and momentum do not matter): use reverse, forward or rtho for them",
         )
-    if convention not in spec.conventions:
+    if convention is not None and convention not in spec.conventions:
         raise ConfigError(
             "task.convention",
             convention,

@@ -15,7 +15,7 @@ a seeded, fixed batch sequence; t = None means the whole training set.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,11 +145,3 @@ def initial_theta(n_params: int, seed: int, scale: float, dtype: torch.dtype, de
     """θ_0 ~ N(0, scale²), seeded, shape (n_params,)."""
     gen = torch.Generator().manual_seed(seed)
     return (scale * torch.randn(n_params, generator=gen, dtype=torch.float64)).to(dtype=dtype, device=device)
-
-
-def hyper_values(layout: HyperLayout, params: Mapping[str, object]) -> dict[str, object]:
-    """The layout's pieces taken from a parameter dict (vectors as lists, scalars as floats)."""
-    missing = [name for name in layout.names if name not in params]
-    if missing:
-        raise KeyError(f"missing hyperparameters {missing}")
-    return {name: params[name] for name in layout.names}

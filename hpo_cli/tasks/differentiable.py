@@ -25,13 +25,11 @@ import torch
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad import compute
-from hpo_cli.hypergrad.carried import implicit_step, online_step
 from hpo_cli.hypergrad.implicit import solve_inner
-from hpo_cli.hypergrad.problem import CONVENTIONS, BilevelProblem, Hypergradient, HyperLayout, InnerOptimizer
+from hpo_cli.hypergrad.problem import CONVENTIONS, BilevelProblem, HyperLayout, InnerOptimizer
 from hpo_cli.hypergrad.registry import check_support
-from hpo_cli.hypergrad.request import HypergradRequest, InnerState
-from hpo_cli.tasks.base import Task
+from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.tasks.bilevel import BilevelTask
 from hpo_cli.tasks.bilevel_models import (
     KINDS,
     LinearRegressionModel,
@@ -52,8 +50,9 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 TRAINING_KEYS = ("inner_steps", "inner_lr", "inner_momentum", "convention", "batch_size", "init_scale")
 
 
-class DifferentiableTask(Task):
-    """Base class: subclasses provide the model, the data and the test metrics.
+class DifferentiableTask(BilevelTask):
+    """A bilevel task that trains a model of its own on data: subclasses provide the model, the
+    data and the test metrics; hyperparameters are the kinds of :data:`KINDS`.
 
     The inner training is set by the keywords in TRAINING_KEYS (``task.inner_steps``, …); a
     subclass states its own defaults in ``training_defaults``.
@@ -142,28 +141,6 @@ class DifferentiableTask(Task):
 
     # -- evaluation --------------------------------------------------------------------
 
-    def evaluate(
-        self,
-        params: Mapping[str, Any],
-        budget: float | None = None,
-        request: HypergradRequest | None = None,
-    ) -> Evaluation:
-        layout = self.layout_of(params)
-        problem, h = self.problem(layout), self.hyper_vector(layout, params)
-        if request is None:
-            return self.evaluate_blackbox(problem, layout, h)
-        result, carry = self.hypergradient(problem, layout, h, request)
-        theta = result.extras["theta"]
-        assert isinstance(theta, Tensor)
-        metrics = {
-            self.metric: result.value,
-            "hypergradient_norm": float(torch.linalg.vector_norm(result.grad)),
-            **self.test_metrics(theta),
-            **{k: v for k, v in result.extras.items() if isinstance(v, int | float) and not isinstance(v, bool)},
-        }
-        cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp}
-        return Evaluation(result.value, metrics, cost, [float(g) for g in result.grad.cpu()], carry)
-
     def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
         """Q after inner training when the optimizer is tuned, else Q at the inner optimum."""
         if any(name in OPTIMIZER_KINDS for name in layout.names):
@@ -175,16 +152,3 @@ class DifferentiableTask(Task):
         value = float(problem.outer(theta, h))
         metrics = {self.metric: value, **self.test_metrics(theta)}
         return Evaluation(value, metrics, {"inner_steps": steps})
-
-    def hypergradient(
-        self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, request: HypergradRequest
-    ) -> tuple[Hypergradient, InnerState | None]:
-        """The hypergradient ``request`` asks for, and the state to carry to the next call."""
-        spec = request.spec
-        check_support(spec, layout.names, problem.optimizer.convention)
-        if spec.online:
-            return online_step(problem, h, request)
-        if spec.warm:
-            return implicit_step(problem, h, request)
-        options = {"truncate": request.truncate, "skip": request.skip, "stride": request.stride}
-        return compute(request.method, problem, h, fraction_bits=request.fraction_bits, **options), None

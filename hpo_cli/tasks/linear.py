@@ -78,6 +78,26 @@ def required(params: Mapping[str, Any], name: str, task: str) -> Any:
     return params[name]
 
 
+class RidgeTask(_LinearBase):
+    """scikit-learn's Ridge with ``alpha`` (the differentiable ridge, tuned by log precisions, is
+    :class:`hpo_cli.tasks.ridge.DifferentiableRidgeTask`)."""
+
+    name = "ridge"
+
+    def evaluate(
+        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+    ) -> Evaluation:
+        return self._score("ridge", float(required(params, "alpha", self.name)))
+
+    def check_hypergradient(self, request: HypergradRequest, names: list[str]) -> None:
+        raise ConfigError(
+            "space.params.alpha" if "alpha" in names else "space",
+            "alpha" if "alpha" in names else names,
+            "gradient strategies on ridge tune log_precision (alpha = e^h): use "
+            "space=ridge_log_precision or space=ridge_per_feature",
+        )
+
+
 class LassoTask(_LinearBase):
     name = "lasso"
 

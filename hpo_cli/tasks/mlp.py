@@ -223,6 +223,7 @@ class MLPTask(Task):
             raise ConfigError(f"{prefix}.dropout", hp["dropout"], "must be in [0, 1)")
 
     def hyperparameters(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        self.check_space(list(params))
         hp = {**self.defaults, **params}
         if "log_precision" in params:
             hp["weight_decay"] = math.exp(params["log_precision"]) / len(self.splits().y_train)

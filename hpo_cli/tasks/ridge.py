@@ -1,8 +1,9 @@
-"""Ridge regression on the diabetes data, black-box or differentiable.
+"""Ridge regression on the diabetes data as a bilevel problem (``task=ridge`` with
+``space=ridge_log_precision`` or ``ridge_per_feature``; ``conf/task_space/`` picks this class
+for those spaces, scikit-learn's :class:`~hpo_cli.tasks.linear.RidgeTask` otherwise).
 
-With ``alpha`` in the space, scikit-learn's Ridge is fitted (value: validation MSE). With
-``log_precision`` (shared, or one per feature: ``size: n_features``) the same model is a
-bilevel problem: y is centred by its training mean (the intercept) and
+With ``log_precision`` (shared, or one per feature: ``size: n_features``), y is centred by its
+training mean (the intercept) and
 L(θ, h) = 1/(2n)·‖Xθ − y‖² + 1/(2n)·Σ exp(h_j)·θ_j², whose minimizer
 θ* = (XᵀX + diag(e^h))⁻¹Xᵀy is scikit-learn's ``Ridge(alpha=e^h)`` for a shared h.
 Gradient strategies and ``hpo gradcheck`` work on it.
@@ -10,7 +11,6 @@ Gradient strategies and ``hpo gradcheck`` work on it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,14 +18,12 @@ import torch
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.bilevel_models import LinearRegressionModel, Split
 from hpo_cli.tasks.differentiable import DifferentiableTask
-from hpo_cli.tasks.linear import DiabetesData, required, score_linear
-from hpo_cli.trial import Evaluation
+from hpo_cli.tasks.linear import DiabetesData
 
 
-class RidgeTask(DifferentiableTask):
+class DifferentiableRidgeTask(DifferentiableTask):
     name = "ridge"
     metric = "val_mse"
 
@@ -34,30 +32,24 @@ class RidgeTask(DifferentiableTask):
         seed: int = 0,
         val_fraction: float = 0.2,
         test_fraction: float = 0.2,
-        max_iter: int = 10_000,
         device: str = "cpu",
         dtype: str = "float64",
         **training: Any,
     ) -> None:
         super().__init__(seed, device, dtype, training)
         self.data = DiabetesData(seed, val_fraction, test_fraction)
-        self.max_iter = max_iter
         self.intercept = float(self.data.y_train.mean())
         self._model: LinearRegressionModel | None = None
 
     def dimensions(self) -> dict[str, int]:
         return {**super().dimensions(), "n_features": self.data.X_train.shape[1]}
 
-    def check_space(self, names: list[str]) -> None:
-        if names != ["alpha"]:  # alpha: the scikit-learn path, black-box strategies only
-            super().check_space(names)
-
     def check_hyperparameters(self, names: list[str]) -> None:
         if "alpha" in names:
             raise ConfigError(
                 "space.params.alpha",
                 "alpha",
-                "gradient strategies on ridge tune log_precision (alpha = e^h): use "
+                "the differentiable ridge tunes log_precision (alpha = e^h): use "
                 "space=ridge_log_precision or space=ridge_per_feature",
             )
         super().check_hyperparameters(names)
@@ -79,15 +71,3 @@ class RidgeTask(DifferentiableTask):
         coef = theta.detach().cpu().double().numpy()
         residual = self.data.y_test - (self.data.X_test @ coef + self.intercept)
         return {"test_mse": float(np.mean(residual**2))}
-
-    def evaluate(
-        self,
-        params: Mapping[str, Any],
-        budget: float | None = None,
-        request: HypergradRequest | None = None,
-    ) -> Evaluation:
-        if "alpha" in params:
-            alpha = float(required(params, "alpha", self.name))
-            return score_linear(self.data, "ridge", alpha, self.max_iter)
-
-        return super().evaluate(params, budget, request)

@@ -59,6 +59,15 @@ def levy(x: np.ndarray) -> float:
     return float(head + middle + tail)
 
 
+def minimizers(function: str, dim: int) -> tuple[dict[str, Any], ...]:
+    """Where each function reaches its known minimum, as parameter dicts."""
+    if function == "branin":
+        return tuple({"x1": x1, "x2": x2} for x1, x2 in ((-math.pi, 12.275), (math.pi, 2.275), (9.42478, 2.475)))
+    if function == "hartmann6":
+        return ({"x": [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]},)
+    return ({"x": [1.0] * dim},)
+
+
 class SyntheticTask(Task):
     """Value = f(x); metrics: the value and its simple regret f(x) − f*."""
 
@@ -72,6 +81,7 @@ class SyntheticTask(Task):
             raise ConfigError("task.function", function, f"must be one of {', '.join(functions)}")
         self.function, self.name, self.known_optimum = function, function, functions[function]
         self.dim = {"branin": 2, "hartmann6": 6}.get(function, positive_int(dim, "task.dim"))
+        self.known_minimizers = minimizers(function, self.dim)
 
     def dimensions(self) -> dict[str, int]:
         return {"dim": self.dim}

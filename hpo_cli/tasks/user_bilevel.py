@@ -10,69 +10,36 @@ strategy and ``hpo gradcheck`` then work on it; black-box strategies evaluate Q 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.implicit import solve_inner
 from hpo_cli.hypergrad.problem import BilevelProblem, HyperLayout
-from hpo_cli.tasks.differentiable import DifferentiableTask, Model
+from hpo_cli.tasks.bilevel import BilevelTask
 from hpo_cli.tasks.function import import_callable
 from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of
 
 
-class BilevelFunctionTask(DifferentiableTask):
+class BilevelFunctionTask(BilevelTask):
     name = "bilevel"
     metric = "criterion"
 
-    def __init__(
-        self,
-        build: str | None = None,
-        blackbox: str = "trained",
-        seed: int = 0,
-        device: str = "cpu",
-        dtype: str = "float64",
-    ) -> None:
-        super().__init__(seed, device, dtype, {"inner_steps": 1})
+    def __init__(self, build: str | None = None, blackbox: str = "trained", seed: int = 0) -> None:
         if build is None:
             raise ConfigError("task.build", build, "set it to your builder, e.g. task.build=my_module.build")
         self.build = import_callable(build, "task.build")
         self.blackbox = one_of(blackbox, "task.blackbox", ("trained", "optimum"))
         self.name = build.replace(":", ".")
-
-    def model(self) -> Model:
-        raise NotImplementedError("a user's bilevel task has no built-in model")
-
-    def dimensions(self) -> dict[str, int]:
-        return {}
-
-    def check_space(self, names: list[str]) -> None:
-        return None  # any names: the user's losses read them
-
-    def layout_of(self, params: Mapping[str, Any]) -> HyperLayout:
-        return HyperLayout(tuple((k, (len(v),) if isinstance(v, list) else ()) for k, v in params.items()))
+        self._problems: dict[HyperLayout, BilevelProblem] = {}  # a cache: a function of the config
 
     def problem(self, layout: HyperLayout) -> BilevelProblem:
-        if layout.shapes not in self._problems:
+        if layout not in self._problems:
             problem = self.build(layout)
             if not isinstance(problem, BilevelProblem):
-                raise ConfigError(
-                    "task.build",
-                    self.name,
-                    f"returned {type(problem).__name__}, not a BilevelProblem",
-                )
-            self._problems[layout.shapes] = problem
-        return self._problems[layout.shapes]
-
-    def hyper_vector(self, layout: HyperLayout, params: Mapping[str, Any]) -> Tensor:
-        theta0 = self.problem(layout).theta0
-        return layout.flatten({k: params[k] for k in layout.names}, theta0)
-
-    def test_metrics(self, theta: Tensor) -> dict[str, float]:
-        return {}
+                raise ConfigError("task.build", self.name, f"returned {type(problem).__name__}, not a BilevelProblem")
+            self._problems[layout] = problem
+        return self._problems[layout]
 
     def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
         if self.blackbox == "optimum":

@@ -1,0 +1,87 @@
+"""Tasks that can build a :class:`~hpo_cli.hypergrad.problem.BilevelProblem` for the space's
+hyperparameters: gradient strategies and ``hpo gradcheck`` work on them.
+
+A subclass says how to build the problem for a layout (names and shapes of the hyperparameters)
+and how a black-box strategy's evaluation goes; this base turns parameters into the flat h,
+answers hypergradient requests (the methods are in :mod:`hpo_cli.hypergrad.registry`) and
+returns the inner state the next request must carry (``Evaluation.carry``): the task itself
+keeps nothing that depends on earlier trials. A task that also trains a model of its own on
+data is a :class:`~hpo_cli.tasks.differentiable.DifferentiableTask`; a user's own problem is a
+:class:`~hpo_cli.tasks.user_bilevel.BilevelFunctionTask`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hpo_cli.hypergrad import compute
+from hpo_cli.hypergrad.carried import implicit_step, online_step
+from hpo_cli.hypergrad.problem import BilevelProblem, Hypergradient, HyperLayout
+from hpo_cli.hypergrad.registry import check_support
+from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.tasks.base import Task
+from hpo_cli.trial import Evaluation
+
+
+class BilevelTask(Task):
+    """A task whose evaluation is a bilevel problem: inner training, outer criterion."""
+
+    @abstractmethod
+    def problem(self, layout: HyperLayout) -> BilevelProblem:
+        """The bilevel problem for these hyperparameters (built once per layout)."""
+
+    @abstractmethod
+    def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
+        """A black-box strategy's evaluation of h (no hypergradient)."""
+
+    def test_metrics(self, theta: Tensor) -> dict[str, float]:
+        """Metrics of trained parameters θ (p,) on held-out data; none by default."""
+        return {}
+
+    def layout_of(self, params: Mapping[str, Any]) -> HyperLayout:
+        """The layout of a parameter dict: vectors (lists) keep their length, scalars are ()."""
+        return HyperLayout(tuple((k, (len(v),) if isinstance(v, list) else ()) for k, v in params.items()))
+
+    def hyper_vector(self, layout: HyperLayout, params: Mapping[str, Any]) -> Tensor:
+        """h (m,) in the problem's dtype and device."""
+        return layout.flatten({k: params[k] for k in layout.names}, self.problem(layout).theta0)
+
+    def check_hypergradient(self, request: HypergradRequest, names: list[str]) -> None:
+        check_support(request.spec, names, None)  # the momentum convention: checked once the problem is built
+
+    def evaluate(
+        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+    ) -> Evaluation:
+        layout = self.layout_of(params)
+        problem, h = self.problem(layout), self.hyper_vector(layout, params)
+        if request is None:
+            return self.evaluate_blackbox(problem, layout, h)
+        result, carry = self.hypergradient(problem, layout, h, request)
+        theta = result.extras["theta"]
+        assert isinstance(theta, Tensor)
+        metrics = {
+            self.metric: result.value,
+            "hypergradient_norm": float(torch.linalg.vector_norm(result.grad)),
+            **self.test_metrics(theta),
+            **{k: v for k, v in result.extras.items() if isinstance(v, int | float) and not isinstance(v, bool)},
+        }
+        cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp}
+        return Evaluation(result.value, metrics, cost, [float(g) for g in result.grad.cpu()], carry)
+
+    def hypergradient(
+        self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, request: HypergradRequest
+    ) -> tuple[Hypergradient, InnerState | None]:
+        """The hypergradient ``request`` asks for, and the state to carry to the next call."""
+        spec = request.spec
+        check_support(spec, layout.names, problem.optimizer.convention)
+        if spec.online:
+            return online_step(problem, h, request)
+        if spec.warm:
+            return implicit_step(problem, h, request)
+        options = {"truncate": request.truncate, "skip": request.skip, "stride": request.stride}
+        return compute(request.method, problem, h, fraction_bits=request.fraction_bits, **options), None
