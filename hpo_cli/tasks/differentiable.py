@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
-from types import MappingProxyType
+from importlib import resources
 from typing import Any, ClassVar
 
 import torch
+import yaml
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
@@ -50,30 +51,31 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 TRAINING_KEYS = ("inner_steps", "inner_lr", "inner_momentum", "convention", "batch_size", "init_scale")
 
 
+def training_defaults(where: str) -> dict[str, Any]:
+    """The inner-training keys of a packaged config file (``path`` or ``path:node``)."""
+    path, _, node = where.partition(":")
+    text = resources.files("hpo_cli.conf").joinpath(path).read_text(encoding="utf-8")
+    loaded = yaml.safe_load(text) or {}
+    section = loaded.get(node, {}) if node else loaded
+    return {k: section[k] for k in TRAINING_KEYS if k in section}
+
+
 class DifferentiableTask(BilevelTask):
     """A bilevel task that trains a model of its own on data: subclasses provide the model, the
     data and the test metrics; hyperparameters are the kinds of :data:`KINDS`.
 
-    The inner training is set by the keywords in TRAINING_KEYS (``task.inner_steps``, …); a
-    subclass states its own defaults in ``training_defaults``.
+    The inner training is set by the keywords in TRAINING_KEYS (``task.inner_steps``, …). Their
+    defaults have one source, the task's YAML (``training_config``, a file of ``conf/``): a task
+    built from Python without them reads them from there.
     """
 
-    training_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType(
-        {
-            "inner_steps": 100,
-            "inner_lr": 0.1,
-            "inner_momentum": 0.9,
-            "convention": "torch",
-            "batch_size": None,
-            "init_scale": 0.0,
-        }
-    )
+    training_config: ClassVar[str] = ""  # e.g. "task/polynomial.yaml"; "a/b.yaml:task" for a sub-node
 
     def __init__(self, seed: int, device: str, dtype: str, training: Mapping[str, Any]) -> None:
         unknown = sorted(set(training) - set(TRAINING_KEYS))
         if unknown:
             raise ConfigError(f"task.{unknown[0]}", training[unknown[0]], f"not an option of task {self.name}")
-        t = {**self.training_defaults, **training}
+        t = {**training_defaults(self.training_config), **training}
         self.seed = seed
         self.inner_steps = positive_int(t["inner_steps"], "task.inner_steps")
         positive_float(t["inner_lr"], "task.inner_lr")

@@ -15,7 +15,6 @@ training points: L(θ, h) = β/(2n)·Σ(φ_iᵀθ − y_i)² + 1/(2n)·Σ exp(h_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ def polynomial_features(x: np.ndarray, degree: int, trig: bool) -> np.ndarray:
 class PolynomialTask(DifferentiableTask):
     name = "polynomial"
     metric = "val_mse"
-    training_defaults = MappingProxyType({**DifferentiableTask.training_defaults, "inner_lr": 0.01})
+    training_config = "task/polynomial.yaml"
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ from hpo_cli.tasks.linear import DiabetesData
 class DifferentiableRidgeTask(DifferentiableTask):
     name = "ridge"
     metric = "val_mse"
+    training_config = "task_space/ridge_ridge_log_precision.yaml:task"
 
     def __init__(
         self,

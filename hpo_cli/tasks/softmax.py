@@ -11,7 +11,6 @@ cross-entropy; accuracy and, with label noise, the F1 of detecting the flipped e
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,7 @@ def flip_labels(y: np.ndarray, fraction: float, n_classes: int, rng: np.random.G
 class SoftmaxTask(DifferentiableTask):
     name = "softmax"
     metric = "val_loss"
-    training_defaults = MappingProxyType({**DifferentiableTask.training_defaults, "inner_lr": 0.5, "init_scale": 0.01})
+    training_config = "task/softmax.yaml"
 
     def __init__(
         self,
