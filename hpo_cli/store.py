@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from hpo_cli.errors import RunDirError
-from hpo_cli.trial import TrialRecord
+from hpo_cli.trial import TrialRecord, json_default
 
 TRIALS = "trials.jsonl"
 SUMMARY = "summary.json"
@@ -47,12 +47,6 @@ CONFIG_DIR = ".hydra"  # the composed config (config.yaml) and, for hpo run, Hyd
 TORN = "trials.jsonl.torn"
 
 log = logging.getLogger("hpo_cli")
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
 def finite_or_none(x: Any) -> Any:
@@ -128,7 +122,7 @@ class RunStore:
         log.warning("set aside a torn last line of %s (a kill mid-write) in %s", self.trials_path, self.dir / TORN)
 
     def write_json(self, name: str, obj: Mapping[str, Any]) -> None:
-        text = json.dumps(finite_or_none(obj), indent=2, default=_json_default)
+        text = json.dumps(finite_or_none(obj), indent=2, default=json_default)
         self._atomic_write(name, text + "\n")
 
     def read_json(self, name: str) -> dict[str, Any] | None:
@@ -224,7 +218,7 @@ class RunStore:
 
 
 def _digest(body: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=_json_default).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=json_default).encode()).hexdigest()
 
 
 def best_trial(records: Sequence[TrialRecord], direction: str) -> TrialRecord | None:

@@ -133,7 +133,7 @@ class TrialRecord:
         row = asdict(self)
         if row["gradient"] is None:
             del row["gradient"]
-        return json.dumps(row, allow_nan=False, default=_json_default)
+        return json.dumps(row, allow_nan=False, default=json_default)
 
     @classmethod
     def from_json(cls, line: str) -> TrialRecord:
@@ -152,7 +152,8 @@ class TrialRecord:
         )
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps``'s fallback: numpy arrays and scalars as plain lists and numbers."""
     if hasattr(obj, "tolist"):  # numpy arrays and scalars
         return obj.tolist()
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")

@@ -24,8 +24,15 @@ class TaskCase:
     overrides: tuple[str, ...] = ()
     data_seeded: bool = True  # task.seed draws the data or its split
     in_examples: bool = False  # runs from examples/ (its ./conf and modules)
+    slow: bool = False  # only in make test-slow (digits covers the same MLP in make test)
     id: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def param(self) -> Any:
+        """This case for pytest.mark.parametrize (marked slow where it is)."""
+        import pytest
+
+        return pytest.param(self, id=str(self), marks=pytest.mark.slow if self.slow else ())
 
     def args(self, *extra: str) -> list[str]:
         return [f"task={self.name}", *self.overrides, *extra]
@@ -43,7 +50,7 @@ TASKS = [
     TaskCase("linear"),
     TaskCase("softmax", ("task.inner_steps=5",)),
     TaskCase("digits", ("task.epochs=1", "task.hidden=16")),
-    TaskCase("mnist", ("task.epochs=1", "task.hidden=16")),
+    TaskCase("mnist", ("task.epochs=1", "task.hidden=16"), slow=True),
     TaskCase(
         "bilevel", ("task.build=my_bilevel.build", f"space={EXAMPLES_SPACE}"), data_seeded=False, in_examples=True
     ),

@@ -30,13 +30,13 @@ CASES = [  # (overrides, n_trials): a few seconds each uninterrupted
     pytest.param([*FUNCTION, "strategy=random"], 30, id="random", marks=SLOW),
     pytest.param([*FUNCTION, "strategy=sobol", "batch_size=4"], 32, id="sobol-batched", marks=SLOW),
     pytest.param([*FUNCTION, "strategy=gp_bo", "batch_size=3", "strategy.n_initial=6"], 18, id="gp_bo-batched"),
-    pytest.param([*FUNCTION, "strategy=evolution", "strategy.population=6"], 30, id="evolution"),
+    pytest.param([*FUNCTION, "strategy=evolution", "strategy.population=6"], 30, id="evolution", marks=SLOW),
     pytest.param([*FUNCTION, "strategy=cmaes"], 30, id="cmaes", marks=SLOW),
-    pytest.param([*DIGITS, "strategy=hyperband"], 22, id="hyperband"),
+    pytest.param([*DIGITS, "strategy=hyperband"], 22, id="hyperband", marks=SLOW),
     pytest.param([*POLY, "strategy=hoag"], 14, id="hoag"),
     pytest.param([*POLY, "strategy=reverse", "task.inner_steps=60"], 14, id="reverse", marks=SLOW),
     pytest.param([*POLY, "strategy=greedy"], 20, id="greedy"),
-    pytest.param([*POLY, "strategy=rtho"], 20, id="rtho"),
+    pytest.param([*POLY, "strategy=rtho"], 20, id="rtho", marks=SLOW),
 ]
 
 

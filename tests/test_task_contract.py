@@ -30,7 +30,7 @@ def centre(study: Study) -> Evaluation:
     return study.task.evaluate(study.space.decode(np.full(study.space.dim, 0.5)))
 
 
-@pytest.mark.parametrize("case", TASKS, ids=str)
+@pytest.mark.parametrize("case", [c.param() for c in TASKS])
 def test_deterministic_in_the_seed_with_its_metric_and_direction(
     case: TaskCase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -41,7 +41,7 @@ def test_deterministic_in_the_seed_with_its_metric_and_direction(
     assert math.isfinite(first.value) and first.metrics[task.metric] == first.value
 
 
-@pytest.mark.parametrize("case", [c for c in TASKS if c.data_seeded], ids=str)
+@pytest.mark.parametrize("case", [c.param() for c in TASKS if c.data_seeded])
 def test_the_data_follow_task_seed(case: TaskCase, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (
         centre(build(case, monkeypatch, "task.seed=0")).value != centre(build(case, monkeypatch, "task.seed=1")).value
@@ -60,7 +60,7 @@ def test_the_known_optimum_is_reached_at_every_declared_minimizer(
         assert value >= task.known_optimum - 1e-5  # nothing below the optimum at its minimizers
 
 
-@pytest.mark.parametrize("case", TASKS, ids=str)
+@pytest.mark.parametrize("case", [c.param() for c in TASKS])
 def test_dimensions_are_answered_without_training(case: TaskCase, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("dimensions() trained something")
@@ -79,7 +79,7 @@ def test_dimensions_are_answered_without_training(case: TaskCase, monkeypatch: p
     assert all(isinstance(k, str) and isinstance(v, int) and v > 0 for k, v in dims.items())
 
 
-@pytest.mark.parametrize("case", TASKS, ids=str)
+@pytest.mark.parametrize("case", [c.param() for c in TASKS])
 def test_a_bad_configuration_raises_so_the_trial_is_recorded_as_failed(
     case: TaskCase, monkeypatch: pytest.MonkeyPatch
 ) -> None:

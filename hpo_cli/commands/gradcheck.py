@@ -21,7 +21,7 @@ from hpo_cli.hypergrad.problem import BilevelProblem
 from hpo_cli.hypergrad.registry import names
 from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.space import FloatParam, SearchSpace
-from hpo_cli.tasks.differentiable import DifferentiableTask
+from hpo_cli.tasks.bilevel import BilevelTask
 
 OPTIONS = {"method": "reverse", "point": "center", "eps": "1e-5", "tol": None, "seed_point": "0"}
 
@@ -53,7 +53,7 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
     )
     study = compose_study(overrides)
     task, space, settings = study.task, study.space, study.settings
-    if not isinstance(task, DifferentiableTask):
+    if not isinstance(task, BilevelTask):
         raise ConfigError(
             "task",
             task.name,
