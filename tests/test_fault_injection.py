@@ -36,6 +36,14 @@ CASES = [  # (overrides, n_trials): a few seconds each uninterrupted
     pytest.param([*POLY, "strategy=hoag"], 14, id="hoag"),
     pytest.param([*POLY, "strategy=reverse", "task.inner_steps=60"], 14, id="reverse", marks=SLOW),
     pytest.param([*POLY, "strategy=greedy"], 20, id="greedy"),
+    pytest.param([*POLY, "strategy=forward", "task.inner_steps=60"], 14, id="forward", marks=SLOW),
+    pytest.param([*POLY, "strategy=drmad", "task.inner_steps=60"], 14, id="drmad", marks=SLOW),
+    pytest.param(
+        [*POLY, "strategy=rmad", "strategy.method=rmad_exact", "task.convention=maclaurin", "task.inner_steps=60"],
+        14,
+        id="rmad_exact",
+        marks=SLOW,
+    ),
     pytest.param([*POLY, "strategy=rtho"], 20, id="rtho", marks=SLOW),
 ]
 

@@ -144,6 +144,20 @@ def test_state_dict_round_trip_continues_identically(
     assert params_of(drive(original, 9)) == params_of(drive(restored, 9))
 
 
+def test_trial_state_is_a_pure_query(case_and_space: tuple[StrategyCase, SearchSpace]) -> None:
+    """Asking for a trial's state twice gives the same answer, and asking changes nothing."""
+    case, space = case_and_space
+    strategy = case.make(space, seed=5)
+    asked = drive(strategy, 16)  # Hyperband's first rung (9 configurations) is decided by then
+    before = json.dumps(strategy.state_dict(), sort_keys=True)
+    first = [strategy.trial_state(s.key) for s in asked]
+    assert first == [strategy.trial_state(s.key) for s in asked]
+    assert all(state is None or isinstance(state, TrialState) for state in first)
+    assert any(state is not None for state in first)
+    assert json.dumps(strategy.state_dict(), sort_keys=True) == before
+    assert strategy.trial_state(10_000) is None  # never suggested
+
+
 @pytest.mark.parametrize("case", [c for c in STRATEGIES if not c.gradient], ids=str)
 def test_strategy_finishes(case: StrategyCase) -> None:
 
