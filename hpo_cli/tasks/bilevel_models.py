@@ -23,8 +23,27 @@ import torch
 from torch import Tensor
 
 from hpo_cli.hypergrad.problem import BilevelProblem, Hyper, HyperLayout, InnerOptimizer
+from hpo_cli.validate import one_of
 
 KINDS = ("log_precision", "log_lr", "momentum", "example_weights")
+
+
+TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device of a resolved ``device`` setting ("cpu" or "cuda")."""
+    return torch.device("cuda" if name == "cuda" else "cpu")
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return TORCH_DTYPES[one_of(name, "dtype", tuple(TORCH_DTYPES))]
+
+
+def split_of(X: np.ndarray, y: np.ndarray, dtype: torch.dtype, device: torch.device, labels: bool = False) -> Split:
+    """Arrays as a :class:`Split` on the device: X in ``dtype``; y too, or int64 class labels."""
+    X_t = torch.as_tensor(X, dtype=dtype, device=device)
+    return Split(X_t, torch.as_tensor(y, dtype=torch.int64 if labels else dtype, device=device))
 
 
 @dataclass(frozen=True)

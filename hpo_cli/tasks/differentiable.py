@@ -39,13 +39,14 @@ from hpo_cli.tasks.bilevel_models import (
     build_problem,
     initial_theta,
     make_layout,
+    torch_device,
+    torch_dtype,
 )
 from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of, positive_float, positive_int
 
 Model = LinearRegressionModel | SoftmaxRegressionModel
 OPTIMIZER_KINDS = ("log_lr", "momentum")
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 TRAINING_KEYS = ("inner_steps", "inner_lr", "inner_momentum", "convention", "batch_size", "init_scale")
@@ -85,8 +86,7 @@ class DifferentiableTask(BilevelTask):
         self.optimizer = InnerOptimizer(float(t["inner_lr"]), float(t["inner_momentum"]), convention)
         self.batch_size = None if t["batch_size"] is None else positive_int(t["batch_size"], "task.batch_size")
         self.init_scale = float(t["init_scale"])
-        self.device = torch.device("cuda" if device == "cuda" else "cpu")
-        self.dtype = DTYPES[one_of(dtype, "dtype", tuple(DTYPES))]
+        self.device, self.dtype = torch_device(device), torch_dtype(dtype)
         self._problems: dict[tuple[Any, ...], BilevelProblem] = {}  # a cache: a function of the config
 
     # -- for subclasses --------------------------------------------------------------

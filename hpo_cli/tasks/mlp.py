@@ -34,6 +34,7 @@ from torch import Tensor
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.base import Task, split_indices
+from hpo_cli.tasks.bilevel_models import torch_device, torch_dtype
 from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of, positive_int
 
@@ -174,10 +175,7 @@ class MLPTask(Task):
         self.fidelity = (positive_int(min_epochs, "task.min_epochs"), positive_int(max_epochs, "task.max_epochs"))
         self.test_noise, self.reuse = float(test_noise), bool(reuse_checkpoints)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.device = torch.device("cuda" if device == "cuda" else "cpu")
-        self.dtype = {"float32": torch.float32, "float64": torch.float64}[
-            one_of(dtype, "dtype", ("float32", "float64"))
-        ]
+        self.device, self.dtype = torch_device(device), torch_dtype(dtype)
         self._splits: Splits | None = None
         self._checkpoints: OrderedDict[str, Checkpoint] = OrderedDict()
         self.splits()  # load now: a missing or corrupt file is an error before any trial

@@ -25,7 +25,7 @@ from torch import Tensor
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.problem import BilevelProblem, HyperLayout
 from hpo_cli.tasks.base import mse, split_indices
-from hpo_cli.tasks.bilevel_models import LinearRegressionModel, Split
+from hpo_cli.tasks.bilevel_models import LinearRegressionModel, Split, split_of
 from hpo_cli.tasks.differentiable import DifferentiableTask
 from hpo_cli.trial import Evaluation
 from hpo_cli.validate import flag, one_of, positive_float, positive_int
@@ -96,7 +96,7 @@ class PolynomialTask(DifferentiableTask):
         if self._model is None:
 
             def split(X: np.ndarray, y: np.ndarray) -> Split:
-                return Split(self._tensor(X), self._tensor(y))
+                return split_of(X, y, self.dtype, self.device)
 
             self._model = LinearRegressionModel(
                 split(self.X_train, self.y_train),
@@ -106,9 +106,6 @@ class PolynomialTask(DifferentiableTask):
             )
             self._model.fixed_log_precision = self.fixed_log_precision
         return self._model
-
-    def _tensor(self, a: np.ndarray) -> Tensor:
-        return torch.as_tensor(a, dtype=self.dtype, device=self.device)
 
     def test_metrics(self, theta: Tensor) -> dict[str, float]:
         coef = theta.detach().cpu().double().numpy()

@@ -14,11 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.tasks.bilevel_models import LinearRegressionModel, Split
+from hpo_cli.tasks.bilevel_models import LinearRegressionModel, Split, split_of
 from hpo_cli.tasks.differentiable import DifferentiableTask
 from hpo_cli.tasks.linear import DiabetesData
 
@@ -63,10 +62,7 @@ class DifferentiableRidgeTask(DifferentiableTask):
         return self._model
 
     def _split(self, X: np.ndarray, y: np.ndarray) -> Split:
-        def tensor(a: np.ndarray) -> Tensor:
-            return torch.as_tensor(a, dtype=self.dtype, device=self.device)
-
-        return Split(tensor(X), tensor(y - self.intercept))
+        return split_of(X, y - self.intercept, self.dtype, self.device)
 
     def test_metrics(self, theta: Tensor) -> dict[str, float]:
         coef = theta.detach().cpu().double().numpy()

@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.datasets import load_digits
 from torch import Tensor
 
 from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.base import split_indices
-from hpo_cli.tasks.bilevel_models import SoftmaxRegressionModel, Split
+from hpo_cli.tasks.bilevel_models import SoftmaxRegressionModel, Split, split_of
 from hpo_cli.tasks.differentiable import DifferentiableTask
 from hpo_cli.trial import Evaluation
 
@@ -62,10 +61,7 @@ class SoftmaxTask(DifferentiableTask):
         self.fixed_log_precision = log_precision
 
         def split(rows: np.ndarray, labels: np.ndarray) -> Split:
-            return Split(
-                torch.as_tensor(X[rows] / 16.0, dtype=self.dtype, device=self.device),
-                torch.as_tensor(labels, dtype=torch.int64, device=self.device),
-            )
+            return split_of(X[rows] / 16.0, labels, self.dtype, self.device, labels=True)
 
         self.train, self.val, self.test = (
             split(train, y_train),
