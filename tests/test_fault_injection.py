@@ -29,10 +29,16 @@ SLOW = pytest.mark.slow  # in make test-slow (CI runs it too); the others in mak
 CASES = [  # (overrides, n_trials): a few seconds each uninterrupted
     pytest.param([*FUNCTION, "strategy=random"], 30, id="random", marks=SLOW),
     pytest.param([*FUNCTION, "strategy=sobol", "batch_size=4"], 32, id="sobol-batched", marks=SLOW),
+    pytest.param([*FUNCTION, "strategy=halton", "batch_size=2"], 24, id="halton-batched", marks=SLOW),
+    pytest.param([*FUNCTION, "strategy=lhs"], 24, id="lhs", marks=SLOW),
+    pytest.param(
+        [*FUNCTION, "strategy=grid", "strategy.resolution=5", "strategy.shuffle=true"], 25, id="grid", marks=SLOW
+    ),
     pytest.param([*FUNCTION, "strategy=gp_bo", "batch_size=3", "strategy.n_initial=6"], 18, id="gp_bo-batched"),
     pytest.param([*FUNCTION, "strategy=evolution", "strategy.population=6"], 30, id="evolution", marks=SLOW),
     pytest.param([*FUNCTION, "strategy=cmaes"], 30, id="cmaes", marks=SLOW),
     pytest.param([*DIGITS, "strategy=hyperband"], 22, id="hyperband", marks=SLOW),
+    pytest.param([*DIGITS, "strategy=successive_halving"], 13, id="successive_halving", marks=SLOW),
     pytest.param([*POLY, "strategy=hoag"], 14, id="hoag"),
     pytest.param([*POLY, "strategy=reverse", "task.inner_steps=60"], 14, id="reverse", marks=SLOW),
     pytest.param([*POLY, "strategy=greedy"], 20, id="greedy"),
