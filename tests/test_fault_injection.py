@@ -25,7 +25,7 @@ FUNCTION = ["task=function", "task.fn=my_objective.f", "space=my_space"]
 DIGITS = ["task=digits", "task.hidden=16", "task.min_epochs=1", "task.max_epochs=9", "strategy.eta=3"]
 POLY = ["task=polynomial", "space=polynomial_per_coef"]
 
-SLOW = pytest.mark.slow  # in make test-slow (CI runs it too); the others in make test
+SLOW = pytest.mark.slow  # in make test-slow (CI runs it too); the rest in make test
 CASES = [  # (overrides, n_trials): a few seconds each uninterrupted
     pytest.param([*FUNCTION, "strategy=random"], 30, id="random", marks=SLOW),
     pytest.param([*FUNCTION, "strategy=sobol", "batch_size=4"], 32, id="sobol-batched", marks=SLOW),
@@ -39,7 +39,7 @@ CASES = [  # (overrides, n_trials): a few seconds each uninterrupted
     pytest.param([*FUNCTION, "strategy=cmaes"], 30, id="cmaes", marks=SLOW),
     pytest.param([*DIGITS, "strategy=hyperband"], 22, id="hyperband", marks=SLOW),
     pytest.param([*DIGITS, "strategy=successive_halving"], 13, id="successive_halving", marks=SLOW),
-    pytest.param([*POLY, "strategy=hoag"], 14, id="hoag"),
+    pytest.param([*POLY, "strategy=hoag"], 14, id="hoag", marks=SLOW),
     pytest.param([*POLY, "strategy=reverse", "task.inner_steps=60"], 14, id="reverse", marks=SLOW),
     pytest.param([*POLY, "strategy=greedy"], 20, id="greedy"),
     pytest.param([*POLY, "strategy=forward", "task.inner_steps=60"], 14, id="forward", marks=SLOW),

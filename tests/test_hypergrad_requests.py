@@ -17,7 +17,13 @@ from hpo_cli.hypergrad.request import HypergradRequest, InnerState
 from hpo_cli.runner import run_study
 from hpo_cli.store import RunStore
 
-GRADIENT_STRATEGIES = ["reverse", "forward", "drmad", "greedy", "rtho", "hoag", "rmad_exact"]
+SLOW = pytest.mark.slow
+GRADIENT_STRATEGIES = [  # the stateful ones in make test, all of them in make test-slow
+    "greedy",
+    "rtho",
+    "hoag",
+    *(pytest.param(name, marks=SLOW) for name in ("reverse", "forward", "drmad", "rmad_exact")),
+]
 
 
 def test_the_registry_is_the_one_list_of_methods() -> None:
