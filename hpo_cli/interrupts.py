@@ -5,6 +5,7 @@ exits with 128 + the signal number (143, 129; Ctrl-C: 130)."""
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -38,6 +39,9 @@ def interrupt_on(signums: tuple[signal.Signals, ...] = ENDING_SIGNALS) -> Iterat
             signal.signal(s, signal.SIG_IGN)
         raise Interrupted(signum)
 
+    if threading.current_thread() is not threading.main_thread():  # a launcher's worker thread:
+        yield  # only the main thread may install handlers; its own handlers stay in charge
+        return
     previous = {s: signal.signal(s, handler) for s in signums}
     try:
         yield

@@ -287,3 +287,22 @@ def test_compare_refuses_a_damaged_run_in_one_line(hpo: Hpo, finished: Path, nam
     (finished / name).write_text("".join(lines))
     res = hpo("compare", str(finished), "--out", str(finished.parent / "cmp"))
     assert res.returncode == 2 and f"{name}" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_signal_handlers_are_only_installed_by_the_main_thread() -> None:
+    """A launcher that runs jobs in a worker thread must not crash on signal.signal."""
+    from hpo_cli.interrupts import interrupt_on
+
+    before = signal.getsignal(signal.SIGTERM)
+    ran: list[bool] = []
+
+    def job() -> None:
+        with interrupt_on():
+            ran.append(signal.getsignal(signal.SIGTERM) == before)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    worker.join()
+    with interrupt_on():
+        installed = signal.getsignal(signal.SIGTERM) != before
+    assert ran == [True] and installed and signal.getsignal(signal.SIGTERM) == before
