@@ -105,3 +105,13 @@ def test_gradcheck_of_exact_reversal_on_the_torch_convention_is_one_line(hpo: Hp
         "gradcheck", "task=polynomial", "space=polynomial_shared", "method=rmad_exact", "task.convention=maclaurin"
     )
     assert ok.returncode == 0 and "PASS" in ok.stdout, ok.output
+
+
+def test_the_checkpoint_holds_the_inner_state_once_not_per_trial(tmp_path: Path) -> None:
+    overrides = ["task=polynomial", "space=polynomial_per_coef", "strategy=rtho", "n_trials=6"]
+    store = RunStore(tmp_path)
+    run_study(compose_study(overrides), compose_config(overrides), store)
+    text = (tmp_path / "strategy_state.json").read_text()
+    assert text.count('"b64"') == 4  # θ, velocity and rtho's two tangent matrices, once
+    checkpoint = store.read_checkpoint()
+    assert checkpoint is not None and checkpoint[0] == 6 and checkpoint[1]["extra"]["inner"]["step"] == 60

@@ -7,6 +7,7 @@ It never calls the objective; the loop (:mod:`hpo_cli.loop`) does. Strategies al
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -86,7 +87,7 @@ class Strategy(ABC):
             "rng": self.rng.bit_generator.state,
             "next_key": self._next_key,
             "pending": [s.to_dict() for s in self.pending.values()],
-            "history": [o.to_dict() for o in self.history],
+            "history": [_without_inner_state(o).to_dict() for o in self.history],
             "extra": self._extra_state(),
         }
 
@@ -147,3 +148,16 @@ class UnitCubeStrategy(Strategy):
     @abstractmethod
     def _draw(self, n: int) -> np.ndarray:
         """``n`` points in [0, 1)^dim, shape (n, space.dim)."""
+
+
+def _without_inner_state(observation: Observation) -> Observation:
+    """The observation as history keeps it: the inner state it carried (θ, tangents, ...) lives
+    once, in the strategy's own state; kept per trial it would grow the checkpoint by a model's
+    size at every hyper-iteration."""
+    request = observation.suggestion.request
+    if observation.carry is None and (request is None or request.state is None):
+        return observation
+    suggestion = dataclasses.replace(
+        observation.suggestion, request=None if request is None else request.with_state(None)
+    )
+    return dataclasses.replace(observation, suggestion=suggestion, carry=None)
