@@ -7,7 +7,7 @@ evaluates in a second or two).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 EXAMPLES_SPACE = "my_bilevel"  # examples/conf/space/my_bilevel.yaml, for the user's bilevel task
@@ -26,7 +26,6 @@ class TaskCase:
     in_examples: bool = False  # runs from examples/ (its ./conf and modules)
     slow: bool = False  # only in make test-slow (digits covers the same MLP in make test)
     id: str = ""
-    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def param(self) -> Any:
         """This case for pytest.mark.parametrize (marked slow where it is)."""
