@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,7 @@ class Study:
     strategy: Strategy
     direction: str
     names: RunNames
+    metric: str  # what a trial's value is
 
     @property
     def budget(self) -> Budget:
@@ -68,7 +70,8 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     space = build_space(cfg.space, task)
     strategy = build_strategy(cfg.strategy, space, settings, task.fidelity)
     strategy.check_task(task)
-    return Study(settings, task, space, strategy, settings.direction or task.direction, names or names_of(cfg))
+    metric, direction = task.objective_for(space.names)
+    return Study(settings, task, space, strategy, settings.direction or direction, names or names_of(cfg), metric)
 
 
 def names_of(cfg: DictConfig) -> RunNames:
@@ -219,7 +222,24 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
             return compose("config", overrides=[*search, *overrides])
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = missing_gradient_space(str(exc))
+        if hint is not None:
+            raise ConfigError("task", hint[0], hint[1]) from None
         raise ConfigError("overrides", list(overrides), first) from None
+
+
+GRADIENT_SPACE = re.compile(r"Could not find 'space/(?P<task>[\w.-]+)_gradient'")
+
+
+def missing_gradient_space(message: str) -> tuple[str, str] | None:
+    """(task, why) when Hydra could not find a gradient strategy's default space for the task."""
+    found = GRADIENT_SPACE.search(message)
+    if found is None:
+        return None
+    return found["task"], (
+        "has no default space for gradient strategies (conf/space/<task>_gradient.yaml): they need a "
+        "differentiable task (polynomial, ridge, softmax, digits, mnist, bilevel) or a space named with space=NAME"
+    )
 
 
 def compose_study(overrides: Sequence[str]) -> Study:

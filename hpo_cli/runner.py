@@ -132,7 +132,7 @@ def _header(study: Study, cfg: DictConfig, sessions: int) -> dict[str, Any]:
         "space": study.names.space,
         "seed": study.settings.seed,
         "direction": study.direction,
-        "metric": study.task.metric,
+        "metric": study.metric,
         "n_trials": study.settings.n_trials,
         "config_sha256": config_fingerprint(cfg),
         "sessions": sessions,

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from hpo_cli.build import CONFIG_PACKAGE, register_resolvers, user_config_dir
+from hpo_cli.build import CONFIG_PACKAGE, missing_gradient_space, register_resolvers, user_config_dir
 from hpo_cli.errors import ConfigError, RunDirError, fail
 
 
@@ -100,6 +100,9 @@ def hydra_message(exc: BaseException) -> str:
     """Hydra's own message as one line: an unknown option keeps the list of options."""
     from hydra.errors import OverrideParseException
 
+    hint = missing_gradient_space(str(exc))
+    if hint is not None:
+        return str(ConfigError("task", *hint))
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(NOISE)]
     if isinstance(exc, OverrideParseException):

@@ -15,6 +15,8 @@ dtype: the strategy keeps it (and so does its checkpoint), never the task.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -34,7 +36,7 @@ def _array(t: Tensor) -> np.ndarray:
 
 def online_step(problem: BilevelProblem, h: Tensor, request: HypergradRequest) -> tuple[Hypergradient, InnerState]:
     """``request.steps`` more inner steps with the current h from the carried state (θ0 at first)."""
-    like, state = problem.theta0, request.state
+    started, like, state = time.perf_counter(), problem.theta0, request.state
     if state is None:
         theta, velocity, step = like, torch.zeros_like(like), 0
     else:
@@ -54,6 +56,8 @@ def online_step(problem: BilevelProblem, h: Tensor, request: HypergradRequest) -
         step += request.steps
         arrays = {"theta": _array(theta), "velocity": _array(velocity), **tangents}
     result.extras["online_step"] = step
+    result.cost.seconds = time.perf_counter() - started
+    result.cost.peak_bytes = sum(a.nbytes for a in arrays.values())  # the carried state: θ, v (and tangents)
     return result, InnerState(arrays, step)
 
 

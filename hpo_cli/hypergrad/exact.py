@@ -70,8 +70,10 @@ class ExactSGD:
             raise ValueError("rmad_exact needs optimizer convention 'maclaurin'")
         self.problem, self.h = problem, h
         self.scale = float(2**fraction_bits)
-        lr, mu = problem.optimizer.rates(problem.layout.unflatten(h))
-        self.lr = float(lr)
+        self.hp = problem.layout.unflatten(h)
+        _, mu = problem.rates(self.hp, 0)
+        if isinstance(mu, Tensor) and mu.numel() != 1:
+            raise ValueError("rmad_exact needs one momentum for all parameters")
         self.mu = float(mu)
         frac = momentum_fraction(self.mu)
         self.n, self.d = frac.numerator, frac.denominator
@@ -86,9 +88,12 @@ class ExactSGD:
     def to_float(self, x: Tensor) -> Tensor:
         return x.to(self.problem.theta0.dtype) / self.scale
 
+    def lr(self, t: int) -> Tensor | float:
+        """The learning rate of step t: a float, or a (p,) tensor for per-tensor rates."""
+        return self.problem.rates(self.hp, t)[0]
+
     def _gradient_term(self, theta: Tensor, t: int) -> Tensor:
-        hp = self.problem.layout.unflatten(self.h)
-        g = torch.func.grad(self.problem.inner_loss)(self.to_float(theta), hp, t)
+        g = torch.func.grad(self.problem.inner_loss)(self.to_float(theta), self.hp, t)
         return self.to_int((1 - self.mu) * g)
 
     def _times_mu(self, v: Tensor) -> Tensor:
@@ -101,10 +106,10 @@ class ExactSGD:
 
     def forward(self, theta: Tensor, v: Tensor, t: int) -> tuple[Tensor, Tensor]:
         v = self._times_mu(v) - self._gradient_term(theta, t)
-        return theta + self.to_int(self.lr * self.to_float(v)), v
+        return theta + self.to_int(self.lr(t) * self.to_float(v)), v
 
     def backward(self, theta: Tensor, v: Tensor, t: int) -> tuple[Tensor, Tensor]:
-        theta = theta - self.to_int(self.lr * self.to_float(v))
+        theta = theta - self.to_int(self.lr(t) * self.to_float(v))
         return theta, self._divided_by_mu(v + self._gradient_term(theta, t))
 
 

@@ -2,7 +2,15 @@
 
     dQ/dh = ∂Q/∂h − (∂²L/∂h∂θ) q,   where   H q = ∇θQ,   H = ∇²θθ L(θ*, h),
 
-with q found by conjugate gradient on Hessian-vector products (never forming H).
+with q found by conjugate gradient on Hessian-vector products (never forming H). The gradient
+∇θL is linearized once per hypergradient (one reverse pass whose graph every product reuses),
+not once per product.
+
+Negative curvature (a network's loss is not convex, and an inexact θ* may sit off a minimum):
+when CG meets a direction with pᵀHp ≤ 0 it restarts on H + λI with λ ← max(10λ, 10⁻³), up to
+:data:`MAX_DAMPING_TRIES` times; the damping used is reported (``cg_damping``), so a damped
+hypergradient is never silent. Damping biases q towards a multiple of ∇θQ (a shorter, safer
+step), which is the usual trust-region answer for an indefinite Hessian.
 """
 
 from __future__ import annotations
@@ -10,10 +18,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.func import grad, jvp
+from torch.func import grad
 
 from hpo_cli.hypergrad.problem import (
     BilevelProblem,
@@ -23,6 +32,12 @@ from hpo_cli.hypergrad.problem import (
     outer_gradients,
     pullback,
 )
+
+MAX_DAMPING_TRIES = 8
+
+
+class NegativeCurvature(ValueError):
+    """CG met pᵀAp ≤ 0: the matrix is not positive definite."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,7 @@ def _cg_run(
         ap = matvec(p)
         curvature = float(p @ ap)
         if curvature <= 0:
-            raise ValueError(
+            raise NegativeCurvature(
                 f"conjugate gradient met non-positive curvature {curvature:.3g}: the Hessian is not positive definite"
             )
         alpha = rs / curvature
@@ -87,13 +102,30 @@ def _cg_run(
 
 
 def hvp_operator(problem: BilevelProblem, theta: Tensor, h: Tensor) -> Callable[[Tensor], Tensor]:
-    """w ↦ ∇²θθ L(θ, h) w on the full training objective (forward-over-reverse)."""
-    gradient = grad(problem.full_inner_loss)
+    """w ↦ ∇²θθ L(θ, h) w on the full training objective. ∇θL is linearized once (reverse over
+    reverse: H is symmetric, so the vector-Jacobian product of the gradient is Hw)."""
+    _, back = pullback(lambda th: grad(problem.full_inner_loss)(th, h), theta)
 
     def matvec(w: Tensor) -> Tensor:
-        return jvp(lambda th: gradient(th, h), (theta,), (w,))[1].detach()
+        return back(w)[0].detach()
 
     return matvec
+
+
+def damped_solve(problem: BilevelProblem, theta: Tensor, h: Tensor, b: Tensor, **cg: Any) -> tuple[CGResult, float]:
+    """CG on (H + λI) x = b with λ = 0 first, raised on negative curvature; (result, λ)."""
+    damping, hessian = 0.0, hvp_operator(problem, theta, h)
+    for _ in range(MAX_DAMPING_TRIES + 1):
+
+        def matvec(w: Tensor, lam: float = damping) -> Tensor:
+            return hessian(w) + lam * w if lam else hessian(w)
+
+        try:
+            return conjugate_gradient(matvec, b, **cg), damping
+        except NegativeCurvature:
+            damping = max(10 * damping, 1e-3)
+            cg = {**cg, "x0": None}
+    raise NegativeCurvature(f"the Hessian stays indefinite with damping {damping:g}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +140,7 @@ def solve_inner(
     h: Tensor,
     theta_init: Tensor,
     tol: float,
-    max_iter: int = 1000,
+    max_iter: int | None = None,
     newton_steps: int = 20,
 ) -> InnerSolution:
     """Minimize the full training loss over θ until ‖∇θL‖∞ ≤ tol, warm-started at theta_init.
@@ -117,6 +149,7 @@ def solve_inner(
     steps with CG on Hessian-vector products finish the job. ``iterations`` counts both.
     """
     h = h.detach()
+    max_iter = problem.solve_iterations if max_iter is None else max_iter
     gradient = grad(problem.full_inner_loss)
     theta = theta_init.detach().clone()
     iterations = 0
@@ -126,7 +159,11 @@ def solve_inner(
     for _ in range(newton_steps):
         if float(g.abs().max()) <= tol:
             break
-        step = conjugate_gradient(hvp_operator(problem, theta, h), g, rtol=1e-3 * tol / max(float(g.abs().max()), tol))
+        rtol = 1e-3 * tol / max(float(g.abs().max()), tol)
+        try:
+            step = conjugate_gradient(hvp_operator(problem, theta, h), g, rtol=rtol, max_iter=max_iter)
+        except NegativeCurvature:  # not at a minimum of a convex model: keep L-BFGS's point
+            break
         theta = theta - step.x
         g = gradient(theta, h)
         iterations += 1
@@ -167,7 +204,8 @@ def implicit(
     and the CG iteration count and residual."""
     started = time.perf_counter()
     value, d_theta, d_h = outer_gradients(problem, theta_star, h)
-    solved = conjugate_gradient(hvp_operator(problem, theta_star, h), d_theta, x0=q0, rtol=cg_rtol)
+    cg = {"x0": q0, "rtol": cg_rtol, "max_iter": max(problem.solve_iterations, 10)}
+    solved, damping = damped_solve(problem, theta_star, h, d_theta, **cg)
     _, back = pullback(lambda hh: grad(problem.full_inner_loss)(theta_star, hh), h)
     (mixed,) = back(solved.x)
     cost = Cost(
@@ -176,5 +214,10 @@ def implicit(
         seconds=time.perf_counter() - started,
         peak_bytes=nbytes(theta_star, solved.x) * 3,
     )
-    extras = {"q": solved.x, "cg_iterations": solved.iterations, "cg_residual": solved.residual}
+    extras = {
+        "q": solved.x,
+        "cg_iterations": solved.iterations,
+        "cg_residual": solved.residual,
+        "cg_damping": damping,
+    }
     return Hypergradient(float(value), (d_h - mixed).detach(), cost, extras)

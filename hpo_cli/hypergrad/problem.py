@@ -8,8 +8,10 @@ Shapes: θ is a flat tensor (p,); h is a flat tensor (m,) whose named pieces are
 
 Hyperparameters the optimizer itself understands:
 
-* ``log_lr``: the learning rate is exp(log_lr) (else ``InnerOptimizer.lr``);
-* ``momentum``: the momentum μ (else ``InnerOptimizer.momentum``).
+* ``log_lr``: the learning rate is exp(log_lr) (else ``InnerOptimizer.lr``): one for all of θ,
+  one per parameter tensor, or one per tensor per training stage (Maclaurin's schedules; see
+  :class:`ParameterTensors`);
+* ``momentum``: the momentum μ, a scalar (else ``InnerOptimizer.momentum``).
 
 Momentum conventions (the hypergradients with respect to lr and momentum differ between them):
 
@@ -21,7 +23,7 @@ Momentum conventions (the hypergradients with respect to lr and momentum differ 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +70,48 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
+class ParameterTensors:
+    """θ as the concatenation of flattened tensors (a network's weight matrices and biases, in
+    order), and the number of stages of a learning-rate schedule.
+
+    A per-parameter hyperparameter may be given at three granularities, told apart by length:
+    1 (shared), ``count`` (one per tensor) or ``n_params`` (one per entry of θ); a learning
+    rate also as ``stages × count`` (one per tensor per stage: step t of T is in stage
+    ⌊t·stages/T⌋).
+    """
+
+    def __init__(self, sizes: Sequence[int], stages: int = 1, device: torch.device | None = None) -> None:
+        self.sizes, self.stages = tuple(int(s) for s in sizes), int(stages)
+        self.count, self.n_params = len(self.sizes), sum(self.sizes)
+        ids = torch.arange(self.count, device=device)
+        self.index = torch.repeat_interleave(ids, torch.tensor(self.sizes, device=device))  # (p,) tensor of θ_i
+
+    def granularities(self, schedule: bool = False) -> dict[int, str]:
+        """{length: meaning} of the vector lengths a hyperparameter may have."""
+        out = {1: "shared", self.count: "per tensor", self.n_params: "per parameter"}
+        if schedule and self.stages > 1:
+            out[self.stages * self.count] = "per tensor per stage"
+        return out
+
+    def per_parameter(self, value: Tensor) -> Tensor:
+        """A hyperparameter of any granularity -> () or (p,), differentiable."""
+        n = value.numel()
+        if n == 1:
+            return value.reshape(())
+        if n == self.n_params:
+            return value.reshape(-1)
+        if n == self.count:
+            return value.reshape(-1)[self.index]
+        raise ValueError(f"a hyperparameter of length {n} fits neither 1, {self.count} nor {self.n_params}")
+
+    def at_step(self, value: Tensor, t: int, n_steps: int) -> Tensor:
+        """A learning rate-like hyperparameter at inner step t of n_steps -> () or (p,)."""
+        if self.stages > 1 and value.numel() == self.stages * self.count:
+            stage = min(t * self.stages // max(n_steps, 1), self.stages - 1)
+            return value.reshape(self.stages, self.count)[stage][self.index]
+        return self.per_parameter(value)
+
+
 @dataclass(frozen=True)
 class InnerOptimizer:
     """SGD with momentum; ``lr``/``momentum`` are used unless h carries log_lr/momentum."""
@@ -79,11 +123,6 @@ class InnerOptimizer:
     def __post_init__(self) -> None:
         if self.convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, got {self.convention!r}")
-
-    def rates(self, hp: Hyper) -> tuple[Tensor | float, Tensor | float]:
-        """(learning rate, momentum) for these hyperparameters."""
-        lr = torch.exp(hp["log_lr"]) if "log_lr" in hp else self.lr
-        return lr, hp.get("momentum", self.momentum)
 
 
 @dataclass
@@ -101,12 +140,24 @@ class BilevelProblem:
     layout: HyperLayout
     n_steps: int = 100
     optimizer: InnerOptimizer = field(default_factory=InnerOptimizer)
+    tensors: ParameterTensors | None = None  # None: θ is one tensor
+    solve_iterations: int = 1000  # the most L-BFGS iterations of an inner solve to tolerance
+
+    def __post_init__(self) -> None:
+        if self.tensors is None:
+            self.tensors = ParameterTensors([self.theta0.numel()], device=self.theta0.device)
+
+    def rates(self, hp: Hyper, t: int) -> tuple[Tensor | float, Tensor | float]:
+        """(learning rate, momentum) at inner step t: scalars or (p,) tensors."""
+        assert self.tensors is not None
+        lr = torch.exp(self.tensors.at_step(hp["log_lr"], t, self.n_steps)) if "log_lr" in hp else self.optimizer.lr
+        return lr, hp.get("momentum", self.optimizer.momentum)
 
     def step(self, theta: Tensor, velocity: Tensor, h: Tensor, t: int) -> tuple[Tensor, Tensor]:
         """One inner optimizer step: (θ_t, v_t) -> (θ_{t+1}, v_{t+1}); pure, differentiable."""
         hp = self.layout.unflatten(h)
         g = torch.func.grad(self.inner_loss)(theta, hp, t)
-        lr, mu = self.optimizer.rates(hp)
+        lr, mu = self.rates(hp, t)
         if self.optimizer.convention == "torch":
             velocity = mu * velocity + g
             return theta - lr * velocity, velocity

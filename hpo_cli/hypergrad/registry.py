@@ -15,6 +15,7 @@ from hpo_cli.errors import ConfigError
 KINDS = ("log_precision", "log_lr", "momentum", "example_weights")
 AT_THE_OPTIMUM = ("log_precision", "example_weights")  # the kinds that move the inner optimum
 CONVENTIONS = ("torch", "maclaurin")
+FORWARD_LIMIT = 1000  # tangents (one per hyperparameter, each the size of θ): beyond, refuse
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class MethodSpec:
     conventions: tuple[str, ...] = CONVENTIONS
     checkable: bool = True
     why_convention: str = ""  # said when a task's momentum convention is refused
+    max_hyperparameters: int | None = None  # forward modes carry one tangent per hyperparameter
 
 
 METHODS = MappingProxyType(
@@ -40,7 +42,12 @@ METHODS = MappingProxyType(
         spec.name: spec
         for spec in (
             MethodSpec("reverse", "reverse mode through the stored trajectory (truncate: last K steps)", True),
-            MethodSpec("forward", "forward mode: tangents dθ/dh carried through training", True),
+            MethodSpec(
+                "forward",
+                "forward mode: tangents dθ/dh carried through training",
+                True,
+                max_hyperparameters=FORWARD_LIMIT,
+            ),
             MethodSpec("drmad", "reverse pass along the line θ0 → θT (skip, stride)", False),
             MethodSpec(
                 "rmad_exact",
@@ -69,6 +76,7 @@ METHODS = MappingProxyType(
                 True,
                 online=True,
                 checkable=False,
+                max_hyperparameters=FORWARD_LIMIT,
             ),
         )
     }
@@ -109,4 +117,16 @@ def check_support(spec: MethodSpec, kinds: list[str], convention: str | None) ->
             convention,
             f"{spec.name} needs task.convention={'|'.join(spec.conventions)}"
             + (f" ({spec.why_convention})" if spec.why_convention else ""),
+        )
+
+
+def check_count(spec: MethodSpec, count: int) -> None:
+    """Refuse a forward-mode method over more hyperparameters than it can carry tangents for."""
+    limit = spec.max_hyperparameters
+    if limit is not None and count > limit:
+        raise ConfigError(
+            "strategy.method",
+            spec.name,
+            f"carries one tangent (the size of θ) per hyperparameter and the space has {count:,} (> {limit:,}): "
+            "use reverse, rmad_exact, drmad or hoag, or a per-layer space (size: n_tensors)",
         )

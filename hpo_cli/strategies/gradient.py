@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_cli.errors import ConfigError
+from hpo_cli.hypergrad.registry import check_count
 from hpo_cli.hypergrad.request import HypergradRequest, InnerState
 from hpo_cli.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 from hpo_cli.strategies.base import Strategy
@@ -73,6 +74,7 @@ class GradientStrategy(Strategy):
         self.sign = flag(sign, "strategy.sign")
         self.inner: InnerState | None = None  # what the last hypergradient left (online training, warm starts)
         self._check_space()
+        check_count(self.template.spec, self.space.dim)
         self.low, self.high, self.is_log = self._bounds()
         self.budgets = self._budgets(dict(l1_budget or {}))
         self.z = self._initial(one_of(init, "strategy.init", INITS))

@@ -16,6 +16,9 @@ Methods:
     dimensions() -> {name: int}: vector lengths a space may refer to with ``size: name``
                      (e.g. ``{"n_coefficients": 12}``); answered without training anything.
     check_space(names): optional; raise a ConfigError for parameter names it cannot use.
+    objective_for(names) -> (metric, direction): what ``value`` is for a space of these
+                     names (by default ``metric`` and ``direction``; a task whose value
+                     depends on the kind of space, like the MLPs, says so here).
     evaluate(params, budget=None, request=None) -> Evaluation: train/score one configuration
                      (``budget``: the fidelity, e.g. epochs, for multi-fidelity strategies).
                      Raise an exception or return NaN to mark the trial failed; the run goes on.
@@ -28,7 +31,7 @@ Methods:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,12 +57,17 @@ class Task(ABC):
     def check_space(self, names: list[str]) -> None:  # noqa: B027 - optional hook
         """Raise a ConfigError when the space's parameter names cannot drive this task."""
 
+    def objective_for(self, names: Sequence[str]) -> tuple[str, str]:
+        """(metric, direction) of ``Evaluation.value`` for a space with parameters ``names``."""
+        return self.metric, self.direction
+
     def check_hypergradient(self, request: HypergradRequest, names: list[str]) -> None:
         """Raise a ConfigError unless ``evaluate`` can answer ``request`` for hyperparameters ``names``."""
         raise ConfigError(
             "task",
             self.name,
-            f"strategy {request.method!r} needs a differentiable task (polynomial, ridge, softmax, bilevel)",
+            f"strategy {request.method!r} needs a differentiable task "
+            "(polynomial, ridge, softmax, digits, mnist, bilevel)",
         )
 
     @abstractmethod

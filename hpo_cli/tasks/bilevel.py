@@ -67,10 +67,11 @@ class BilevelTask(Task):
         metrics = {
             self.metric: result.value,
             "hypergradient_norm": float(torch.linalg.vector_norm(result.grad)),
+            "hypergradient_seconds": result.cost.seconds,
             **self.test_metrics(theta),
             **{k: v for k, v in result.extras.items() if isinstance(v, int | float) and not isinstance(v, bool)},
         }
-        cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp}
+        cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp, "held_bytes": result.cost.peak_bytes}
         return Evaluation(result.value, metrics, cost, [float(g) for g in result.grad.cpu()], carry)
 
     def hypergradient(

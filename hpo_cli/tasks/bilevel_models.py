@@ -2,8 +2,10 @@
 
 Hyperparameter kinds (names in the space, pieces of the flat h):
 
-* ``log_precision``: log prior precision of the parameters, shared (scalar) or one per
-  parameter (vector of length p); the prior adds ½·Σ exp(h_j)·θ_j² / n_train to the loss;
+* ``log_precision``: log prior precision of the parameters, shared (scalar), one per parameter
+  tensor or one per parameter (vector of length p; see
+  :class:`~hpo_cli.hypergrad.problem.ParameterTensors`); the prior adds
+  ½·Σ exp(h_j)·θ_j² / n_train to the loss;
 * ``log_lr``, ``momentum``: the inner optimizer's own (see :mod:`hpo_cli.hypergrad.problem`);
 * ``example_weights``: one weight in [0, 1] per training example, multiplying its loss
   (data hyper-cleaning).
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hpo_cli.hypergrad.problem import BilevelProblem, Hyper, HyperLayout, InnerOptimizer
+from hpo_cli.hypergrad.problem import BilevelProblem, Hyper, HyperLayout, InnerOptimizer, ParameterTensors
 from hpo_cli.validate import one_of
 
 KINDS = ("log_precision", "log_lr", "momentum", "example_weights")
@@ -54,14 +56,31 @@ class Split:
     y: Tensor
 
 
-def make_layout(names_and_sizes: Sequence[tuple[str, int | None]]) -> HyperLayout:
-    """[(name, vector length or None for a scalar)] -> layout; names must be known kinds."""
+def make_layout(
+    names_and_sizes: Sequence[tuple[str, int | None]], tensors: ParameterTensors | None = None, n_train: int = 0
+) -> HyperLayout:
+    """[(name, vector length or None for a scalar)] -> layout; names must be known kinds and,
+    given the model's ``tensors`` and ``n_train``, lengths must be granularities of the kind."""
     shapes = []
     for name, size in names_and_sizes:
         if name not in KINDS:
             raise ValueError(f"unknown hyperparameter {name!r}; differentiable tasks know {', '.join(KINDS)}")
+        if tensors is not None and size is not None:
+            _check_length(name, int(size), tensors, n_train)
         shapes.append((name, () if size is None else (int(size),)))
     return HyperLayout(tuple(shapes))
+
+
+def _check_length(name: str, size: int, tensors: ParameterTensors, n_train: int) -> None:
+    allowed = {
+        "log_precision": tensors.granularities(),
+        "log_lr": tensors.granularities(schedule=True),
+        "momentum": {1: "shared"},
+        "example_weights": {n_train: "per training example"},
+    }[name]
+    if size not in allowed:
+        told = ", ".join(f"{n} ({what})" for n, what in sorted(allowed.items()))
+        raise ValueError(f"{name} has {size} values; this model takes {told}")
 
 
 def batch_schedule(n: int, batch_size: int | None, n_steps: int, seed: int, device: torch.device) -> Tensor | None:
@@ -74,13 +93,23 @@ def batch_schedule(n: int, batch_size: int | None, n_steps: int, seed: int, devi
     return torch.as_tensor(order.reshape(n_steps, batch_size), device=device)
 
 
-class _Model:
-    """Shared pieces: the prior, example weights and the batch sequence."""
+class BilevelModel:
+    """A model trained on data: θ (p,) is the concatenation of ``sizes`` tensors; shared pieces:
+    the prior, example weights and the batch sequence."""
 
-    def __init__(self, train: Split, batches: Tensor | None, n_params: int) -> None:
-        self.train, self.batches, self.n_params = train, batches, n_params
-        self.n = train.X.shape[0]
+    def __init__(self, train: Split, batches: Tensor | None, sizes: Sequence[int], stages: int = 1) -> None:
+        self.train, self.batches = train, batches
+        self.tensors = ParameterTensors(sizes, stages, device=train.X.device)
+        self.n_params, self.n = self.tensors.n_params, train.X.shape[0]
         self.fixed_log_precision: float | None = None  # the prior when h does not tune it
+
+    def inner_loss(self, theta: Tensor, hp: Hyper, t: int | None) -> Tensor:
+        """Training loss on minibatch t (None: the whole training set), prior included."""
+        raise NotImplementedError
+
+    def outer_loss(self, theta: Tensor, hp: Hyper) -> Tensor:
+        """The criterion Q on held-out data."""
+        raise NotImplementedError
 
     def _rows(self, t: int | None) -> Tensor | None:
         return None if t is None or self.batches is None else self.batches[t % len(self.batches)]
@@ -94,7 +123,7 @@ class _Model:
 
     def prior(self, theta: Tensor, hp: Hyper) -> Tensor:
         if "log_precision" in hp:
-            precision: Tensor | float = torch.exp(hp["log_precision"])
+            precision: Tensor | float = torch.exp(self.tensors.per_parameter(hp["log_precision"]))
         elif self.fixed_log_precision is not None:
             precision = math.exp(self.fixed_log_precision)
         else:
@@ -108,11 +137,11 @@ class _Model:
         return self.train.X[rows], self.train.y[rows], rows
 
 
-class LinearRegressionModel(_Model):
+class LinearRegressionModel(BilevelModel):
     """y ≈ X θ; per-example loss β/2·(x_iᵀθ − y_i)² (β: known noise precision)."""
 
     def __init__(self, train: Split, val: Split, batches: Tensor | None, noise_precision: float = 1.0) -> None:
-        super().__init__(train, batches, train.X.shape[1])
+        super().__init__(train, batches, [train.X.shape[1]])
         self.val, self.beta = val, noise_precision
 
     def inner_loss(self, theta: Tensor, hp: Hyper, t: int | None) -> Tensor:
@@ -125,12 +154,12 @@ class LinearRegressionModel(_Model):
         return ((self.val.X @ theta - self.val.y) ** 2).mean()
 
 
-class SoftmaxRegressionModel(_Model):
+class SoftmaxRegressionModel(BilevelModel):
     """Multinomial logistic regression; θ = [W (d, k) row-major, b (k,)] flattened."""
 
     def __init__(self, train: Split, val: Split, batches: Tensor | None, n_classes: int) -> None:
         d = train.X.shape[1]
-        super().__init__(train, batches, (d + 1) * n_classes)
+        super().__init__(train, batches, [d * n_classes, n_classes])
         self.val, self.k, self.d = val, n_classes, d
 
     def logits(self, theta: Tensor, X: Tensor) -> Tensor:
@@ -151,13 +180,12 @@ class SoftmaxRegressionModel(_Model):
 
 
 def build_problem(
-    model: LinearRegressionModel | SoftmaxRegressionModel,
-    layout: HyperLayout,
-    n_steps: int,
-    optimizer: InnerOptimizer,
-    theta0: Tensor,
+    model: BilevelModel, layout: HyperLayout, n_steps: int, optimizer: InnerOptimizer, theta0: Tensor, **options: int
 ) -> BilevelProblem:
-    return BilevelProblem(theta0, model.inner_loss, model.outer_loss, layout, n_steps, optimizer)
+    """``options``: BilevelProblem's ``solve_iterations``."""
+    return BilevelProblem(
+        theta0, model.inner_loss, model.outer_loss, layout, n_steps, optimizer, model.tensors, **options
+    )
 
 
 def initial_theta(n_params: int, seed: int, scale: float, dtype: torch.dtype, device: torch.device) -> Tensor:

@@ -17,7 +17,7 @@ optimum, or, when the space tunes the optimizer itself (log_lr, momentum), after
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any, ClassVar
 
@@ -33,8 +33,7 @@ from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.bilevel import BilevelTask
 from hpo_cli.tasks.bilevel_models import (
     KINDS,
-    LinearRegressionModel,
-    SoftmaxRegressionModel,
+    BilevelModel,
     batch_schedule,
     build_problem,
     initial_theta,
@@ -45,20 +44,20 @@ from hpo_cli.tasks.bilevel_models import (
 from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of, positive_float, positive_int
 
-Model = LinearRegressionModel | SoftmaxRegressionModel
 OPTIMIZER_KINDS = ("log_lr", "momentum")
 
 
 TRAINING_KEYS = ("inner_steps", "inner_lr", "inner_momentum", "convention", "batch_size", "init_scale")
+NOISE_KEYS = ("param_noise", "param_noise_draws")  # Bakhteev's robustness metric
 
 
-def training_defaults(where: str) -> dict[str, Any]:
+def training_defaults(where: str, keys: tuple[str, ...] = TRAINING_KEYS) -> dict[str, Any]:
     """The inner-training keys of a packaged config file (``path`` or ``path:node``)."""
     path, _, node = where.partition(":")
     text = resources.files("hpo_cli.conf").joinpath(path).read_text(encoding="utf-8")
     loaded = yaml.safe_load(text) or {}
     section = loaded.get(node, {}) if node else loaded
-    return {k: section[k] for k in TRAINING_KEYS if k in section}
+    return {k: section[k] for k in keys if k in section}
 
 
 class DifferentiableTask(BilevelTask):
@@ -71,12 +70,15 @@ class DifferentiableTask(BilevelTask):
     """
 
     training_config: ClassVar[str] = ""  # e.g. "task/polynomial.yaml"; "a/b.yaml:task" for a sub-node
+    training_keys: ClassVar[tuple[str, ...]] = TRAINING_KEYS
+    at_optimum: ClassVar[bool] = True  # black-box value at the inner optimum (convex models)
 
     def __init__(self, seed: int, device: str, dtype: str, training: Mapping[str, Any]) -> None:
-        unknown = sorted(set(training) - set(TRAINING_KEYS))
+        keys = (*self.training_keys, *NOISE_KEYS)
+        unknown = sorted(set(training) - set(keys))
         if unknown:
             raise ConfigError(f"task.{unknown[0]}", training[unknown[0]], f"not an option of task {self.name}")
-        t = {**training_defaults(self.training_config), **training}
+        t = {**training_defaults(self.training_config, keys), **training}
         self.seed = seed
         self.inner_steps = positive_int(t["inner_steps"], "task.inner_steps")
         positive_float(t["inner_lr"], "task.inner_lr")
@@ -85,14 +87,16 @@ class DifferentiableTask(BilevelTask):
         convention = one_of(t["convention"], "task.convention", CONVENTIONS)
         self.optimizer = InnerOptimizer(float(t["inner_lr"]), float(t["inner_momentum"]), convention)
         self.batch_size = None if t["batch_size"] is None else positive_int(t["batch_size"], "task.batch_size")
-        self.init_scale = float(t["init_scale"])
+        self.init_scale = float(t.get("init_scale", 0.0))
+        self.param_noise = tuple(_sigma(s) for s in t.get("param_noise") or ())
+        self.param_noise_draws = positive_int(t.get("param_noise_draws", 5), "task.param_noise_draws")
         self.device, self.dtype = torch_device(device), torch_dtype(dtype)
         self._problems: dict[tuple[Any, ...], BilevelProblem] = {}  # a cache: a function of the config
 
     # -- for subclasses --------------------------------------------------------------
 
     @abstractmethod
-    def model(self) -> Model:
+    def model(self) -> BilevelModel:
         """The differentiable model on this task's data (built once, on the device)."""
 
     @abstractmethod
@@ -101,9 +105,27 @@ class DifferentiableTask(BilevelTask):
 
     # -- problems ----------------------------------------------------------------------
 
+    def theta0(self) -> Tensor:
+        """The initial parameters θ_0 (p,) of every inner training."""
+        return initial_theta(self.model().n_params, self.seed, self.init_scale, self.dtype, self.device)
+
     def dimensions(self) -> dict[str, int]:
         model = self.model()
-        return {"n_params": model.n_params, "n_train": model.n}
+        return {"n_params": model.n_params, "n_train": model.n, "n_tensors": model.tensors.count}
+
+    def parameter_noise(self, theta: Tensor, score: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
+        """Robustness (Bakhteev & Strijov 2020): for each σ of ``task.param_noise``, the mean of
+        ``score`` over ``param_noise_draws`` draws of θ + N(0, σ²) (seeded; keys ``<name>_pnoise_<σ>``)."""
+        out: dict[str, float] = {}
+        gen = torch.Generator().manual_seed(self.seed + 7919)
+        for sigma in self.param_noise:
+            sums: dict[str, float] = {}
+            for _ in range(self.param_noise_draws):
+                noise = torch.randn(theta.numel(), generator=gen, dtype=torch.float64).to(theta)
+                for name, value in score(theta.detach() + sigma * noise).items():
+                    sums[name] = sums.get(name, 0.0) + value / self.param_noise_draws
+            out.update({f"{name}_pnoise_{sigma:g}": value for name, value in sums.items()})
+        return out
 
     def check_space(self, names: list[str]) -> None:
         self.check_hyperparameters(names)
@@ -123,8 +145,10 @@ class DifferentiableTask(BilevelTask):
             )
 
     def layout_of(self, params: Mapping[str, Any]) -> HyperLayout:
+        model = self.model()
         try:
-            return make_layout([(k, len(v) if isinstance(v, list) else None) for k, v in params.items()])
+            sizes = [(k, len(v) if isinstance(v, list) else None) for k, v in params.items()]
+            return make_layout(sizes, model.tensors, model.n)
         except ValueError as exc:
             raise ConfigError("space.params", sorted(params), str(exc)) from None
 
@@ -133,9 +157,14 @@ class DifferentiableTask(BilevelTask):
             model = self.model()
             batches = batch_schedule(model.n, self.batch_size, self.inner_steps, self.seed, self.device)
             model.batches = batches
-            theta0 = initial_theta(model.n_params, self.seed, self.init_scale, self.dtype, self.device)
-            self._problems[layout.shapes] = build_problem(model, layout, self.inner_steps, self.optimizer, theta0)
+            self._problems[layout.shapes] = build_problem(
+                model, layout, self.inner_steps, self.optimizer, self.theta0(), **self.solve_options()
+            )
         return self._problems[layout.shapes]
+
+    def solve_options(self) -> dict[str, int]:
+        """Options of the problem's inner solve to tolerance (``solve_iterations``)."""
+        return {}
 
     def hyper_vector(self, layout: HyperLayout, params: Mapping[str, Any]) -> Tensor:
         like = torch.empty(0, dtype=self.dtype, device=self.device)
@@ -144,8 +173,9 @@ class DifferentiableTask(BilevelTask):
     # -- evaluation --------------------------------------------------------------------
 
     def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
-        """Q after inner training when the optimizer is tuned, else Q at the inner optimum."""
-        if any(name in OPTIMIZER_KINDS for name in layout.names):
+        """Q after inner training when the optimizer is tuned or the model is not convex, else Q
+        at the inner optimum."""
+        if not self.at_optimum or any(name in OPTIMIZER_KINDS for name in layout.names):
             theta, _ = problem.train(h)
             steps = problem.n_steps
         else:
@@ -154,3 +184,9 @@ class DifferentiableTask(BilevelTask):
         value = float(problem.outer(theta, h))
         metrics = {self.metric: value, **self.test_metrics(theta)}
         return Evaluation(value, metrics, {"inner_steps": steps})
+
+
+def _sigma(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError("task.param_noise", value, "must be a list of standard deviations >= 0")
+    return float(value)

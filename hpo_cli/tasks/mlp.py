@@ -1,50 +1,51 @@
 """Multilayer perceptrons on MNIST (``task=mnist``) and scikit-learn's 8×8 digits (``task=digits``).
 
-Hyperparameters (each one a task default unless the space tunes it): ``optimizer`` (sgd,
-momentum, nesterov, adagrad, rmsprop, adam), ``lr``, ``momentum``, ``weight_decay`` or
-``log_precision`` (a Gaussian prior: weight decay exp(h)/n_train), ``batch_size``, ``epochs``,
-``hidden`` (units per hidden layer), ``layers``, ``activation``, ``dropout``.
+One network (:mod:`hpo_cli.tasks.mlp_model`: a function of one flat parameter vector θ), one
+data split and one initialization (from the task seed) serve two kinds of search spaces:
 
-The fidelity is the number of epochs: a multi-fidelity strategy passes it as the budget.
-With ``reuse_checkpoints`` a configuration trained before for fewer epochs continues from
-its checkpoint (successive halving's promotions) instead of starting again.
+* **black-box knobs** — ``optimizer`` (sgd, momentum, nesterov, adagrad, rmsprop, adam), ``lr``,
+  ``momentum``, ``weight_decay`` or ``log_precision`` (a Gaussian prior: weight decay
+  exp(h)/n_train), ``batch_size``, ``epochs``, ``hidden``, ``layers``, ``activation``,
+  ``dropout``: θ is trained with ``torch.optim`` for ``epochs`` epochs; the value is the
+  validation accuracy (maximized). The fidelity is the number of epochs: a multi-fidelity
+  strategy passes it as the budget, and with ``reuse_checkpoints`` a configuration trained
+  before for fewer epochs continues from its checkpoint.
+* **differentiable hyperparameters** — a space of only ``log_precision`` (shared, one per weight
+  matrix and bias: ``size: n_tensors``, or one per weight: ``size: n_params``), ``log_lr``
+  (shared, per tensor, or per tensor per stage: ``size: n_schedule`` with ``task.lr_stages``),
+  ``momentum`` and ``example_weights`` (``size: n_train``): θ is trained by the inner SGD of the
+  bilevel problem (``task.inner_steps`` minibatch steps of ``task.batch_size``, ``inner_lr``,
+  ``inner_momentum``), the training every hypergradient method differentiates, whatever the
+  strategy; the value is the validation cross-entropy (minimized). So ``strategy=fixed`` or
+  random search on such a space evaluates exactly what a gradient strategy optimized.
 
-The whole data set lives as tensors on the device; the network is a plain function
-``forward(weights, x)``, and one training step is a plain function of (weights,
-hyperparameters, batch). Everything random (initialization, batch order, dropout) draws from
-a generator seeded by the task seed and the configuration, so CPU runs are deterministic.
+The network's architecture in the second case is the task's (``task.hidden``, ``layers``,
+``activation``; a smooth activation — tanh, sigmoid, gelu, softplus — for gradient checks).
+Everything random (initialization, batch order, dropout) is seeded, so CPU runs are deterministic.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.request import HypergradRequest
-from hpo_cli.tasks.base import Task, split_indices
-from hpo_cli.tasks.bilevel_models import torch_device, torch_dtype
+from hpo_cli.tasks.base import split_indices
+from hpo_cli.tasks.bilevel_models import KINDS, Split, split_of
+from hpo_cli.tasks.differentiable import DifferentiableTask
+from hpo_cli.tasks.mlp_model import ACTIVATIONS, MLPModel, initial_theta, layer_sizes, mlp_logits
+from hpo_cli.tasks.mlp_trainer import OPTIMIZERS, Checkpoint, start, train_epochs
 from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of, positive_int
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "relu": F.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "gelu": F.gelu,
-}
 HYPERPARAMETERS = (
     "optimizer",
     "lr",
@@ -58,83 +59,21 @@ HYPERPARAMETERS = (
     "activation",
     "dropout",
 )
+SGD_ONLY = ("log_lr", "example_weights")  # differentiable kinds with no torch.optim meaning
 MAX_CHECKPOINTS = 256
-Weights = list[Tensor]  # [W1 (d_in, h), b1 (h,), ..., W_out (h, k), b_out (k,)]
 
 
-def init_weights(sizes: list[int], gen: torch.Generator, dtype: torch.dtype, device: torch.device) -> Weights:
-    """Uniform(±1/√fan_in) weights and biases, as torch.nn.Linear does, from ``gen``."""
-    weights = []
-    for fan_in, fan_out in itertools.pairwise(sizes):
-        bound = 1.0 / math.sqrt(fan_in)
-        for shape in ((fan_in, fan_out), (fan_out,)):
-            w = (torch.rand(shape, generator=gen, dtype=dtype) * 2 - 1) * bound
-            weights.append(w.to(device).requires_grad_(True))
-    return weights
+def is_gradient_space(names: Sequence[str]) -> bool:
+    """True when every name is a differentiable kind: the space trains by the inner SGD."""
+    return bool(names) and all(n in KINDS for n in names)
 
 
-def forward(
-    weights: Weights, x: Tensor, activation: str = "relu", dropout: float = 0.0, gen: torch.Generator | None = None
-) -> Tensor:
-    """Logits (n, k) for inputs x (n, d); dropout (inverted) only when ``gen`` is given."""
-    act = ACTIVATIONS[activation]
-    for i in range(0, len(weights) - 2, 2):
-        x = act(x @ weights[i] + weights[i + 1])
-        if dropout > 0 and gen is not None:
-            keep = torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device) >= dropout
-            x = x * keep / (1 - dropout)
-    return x @ weights[-2] + weights[-1]
-
-
-def make_optimizer(
-    name: str, weights: Weights, lr: float, momentum: float, weight_decay: float
-) -> torch.optim.Optimizer:
-    if name in ("sgd", "momentum", "nesterov"):
-        mu = 0.0 if name == "sgd" else momentum
-        return torch.optim.SGD(weights, lr=lr, momentum=mu, nesterov=name == "nesterov", weight_decay=weight_decay)
-    cls = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}[name]
-    return cls(weights, lr=lr, weight_decay=weight_decay)
-
-
-def train_step(
-    weights: Weights,
-    optimizer: torch.optim.Optimizer,
-    hp: Mapping[str, Any],
-    x: Tensor,
-    y: Tensor,
-    gen: torch.Generator,
-) -> float:
-    """One minibatch step; returns the batch loss."""
-    optimizer.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(forward(weights, x, hp["activation"], hp["dropout"], gen), y)
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
-
-
-@dataclass
-class Checkpoint:
-    weights: Weights
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    epochs: int
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Tensors on the device: X_* (n, d) float, y_* (n,) int64."""
-
-    X_train: Tensor
-    y_train: Tensor
-    X_val: Tensor
-    y_val: Tensor
-    X_test: Tensor
-    y_test: Tensor
-
-
-class MLPTask(Task):
+class MLPTask(DifferentiableTask):
     metric = "val_accuracy"
     direction = "maximize"
+    training_config = "task/digits.yaml"
+    training_keys = ("inner_steps", "inner_lr", "inner_momentum", "convention", "batch_size")
+    at_optimum = False  # a network's training objective has no unique optimum: train inner_steps
 
     def __init__(
         self,
@@ -154,11 +93,13 @@ class MLPTask(Task):
         val_fraction: float = 0.2,
         test_fraction: float = 0.2,
         test_noise: float = 0.0,
+        lr_stages: int = 1,
         reuse_checkpoints: bool = True,
         device: str = "cpu",
         dtype: str = "float32",
+        **training: Any,
     ) -> None:
-        self.seed = seed
+        super().__init__(seed, device, dtype, {**training, "batch_size": batch_size})
         self.defaults: dict[str, Any] = {
             "optimizer": optimizer,
             "lr": lr,
@@ -173,10 +114,11 @@ class MLPTask(Task):
         }
         self._check(self.defaults, "task")
         self.fidelity = (positive_int(min_epochs, "task.min_epochs"), positive_int(max_epochs, "task.max_epochs"))
+        self.lr_stages = positive_int(lr_stages, "task.lr_stages")
         self.test_noise, self.reuse = float(test_noise), bool(reuse_checkpoints)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.device, self.dtype = torch_device(device), torch_dtype(dtype)
-        self._splits: Splits | None = None
+        self._splits: tuple[Split, Split, Split] | None = None
+        self._model: MLPModel | None = None
         self._checkpoints: OrderedDict[str, Checkpoint] = OrderedDict()
         self.splits()  # load now: a missing or corrupt file is an error before any trial
 
@@ -186,31 +128,108 @@ class MLPTask(Task):
         """(X, y) to split into train/validation[/test], and a fixed test set or None."""
         raise NotImplementedError
 
-    def splits(self) -> Splits:
+    def splits(self) -> tuple[Split, Split, Split]:
+        """(train, validation, test) on the device: X (n, d) in the task's dtype, y (n,) int64."""
         if self._splits is None:
             X, y, X_test, y_test = self.arrays()
             test_fraction = 0.0 if X_test is not None else self.test_fraction
             train, val, test = split_indices(len(y), self.seed, self.val_fraction, test_fraction)
-            if X_test is None:
+            if X_test is None or y_test is None:
                 X_test, y_test = X[test], y[test]
-            assert y_test is not None
 
-            def t(a: np.ndarray, labels: bool = False) -> Tensor:
-                return torch.as_tensor(a, dtype=torch.int64 if labels else self.dtype, device=self.device)
+            def split(X_part: np.ndarray, y_part: np.ndarray) -> Split:
+                return split_of(X_part, y_part, self.dtype, self.device, labels=True)
 
-            self._splits = Splits(
-                t(X[train]), t(y[train], True), t(X[val]), t(y[val], True), t(X_test), t(y_test, True)
-            )
+            self._splits = (split(X[train], y[train]), split(X[val], y[val]), split(X_test, y_test))
         return self._splits
 
-    # -- evaluation ----------------------------------------------------------------------
+    def sizes(self, hidden: int, layers: int) -> list[int]:
+        train = self.splits()[0]
+        return layer_sizes(train.X.shape[1], int(hidden), int(layers), int(train.y.max()) + 1)
+
+    # -- the differentiable model ----------------------------------------------------------
+
+    def model(self) -> MLPModel:
+        if self._model is None:
+            train, val, _ = self.splits()
+            sizes = self.sizes(self.defaults["hidden"], self.defaults["layers"])
+            self._model = MLPModel(train, val, None, sizes, self.defaults["activation"], self.lr_stages)
+        return self._model
+
+    def theta0(self) -> Tensor:
+        return initial_theta(self.model().sizes, self.seed, self.dtype, self.device)
+
+    def solve_options(self) -> dict[str, int]:
+        return {"solve_iterations": self.inner_steps}  # HOAG's inner solve: at most inner_steps L-BFGS steps
+
+    def dimensions(self) -> dict[str, int]:
+        dims = super().dimensions()
+        return {**dims, "n_schedule": self.lr_stages * dims["n_tensors"]}
+
+    def test_metrics(self, theta: Tensor) -> dict[str, float]:
+        return self.scores(theta, self.model().sizes, self.defaults["activation"])
+
+    @torch.no_grad()
+    def scores(self, theta: Tensor, sizes: list[int], activation: str) -> dict[str, float]:
+        """Validation and test loss and accuracy of θ; robustness under parameter noise
+        (``task.param_noise``) and input noise (``task.test_noise``)."""
+        _, val, test = self.splits()
+
+        def on(split: Split, th: Tensor, X: Tensor | None = None) -> tuple[float, float]:
+            logits = mlp_logits(th, split.X if X is None else X, sizes, activation)
+            loss = torch.nn.functional.cross_entropy(logits, split.y)
+            return float(loss), float((logits.argmax(1) == split.y).double().mean())
+
+        val_loss, val_accuracy = on(val, theta)
+        test_loss, test_accuracy = on(test, theta)
+        out = {
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "test_loss": test_loss,
+            "test_accuracy": test_accuracy,
+        }
+
+        def noisy(th: Tensor) -> dict[str, float]:
+            loss, accuracy = on(test, th)
+            return {"test_accuracy": accuracy, "test_loss": loss}
+
+        out.update(self.parameter_noise(theta, noisy))
+        if self.test_noise > 0:  # Gaussian noise on the test inputs
+            gen = torch.Generator().manual_seed(self.seed)
+            noise = torch.randn(test.X.shape, generator=gen, dtype=torch.float64).to(test.X) * self.test_noise
+            out["test_accuracy_noisy"] = on(test, theta, test.X + noise)[1]
+        return out
+
+    # -- spaces ----------------------------------------------------------------------------
 
     def check_space(self, names: list[str]) -> None:
-        unknown = [n for n in names if n not in HYPERPARAMETERS]
+        known = (*HYPERPARAMETERS, *SGD_ONLY)
+        unknown = [n for n in names if n not in known]
         if unknown:
+            raise ConfigError(f"space.params.{unknown[0]}", unknown[0], f"task {self.name} tunes {', '.join(known)}")
+        sgd_only = [n for n in names if n in SGD_ONLY]
+        blackbox = [n for n in names if n not in KINDS]
+        if sgd_only and blackbox:
             raise ConfigError(
-                f"space.params.{unknown[0]}", unknown[0], f"task {self.name} tunes {', '.join(HYPERPARAMETERS)}"
+                f"space.params.{sgd_only[0]}",
+                sgd_only[0],
+                f"belongs to the inner SGD training of differentiable spaces; it cannot be tuned together with "
+                f"{blackbox[0]!r} (a torch.optim knob)",
             )
+
+    def objective_for(self, names: Sequence[str]) -> tuple[str, str]:
+        return ("val_loss", "minimize") if is_gradient_space(names) else (self.metric, self.direction)
+
+    def check_hypergradient(self, request: HypergradRequest, names: list[str]) -> None:
+        blackbox = [n for n in names if n not in KINDS]
+        if blackbox:
+            raise ConfigError(
+                f"space.params.{blackbox[0]}",
+                blackbox[0],
+                f"gradient strategies on task {self.name} tune only {', '.join(KINDS)} "
+                f"(e.g. space={self.name}_per_layer, the default for gradient strategies)",
+            )
+        super().check_hypergradient(request, names)
 
     def _check(self, hp: Mapping[str, Any], prefix: str) -> None:
         one_of(hp["optimizer"], f"{prefix}.optimizer", OPTIMIZERS)
@@ -224,70 +243,38 @@ class MLPTask(Task):
         self.check_space(list(params))
         hp = {**self.defaults, **params}
         if "log_precision" in params:
-            hp["weight_decay"] = math.exp(params["log_precision"]) / len(self.splits().y_train)
+            hp["weight_decay"] = float(np.exp(params["log_precision"])) / len(self.splits()[0].y)
         return hp
+
+    # -- evaluation ------------------------------------------------------------------------
 
     def evaluate(
         self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
     ) -> Evaluation:
+        if request is not None or is_gradient_space(list(params)):
+            return super().evaluate(params, budget, request)
         hp = self.hyperparameters(params)
         epochs = max(1, round(budget)) if budget is not None else int(hp["epochs"])
         key = json.dumps({k: v for k, v in params.items() if k != "epochs"}, sort_keys=True)
-        state = self._checkpoint(key, hp, epochs)
+        sizes = self.sizes(hp["hidden"], hp["layers"])
+        state = self._checkpoint(key, hp, sizes, epochs)
         done = state.epochs
-        data = self.splits()
-        steps = 0
-        for _ in range(epochs - done):
-            order = torch.randperm(len(data.y_train), generator=state.generator).to(self.device)
-            for rows in order.split(int(hp["batch_size"])):
-                loss = train_step(
-                    state.weights, state.optimizer, hp, data.X_train[rows], data.y_train[rows], state.generator
-                )
-                steps += 1
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"the training loss became {loss} at epoch {state.epochs + 1}")
-            state.epochs += 1
-        metrics = self.scores(state.weights, hp)
-        metrics["epochs"] = epochs
+        steps = train_epochs(state, sizes, hp, self.splits()[0], epochs)
+        metrics: dict[str, float] = {**self.scores(state.theta.detach(), sizes, hp["activation"]), "epochs": epochs}
         return Evaluation(metrics["val_accuracy"], metrics, {"epochs": epochs - done, "inner_steps": steps})
 
-    def _checkpoint(self, key: str, hp: Mapping[str, Any], epochs: int) -> Checkpoint:
+    def _checkpoint(self, key: str, hp: Mapping[str, Any], sizes: list[int], epochs: int) -> Checkpoint:
         old = self._checkpoints.get(key) if self.reuse else None
         if old is not None and old.epochs <= epochs:
             self._checkpoints.move_to_end(key)
             return old
-        data = self.splits()
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(key.encode()))
-        sizes = [data.X_train.shape[1], *[int(hp["hidden"])] * int(hp["layers"]), int(data.y_train.max()) + 1]
-        weights = init_weights(sizes, gen, self.dtype, self.device)
-        opt = make_optimizer(
-            hp["optimizer"], weights, float(hp["lr"]), float(hp["momentum"]), float(hp["weight_decay"])
-        )
-        state = Checkpoint(weights, opt, gen, 0)
+        state = start(initial_theta(sizes, self.seed, self.dtype, self.device), hp, gen)
         if self.reuse:
             self._checkpoints[key] = state
             while len(self._checkpoints) > MAX_CHECKPOINTS:
                 self._checkpoints.popitem(last=False)
         return state
-
-    @torch.no_grad()
-    def scores(self, weights: Weights, hp: Mapping[str, Any]) -> dict[str, float]:
-        data = self.splits()
-
-        def accuracy(logits: Tensor, y: Tensor) -> float:
-            return float((logits.argmax(1) == y).double().mean())
-
-        val_logits = forward(weights, data.X_val, hp["activation"])
-        out = {
-            "val_loss": float(F.cross_entropy(val_logits, data.y_val)),
-            "val_accuracy": accuracy(val_logits, data.y_val),
-            "test_accuracy": accuracy(forward(weights, data.X_test, hp["activation"]), data.y_test),
-        }
-        if self.test_noise > 0:  # robustness: Gaussian noise on the test inputs
-            gen = torch.Generator().manual_seed(self.seed)
-            noise = torch.randn(data.X_test.shape, generator=gen, dtype=self.dtype).to(self.device) * self.test_noise
-            out["test_accuracy_noisy"] = accuracy(forward(weights, data.X_test + noise, hp["activation"]), data.y_test)
-        return out
 
 
 class MnistTask(MLPTask):

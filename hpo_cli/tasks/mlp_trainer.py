@@ -1,0 +1,71 @@
+"""Black-box training of the MLP's flat parameter vector with ``torch.optim``.
+
+The optimizer families of the lecture (sgd, momentum, nesterov, adagrad, rmsprop, adam), weight
+decay, minibatches and dropout, for strategies that only see the validation score. The network
+is :func:`hpo_cli.tasks.mlp_model.mlp_logits` over one flat θ, the same function the
+hypergradient methods differentiate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hpo_cli.tasks.bilevel_models import Split
+from hpo_cli.tasks.mlp_model import mlp_logits
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+
+def make_optimizer(name: str, theta: Tensor, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name in ("sgd", "momentum", "nesterov"):
+        mu = 0.0 if name == "sgd" else momentum
+        return torch.optim.SGD([theta], lr=lr, momentum=mu, nesterov=name == "nesterov", weight_decay=weight_decay)
+    cls = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}[name]
+    return cls([theta], lr=lr, weight_decay=weight_decay)
+
+
+@dataclass
+class Checkpoint:
+    """A training in progress: θ (a leaf tensor), its optimizer, the random stream, epochs done."""
+
+    theta: Tensor
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    epochs: int
+
+
+def start(theta0: Tensor, hp: Mapping[str, Any], generator: torch.Generator) -> Checkpoint:
+    theta = theta0.detach().clone().requires_grad_(True)
+    opt = make_optimizer(hp["optimizer"], theta, float(hp["lr"]), float(hp["momentum"]), float(hp["weight_decay"]))
+    return Checkpoint(theta, opt, generator, 0)
+
+
+def train_step(state: Checkpoint, sizes: Sequence[int], hp: Mapping[str, Any], x: Tensor, y: Tensor) -> float:
+    """One minibatch step; returns the batch loss."""
+    state.optimizer.zero_grad(set_to_none=True)
+    logits = mlp_logits(state.theta, x, sizes, hp["activation"], hp["dropout"], state.generator)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    state.optimizer.step()
+    return float(loss.detach())
+
+
+def train_epochs(state: Checkpoint, sizes: Sequence[int], hp: Mapping[str, Any], train: Split, epochs: int) -> int:
+    """Train until ``state.epochs == epochs``; returns the number of minibatch steps taken."""
+    steps = 0
+    while state.epochs < epochs:
+        order = torch.randperm(len(train.y), generator=state.generator).to(train.X.device)
+        for rows in order.split(int(hp["batch_size"])):
+            loss = train_step(state, sizes, hp, train.X[rows], train.y[rows])
+            steps += 1
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"the training loss became {loss} at epoch {state.epochs + 1}")
+        state.epochs += 1
+    return steps
