@@ -34,6 +34,14 @@ SPACE_TASK = {
     "hypercleaning": "softmax",
     "ridge_log_precision": "ridge",
     "ridge_per_feature": "ridge",
+    "polynomial_gradient": "polynomial",
+    "ridge_gradient": "ridge",
+    "softmax_gradient": "softmax",
+    "digits_gradient": "digits",
+    "mnist_gradient": "mnist",
+    "mnist_per_layer": "digits",
+    "mnist_per_param": "digits",
+    "mnist_lr_schedule": "digits",
 }
 
 
@@ -43,7 +51,7 @@ def options(group: str) -> list[str]:
 
 
 # Spaces that only stand in for the user's own (task=function, task=bilevel).
-PLACEHOLDERS = ("function", "bilevel")
+PLACEHOLDERS = ("function", "bilevel", "bilevel_gradient")
 CASES = [(g, o) for g in ("task", "space", "strategy") for o in options(g) if not (g == "space" and o in PLACEHOLDERS)]
 
 

@@ -163,10 +163,14 @@ def test_gradcheck_command_passes_fails_and_refuses(hpo: Hpo) -> None:
     [
         (
             ["strategy=hoag", "task=lasso"],
+            "task='lasso': has no default space for gradient strategies",
+        ),
+        (
+            ["strategy=hoag", "task=lasso", "space=lasso"],
             "task='lasso': strategy 'implicit' needs a differentiable task",
         ),
         (
-            ["strategy=hoag", "task=ridge"],
+            ["strategy=hoag", "task=ridge", "space=ridge"],
             "space.params.alpha='alpha': gradient strategies on ridge tune log_precision",
         ),
         (
@@ -174,7 +178,7 @@ def test_gradcheck_command_passes_fails_and_refuses(hpo: Hpo) -> None:
             "task.convention='torch': rmad_exact needs task.convention=maclaurin",
         ),
         (
-            ["strategy=rmad", "task=linear"],
+            ["strategy=rmad", "task=linear", "space=linear"],
             "space.params.model=('ridge', 'lasso'): is a categorical parameter: gradient strategies tune",
         ),
         (

@@ -40,7 +40,7 @@ def test_noise_robustness_metric_and_prior_precision() -> None:
     task = DigitsTask(seed=0, test_noise=0.5)
     ev = task.evaluate({"log_precision": 2.0}, 5)
     assert ev.metrics["test_accuracy_noisy"] < ev.metrics["test_accuracy"]
-    n_train = len(task.splits().y_train)
+    n_train = len(task.splits()[0].y)
     assert n_train == 1797 - 2 * 359
     assert task.hyperparameters({"log_precision": 2.0})["weight_decay"] == pytest.approx(7.389056 / n_train, rel=1e-6)
 

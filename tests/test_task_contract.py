@@ -69,9 +69,9 @@ def test_dimensions_are_answered_without_training(case: TaskCase, monkeypatch: p
     import sklearn.linear_model
 
     import hpo_cli.hypergrad.problem
-    import hpo_cli.tasks.mlp
+    import hpo_cli.tasks.mlp_trainer
 
-    monkeypatch.setattr(hpo_cli.tasks.mlp, "train_step", no_training)
+    monkeypatch.setattr(hpo_cli.tasks.mlp_trainer, "train_step", no_training)
     monkeypatch.setattr(hpo_cli.hypergrad.problem.BilevelProblem, "step", no_training)
     for model in (sklearn.linear_model.Ridge, sklearn.linear_model.Lasso):
         monkeypatch.setattr(model, "fit", no_training)

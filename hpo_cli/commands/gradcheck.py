@@ -57,7 +57,7 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
         raise ConfigError(
             "task",
             task.name,
-            "gradcheck needs a differentiable task (polynomial, ridge, softmax, bilevel)",
+            "gradcheck needs a differentiable task (polynomial, ridge, softmax, digits, mnist, bilevel)",
         )
     params = _point(space, str(options["point"]), int(_positive(options, "seed_point", int, zero=True) or 0))
     task.check_hypergradient(request, space.names)
@@ -71,6 +71,9 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
     passed = error <= tolerance
     verdict = "PASS" if passed else "FAIL"
     note = " (drmad is an approximation: expect it to fail)" if method == "drmad" else ""
+    kinks = task.kinks()
+    if kinks is not None and not passed:
+        note += f" ({kinks})"
     print(
         f"{verdict}: relative error {error:.3e} {'<=' if passed else '>'} {tolerance:g} "
         f"(method={method}, task={task.name}, {len(h)} hyperparameters, {settings.dtype}){note}"

@@ -19,16 +19,23 @@ if TYPE_CHECKING:  # torch is imported by the methods themselves: this package i
 def compute(name: str, problem: BilevelProblem, h: Tensor, **options: Any) -> Hypergradient:
     """The hypergradient of ``problem`` at ``h`` by method ``name`` (see :mod:`.registry`).
 
-    Options: reverse ``truncate``; rmad_exact ``fraction_bits``; drmad ``skip``, ``stride``;
+    Options: reverse ``truncate``, ``tape`` (recompute by default here; requests default to
+    auto), ``memory_mb``; rmad_exact ``fraction_bits``; drmad ``skip``, ``stride``;
     implicit ``inner_tol``, ``cg_rtol``, ``theta_init``, ``q0`` (it first solves the inner
     problem to ``inner_tol`` with L-BFGS, warm-started from ``theta_init``).
     """
     if method(name).online:
         raise ValueError(f"{name} carries state between calls: use hpo_cli.hypergrad.carried.online_step")
     if name == "reverse":
-        from hpo_cli.hypergrad.unrolled import reverse
+        from hpo_cli.hypergrad.unrolled import reverse_auto
 
-        return reverse(problem, h, truncate=options.get("truncate"))
+        return reverse_auto(
+            problem,
+            h,
+            truncate=options.get("truncate"),
+            tape=options.get("tape", "recompute"),
+            memory_mb=options.get("memory_mb", 1024.0),
+        )
     if name == "forward":
         from hpo_cli.hypergrad.unrolled import forward
 

@@ -153,10 +153,15 @@ class BilevelProblem:
         lr = torch.exp(self.tensors.at_step(hp["log_lr"], t, self.n_steps)) if "log_lr" in hp else self.optimizer.lr
         return lr, hp.get("momentum", self.optimizer.momentum)
 
-    def step(self, theta: Tensor, velocity: Tensor, h: Tensor, t: int) -> tuple[Tensor, Tensor]:
-        """One inner optimizer step: (θ_t, v_t) -> (θ_{t+1}, v_{t+1}); pure, differentiable."""
+    def step(self, theta: Tensor, velocity: Tensor, h: Tensor, t: int, graph: bool = False) -> tuple[Tensor, Tensor]:
+        """One inner optimizer step: (θ_t, v_t) -> (θ_{t+1}, v_{t+1}); pure, differentiable by
+        torch.func; ``graph``: the inner gradient by torch.autograd with ``create_graph``, so
+        that plain autograd (and its saved-tensor hooks) sees the whole step (θ must require grad)."""
         hp = self.layout.unflatten(h)
-        g = torch.func.grad(self.inner_loss)(theta, hp, t)
+        if graph:
+            (g,) = torch.autograd.grad(self.inner_loss(theta, hp, t), theta, create_graph=True)
+        else:
+            g = torch.func.grad(self.inner_loss)(theta, hp, t)
         lr, mu = self.rates(hp, t)
         if self.optimizer.convention == "torch":
             velocity = mu * velocity + g

@@ -58,11 +58,18 @@ def _decode(d: Mapping[str, Any]) -> np.ndarray:
     return np.frombuffer(base64.b64decode(d["b64"]), dtype=dtype).reshape(d["shape"]).astype(dtype.newbyteorder("="))
 
 
+TAPES = ("auto", "recompute", "graph")
+
+
 @dataclass(frozen=True)
 class HypergradRequest:
     """A hypergradient of ``method`` (a name in :mod:`hpo_cli.hypergrad.registry`) with its options:
 
     * ``truncate`` (reverse): differentiate through the last K steps only;
+    * ``tape`` (reverse): ``recompute`` (store θ_t, v_t; recompute each step's linearization on
+      the way back: least memory), ``graph`` (keep autograd's graph of the whole unroll, as
+      higher and torchopt do: fastest), ``auto`` (graph when its estimated size fits
+      ``memory_mb``, else recompute);
     * ``skip``, ``stride`` (drmad): skip the first fraction of the line, sample every n-th step;
     * ``fraction_bits`` (rmad_exact): the fixed-point precision;
     * ``tol`` (implicit): inner and CG tolerance; ``warm_start``: start from the previous solution;
@@ -73,6 +80,8 @@ class HypergradRequest:
 
     method: str
     truncate: int | None = None
+    tape: str = "auto"
+    memory_mb: float = 1024.0
     skip: float = 0.0
     stride: int = 1
     fraction_bits: int = 44
@@ -125,6 +134,10 @@ def _check_options(r: HypergradRequest) -> None:
     key = "strategy.options"
     if r.truncate is not None and (not is_int(r.truncate) or r.truncate < 1):
         raise ConfigError(f"{key}.truncate", r.truncate, "must be a positive integer or null")
+    if r.tape not in TAPES:
+        raise ConfigError(f"{key}.tape", r.tape, f"must be one of {', '.join(TAPES)}")
+    if not is_number(r.memory_mb) or not r.memory_mb > 0:
+        raise ConfigError(f"{key}.memory_mb", r.memory_mb, "must be a positive number of megabytes")
     if not is_number(r.skip) or not 0.0 <= r.skip < 1.0:
         raise ConfigError(f"{key}.skip", r.skip, "must be a fraction in [0, 1)")
     for name in ("stride", "steps", "fraction_bits"):

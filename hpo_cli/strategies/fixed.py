@@ -34,10 +34,13 @@ class FixedStrategy(Strategy):
                 raise ConfigError("strategy.params_file", params_file, "no such file")
             params = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(params, Mapping) or not space.contains(dict(params)):
+            hint = ""
+            if isinstance(params, Mapping) and set(params) != set(space.names):
+                hint = ": name the space they come from with space=NAME (a best.yaml's header has the full command)"
             raise ConfigError(
                 "strategy.params",
-                params,
-                f"not a valid point of the space ({', '.join(space.names)})",
+                _short(params),
+                f"not a valid point of the space ({', '.join(space.names)}){hint}",
             )
         self.params = dict(params)
         self._asked = False
@@ -60,3 +63,10 @@ class FixedStrategy(Strategy):
 
     def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
         self._asked = bool(extra["asked"])
+
+
+def _short(params: object) -> object:
+    """The parameters for an error line: long vectors abbreviated."""
+    if not isinstance(params, Mapping):
+        return params
+    return {k: f"[{len(v)} values]" if isinstance(v, list) and len(v) > 4 else v for k, v in params.items()}

@@ -39,6 +39,10 @@ class BilevelTask(Task):
     def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
         """A black-box strategy's evaluation of h (no hypergradient)."""
 
+    def kinks(self) -> str | None:
+        """Why the criterion is not smooth in h (finite differences may cross kinks), or None."""
+        return None
+
     def test_metrics(self, theta: Tensor) -> dict[str, float]:
         """Metrics of trained parameters θ (p,) on held-out data; none by default."""
         return {}
@@ -84,5 +88,11 @@ class BilevelTask(Task):
             return online_step(problem, h, request)
         if spec.warm:
             return implicit_step(problem, h, request)
-        options = {"truncate": request.truncate, "skip": request.skip, "stride": request.stride}
+        options = {
+            "truncate": request.truncate,
+            "tape": request.tape,
+            "memory_mb": request.memory_mb,
+            "skip": request.skip,
+            "stride": request.stride,
+        }
         return compute(request.method, problem, h, fraction_bits=request.fraction_bits, **options), None

@@ -41,7 +41,7 @@ from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.base import split_indices
 from hpo_cli.tasks.bilevel_models import KINDS, Split, split_of
 from hpo_cli.tasks.differentiable import DifferentiableTask
-from hpo_cli.tasks.mlp_model import ACTIVATIONS, MLPModel, initial_theta, layer_sizes, mlp_logits
+from hpo_cli.tasks.mlp_model import ACTIVATIONS, SMOOTH, MLPModel, initial_theta, layer_sizes, mlp_logits
 from hpo_cli.tasks.mlp_trainer import OPTIMIZERS, Checkpoint, start, train_epochs
 from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of, positive_int
@@ -165,6 +165,12 @@ class MLPTask(DifferentiableTask):
     def dimensions(self) -> dict[str, int]:
         dims = super().dimensions()
         return {**dims, "n_schedule": self.lr_stages * dims["n_tensors"]}
+
+    def kinks(self) -> str | None:
+        activation = self.defaults["activation"]
+        if activation in SMOOTH:
+            return None
+        return f"task.activation={activation} has kinks; check with a smooth one ({', '.join(SMOOTH)})"
 
     def test_metrics(self, theta: Tensor) -> dict[str, float]:
         return self.scores(theta, self.model().sizes, self.defaults["activation"])

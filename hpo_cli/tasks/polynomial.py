@@ -114,7 +114,11 @@ class PolynomialTask(DifferentiableTask):
             "train_mse": mse(self.y_train, self.X_train @ coef),
             "test_mse": test_mse,
             "test_rmse": float(np.sqrt(test_mse)),
+            **self.parameter_noise(theta.detach().cpu().double(), self._test_rmse),
         }
+
+    def _test_rmse(self, theta: Tensor) -> dict[str, float]:
+        return {"test_rmse": float(np.sqrt(mse(self.y_test, self.X_test @ theta.numpy())))}
 
     def precisions(self, params: Mapping[str, Any]) -> np.ndarray:
         """exp(log_precision), broadcast to shape (n_coefficients,)."""
