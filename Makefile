@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,11 +45,15 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	@touch $@
 
-bench: $(STAMP) bench-blackbox ## Benchmarks: HOAG vs random, trade-offs, Hyperband vs random, black-box vs Optuna (benchmarks/results/)
+bench: $(STAMP) bench-blackbox bench-peers bench-nn ## Benchmarks: HOAG vs random, trade-offs, Hyperband vs random, black-box vs Optuna, hypergradients vs higher/torchopt, MLP (benchmarks/results/)
 	$(BIN)/python benchmarks/hoag_vs_random.py
 	$(BIN)/python benchmarks/tradeoffs.py
 	$(BIN)/python benchmarks/hyperband_vs_random.py
 	$(BIN)/python benchmarks/gp_bo_scaling.py
+
+bench-peers: $(BENCH_STAMP) ## hpo's reverse and implicit hypergradients vs higher's and torchopt's, one process (~1 min)
+	$(BIN)/python benchmarks/hypergrad_vs_peers.py
+	$(BIN)/python benchmarks/hoag_overhead.py
 
 bench-blackbox: $(BENCH_STAMP) ## Our random/sobol/gp_bo/evolution/cmaes vs Optuna's samplers on branin, hartmann6 (~2 min)
 	$(BIN)/python benchmarks/blackbox_vs_optuna.py

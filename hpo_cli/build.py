@@ -19,7 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.loop import Budget
@@ -67,7 +69,7 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     settings = read_settings(cfg)
     settings = dataclasses.replace(settings, device=resolve_device(settings.device))
     task = build_task(cfg.task, settings)
-    space = build_space(cfg.space, task)
+    space = space_of_params_file(cfg.strategy, build_space(cfg.space, task), task)
     strategy = build_strategy(cfg.strategy, space, settings, task.fidelity)
     strategy.check_task(task)
     metric, direction = task.objective_for(space.names)
@@ -106,6 +108,31 @@ def build_space(space_cfg: DictConfig, task: Task) -> SearchSpace:
     space = parse_space(raw.get("params"), task.dimensions())
     task.check_space(space.names)
     return space
+
+
+def space_of_params_file(strategy_cfg: DictConfig, space: SearchSpace, task: Task) -> SearchSpace:
+    """``strategy=fixed strategy.params_file=RUN/best.yaml`` re-evaluates a run's best point: when
+    the point is not in the configured space (the task's default) but RUN's own space holds it
+    (``RUN/.hydra/config.yaml``), that space is the study's, so the value means the same thing."""
+    params_file = (
+        strategy_cfg.get("params_file") if str(strategy_cfg.get("_target_", "")).endswith(".FixedStrategy") else None
+    )
+    if not params_file:
+        return space
+    path = Path(str(params_file)).expanduser()
+    run_config = path.parent / ".hydra" / "config.yaml"
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(params, dict) or space.contains(params) or not run_config.is_file():
+            return space
+        run_cfg = OmegaConf.load(run_config)
+    except (OSError, yaml.YAMLError, OmegaConfBaseException):
+        return space  # the strategy reports a missing or bad file itself
+    run_space = run_cfg.get("space") if isinstance(run_cfg, DictConfig) else None
+    if not isinstance(run_space, DictConfig):
+        return space
+    candidate = build_space(run_space, task)
+    return candidate if candidate.contains(params) else space
 
 
 def build_strategy(

@@ -42,6 +42,7 @@ SPACE_TASK = {
     "mnist_per_layer": "digits",
     "mnist_per_param": "digits",
     "mnist_lr_schedule": "digits",
+    "mnist_shared": "digits",
 }
 
 

@@ -181,7 +181,7 @@ def test_gradient_strategies_default_to_per_layer_precisions_on_the_mlps(strateg
     for task in ("mnist", "digits"):
         cfg = compose_config([f"strategy={strategy}", f"task={task}"])
         assert dict(cfg.space.params) == {
-            "log_precision": {"type": "float", "low": -5.0, "high": 11.0, "size": "n_tensors"}
+            "log_precision": {"type": "float", "low": -5.0, "high": 9.0, "size": "n_tensors"}
         }
     named = compose_config([f"strategy={strategy}", "task=digits", "space=mnist_lr_schedule"])
     assert set(named.space.params) == {"log_lr", "log_precision"} and named.task.lr_stages == 4
@@ -218,16 +218,19 @@ def test_a_gradient_result_re_evaluated_by_strategy_fixed_gives_the_same_value(h
     assert "test_accuracy_pnoise_0.01" in row["metrics"]
     params = yaml.safe_load((run / "best.yaml").read_text())
     assert params["log_precision"] == row["params"]["log_precision"]
-    refused = hpo("run", "strategy=fixed", f"strategy.params_file={run / 'best.yaml'}", *common)
-    assert refused.returncode == 2 and "name the space they come from with space=NAME" in refused.output
     header = (run / "best.yaml").read_text().splitlines()[2]
     assert "space=digits_gradient" in header
-    fixed_args = ["strategy=fixed", "space=digits_gradient", f"strategy.params_file={run / 'best.yaml'}"]
-    res = hpo("run", *fixed_args, "n_trials=1", *common)
+    # the command: no space named; the space of the run that wrote best.yaml is used
+    res = hpo("run", "strategy=fixed", f"strategy.params_file={run / 'best.yaml'}", "n_trials=1", *common)
     assert res.returncode == 0, res.output
     fixed = read_trials(run_dirs(tmp_path)[1])[0]
     assert fixed["value"] == row["value"]
     assert fixed["metrics"]["test_accuracy"] == row["metrics"]["test_accuracy"]
+    assert read_summary(run_dirs(tmp_path)[1])["metric"] == "val_loss"
+    elsewhere = tmp_path / "best.yaml"  # outside its run directory: the space must be named
+    elsewhere.write_text((run / "best.yaml").read_text())
+    refused = hpo("run", "strategy=fixed", f"strategy.params_file={elsewhere}", *common)
+    assert refused.returncode == 2 and "name the space they come from with space=NAME" in refused.output
 
 
 def test_gradcheck_on_a_small_mlp(hpo: Hpo) -> None:

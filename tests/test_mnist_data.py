@@ -68,8 +68,8 @@ def test_the_bundled_subset_is_used_without_a_folder() -> None:
 def test_mnist_task_trains_on_the_users_files_with_their_test_set(tmp_path: Path) -> None:
     fake_mnist(tmp_path / "MNIST" / "raw", n_train=300, n_test=100)
     task = MnistTask(data_dir=str(tmp_path), seed=0, val_fraction=0.2)
-    splits = task.splits()
-    assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (240, 60, 100)
+    train, val, test = task.splits()
+    assert (len(train.y), len(val.y), len(test.y)) == (240, 60, 100)
     ev = task.evaluate({"lr": 0.01}, budget=5)
     assert ev.metrics["test_accuracy"] > 0.9  # the planted pattern is easy
 

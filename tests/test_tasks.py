@@ -21,7 +21,7 @@ from hpo_cli.tasks.polynomial import PolynomialTask
 def test_polynomial_data_follow_the_published_protocol() -> None:
     task = PolynomialTask(seed=0, standardize=False)
     assert task.n_coefficients == 12
-    assert task.dimensions() == {"n_coefficients": 12, "n_params": 12, "n_train": 30}
+    assert task.dimensions() == {"n_coefficients": 12, "n_params": 12, "n_train": 30, "n_tensors": 1}
     assert len(task.y_train) + len(task.y_val) == 40 and len(task.y_val) == 10
     x = task.X_train[:, 1]
     np.testing.assert_allclose(task.X_train[:, 9], x**9)

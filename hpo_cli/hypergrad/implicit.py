@@ -34,6 +34,7 @@ from hpo_cli.hypergrad.problem import (
 )
 
 MAX_DAMPING_TRIES = 8
+DENSE_NEWTON_MAX = 200  # parameters: up to this many, inner solves use the dense Hessian
 
 
 class NegativeCurvature(ValueError):
@@ -145,16 +146,21 @@ def solve_inner(
 ) -> InnerSolution:
     """Minimize the full training loss over θ until ‖∇θL‖∞ ≤ tol, warm-started at theta_init.
 
-    L-BFGS does the bulk; when it stalls short of ``tol`` (it does near round-off), Newton
-    steps with CG on Hessian-vector products finish the job. ``iterations`` counts both.
+    Small problems (≤ DENSE_NEWTON_MAX parameters) take Newton steps with the exact Hessian
+    (one Cholesky factorization each, backtracking on the loss) while it is positive definite;
+    otherwise L-BFGS does the bulk. When either stalls short of ``tol`` (near round-off), Newton
+    steps with CG on Hessian-vector products finish the job. ``iterations`` counts them all.
     """
     h = h.detach()
     max_iter = problem.solve_iterations if max_iter is None else max_iter
     gradient = grad(problem.full_inner_loss)
     theta = theta_init.detach().clone()
     iterations = 0
+    if theta.numel() <= DENSE_NEWTON_MAX:
+        theta, iterations = _dense_newton(problem, h, theta, tol, max_iter)
     if float(gradient(theta, h).abs().max()) > tol:
-        theta, iterations = _lbfgs(problem, h, theta, tol, max_iter)
+        theta, more = _lbfgs(problem, h, theta, tol, max_iter)
+        iterations += more
     g = gradient(theta, h)
     for _ in range(newton_steps):
         if float(g.abs().max()) <= tol:
@@ -168,6 +174,34 @@ def solve_inner(
         g = gradient(theta, h)
         iterations += 1
     return InnerSolution(theta, iterations, float(g.abs().max()))
+
+
+def _dense_newton(problem: BilevelProblem, h: Tensor, theta: Tensor, tol: float, max_iter: int) -> tuple[Tensor, int]:
+    """Damped Newton with the dense Hessian; stops at ``tol``, at an indefinite Hessian, or when
+    the loss no longer decreases (round-off). Returns (θ, iterations)."""
+
+    def loss(th: Tensor) -> Tensor:
+        return problem.full_inner_loss(th, h)
+
+    gradient, hessian = grad(loss), torch.func.hessian(loss)
+    for k in range(max_iter):
+        g = gradient(theta)
+        if float(g.abs().max()) <= tol:
+            return theta, k
+        factor, info = torch.linalg.cholesky_ex(hessian(theta))
+        if int(info) != 0:
+            return theta, k  # not positive definite here: L-BFGS takes over
+        step = torch.cholesky_solve(g.unsqueeze(1), factor).squeeze(1)
+        f0, slope, t = float(loss(theta)), float(g @ step), 1.0
+        while t >= 1e-8:
+            candidate = theta - t * step
+            if float(loss(candidate)) <= f0 - 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            return theta, k  # no decrease left to find: round-off
+        theta = candidate
+    return theta, max_iter
 
 
 def _lbfgs(problem: BilevelProblem, h: Tensor, theta: Tensor, tol: float, max_iter: int) -> tuple[Tensor, int]:
