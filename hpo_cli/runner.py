@@ -22,7 +22,7 @@ from hpo_cli.loop import StudyLoop
 from hpo_cli.report.console import print_summary
 from hpo_cli.report.progress import make_progress
 from hpo_cli.store import CONFIG_DIR, STRATEGY_STATE, SUMMARY, RunStore, best_trial
-from hpo_cli.strategies.base import Strategy
+from hpo_cli.strategies.base import Strategy, fill_history
 from hpo_cli.trial import TrialRecord
 
 log = logging.getLogger("hpo_cli")
@@ -154,7 +154,7 @@ def _prior_state(store: RunStore, study: Study, resume: bool) -> tuple[list[Tria
             f"the run already holds {len(previous)} trials: ask for as many or more",
         )
     summary = store.read_json(SUMMARY) or {}
-    told = _restore_checkpoint(store, study.strategy, previous)
+    told = _restore_checkpoint(store, study.strategy, previous, study.direction)
     log.info(
         "resuming: %d trials recorded, %d restored from the checkpoint, %d to replay",
         *(len(previous), told, len(previous) - told),
@@ -162,20 +162,25 @@ def _prior_state(store: RunStore, study: Study, resume: bool) -> tuple[list[Tria
     return previous, told, float(summary.get("wall_seconds") or 0.0), int(summary.get("sessions") or 0) + 1
 
 
-def _restore_checkpoint(store: RunStore, strategy: Strategy, previous: list[TrialRecord]) -> int:
+def _restore_checkpoint(store: RunStore, strategy: Strategy, previous: list[TrialRecord], direction: str) -> int:
     """Load the checkpoint into ``strategy`` when it is intact and agrees with the recorded
-    trials (the same parameters, trial by trial); the number of trials it covers, else 0."""
+    trials (the same parameters, trial by trial; entries left to trials.jsonl are filled from
+    it); the number of trials it covers, else 0."""
     checkpoint = store.read_checkpoint()
     if checkpoint is None:
         return 0
     told, state = checkpoint
-    by_trial = {r.trial: r.params for r in previous}
-    history = [h.get("suggestion", {}).get("params") for h in state.get("history") or []]
-    if not 0 < told <= len(previous) or any(by_trial.get(i) != params for i, params in enumerate(history[:told])):
+    records = {r.trial: r for r in previous}
+    entries = (state.get("history") or [])[:told]
+    matches = all(
+        i in records and (h.get("in_trials_file") or records[i].params == h.get("suggestion", {}).get("params"))
+        for i, h in enumerate(entries)
+    )
+    if not 0 < told <= len(previous) or not matches:
         log.warning("%s does not match the recorded trials; replaying them instead", STRATEGY_STATE)
         return 0
     try:
-        strategy.load_state_dict(state)
+        strategy.load_state_dict(fill_history(state, records, strategy.space, 1.0 if direction == "minimize" else -1.0))
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring the strategy checkpoint (%s); replaying all trials", exc)
         return 0

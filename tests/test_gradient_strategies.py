@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -201,6 +202,23 @@ def test_a_resumed_gradient_run_continues_the_same_descent(hpo: Hpo, tmp_path: P
     straight = run_dirs(tmp_path)[1]
     assert [t["params"] for t in read_trials(run)] == [t["params"] for t in read_trials(straight)]
     assert torch.tensor(read_trials(run)[-1]["gradient"]).shape == (12,)
+
+
+@pytest.mark.parametrize("strategy", ["rmad", "hoag"])
+def test_a_big_space_leaves_its_history_to_the_trials_file_and_resumes_exactly(
+    hpo: Hpo, tmp_path: Path, strategy: str
+) -> None:
+    args = [f"strategy={strategy}", "task=softmax", "space=softmax_per_param", "task.inner_steps=20"]
+    assert hpo("run", *args, "n_trials=3").returncode == 0
+    run = run_dirs(tmp_path)[0]
+    state = json.loads((run / "strategy_state.json").read_text())["state"]
+    assert all(h["in_trials_file"] and h["suggestion"]["params"] is None for h in state["history"])
+    resumed = hpo("resume", str(run), "n_trials=6")
+    assert resumed.returncode == 0 and "replaying" not in resumed.output, resumed.output
+    assert hpo("run", *args, "n_trials=6").returncode == 0
+    straight = run_dirs(tmp_path)[1]
+    assert [t["value"] for t in read_trials(run)] == [t["value"] for t in read_trials(straight)]
+    assert [t["params"] for t in read_trials(run)] == [t["params"] for t in read_trials(straight)]
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -25,16 +25,25 @@ TRIALS_CSV = "trials.csv"
 BASE_COLUMNS = ("trial", "state", "value", "budget", "seconds", "error")
 
 
+CSV_VECTOR_LIMIT = 64  # longer vectors (a per-weight space) are summarized: trials.jsonl has them whole
+
+
 def flat_row(record: TrialRecord) -> dict[str, Any]:
-    """One trial as a flat row: params.NAME (vectors as params.NAME[i]), metrics.NAME, cost.NAME."""
+    """One trial as a flat row: params.NAME (vectors as params.NAME[i], or, beyond
+    CSV_VECTOR_LIMIT entries, params.NAME.min/.mean/.max), metrics.NAME, cost.NAME."""
     row: dict[str, Any] = {k: getattr(record, k) for k in BASE_COLUMNS}
     for prefix, values in (("params", record.params), ("metrics", record.metrics), ("cost", record.cost)):
         for name, value in values.items():
-            if isinstance(value, list):
+            if isinstance(value, list) and len(value) > CSV_VECTOR_LIMIT:
+                row.update({f"{prefix}.{name}.{k}": float(f(value)) for k, f in SUMMARIES.items()})
+            elif isinstance(value, list):
                 row.update({f"{prefix}.{name}[{i}]": v for i, v in enumerate(value)})
             else:
                 row[f"{prefix}.{name}"] = value
     return row
+
+
+SUMMARIES = {"min": np.min, "mean": np.mean, "max": np.max}
 
 
 def write_trials_csv(records: Sequence[TrialRecord], path: Path) -> None:

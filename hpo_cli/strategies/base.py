@@ -16,7 +16,7 @@ import numpy as np
 
 from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.space import ParamValue, SearchSpace
-from hpo_cli.trial import Observation, Suggestion, TrialState
+from hpo_cli.trial import Observation, Suggestion, TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from hpo_cli.tasks.base import Task
@@ -87,7 +87,7 @@ class Strategy(ABC):
             "rng": self.rng.bit_generator.state,
             "next_key": self._next_key,
             "pending": [s.to_dict() for s in self.pending.values()],
-            "history": [_without_inner_state(o).to_dict() for o in self.history],
+            "history": [self._history_entry(o) for o in self.history],
             "extra": self._extra_state(),
         }
 
@@ -100,6 +100,19 @@ class Strategy(ABC):
         self.history = [Observation.from_dict(d) for d in state["history"]]
         self._told_states = {o.suggestion.key: o.state for o in self.history}
         self._load_extra_state(state.get("extra") or {})
+
+    def _history_entry(self, observation: Observation) -> dict[str, Any]:
+        """A history entry for the checkpoint. A big one (a vector space's point and gradient
+        over HISTORY_INLINE_LIMIT numbers) is left to trials.jsonl, which holds it already:
+        ``in_trials_file`` entries are filled in from the records on restore
+        (:func:`fill_history`), so the checkpoint grows by a few numbers per trial, not by h."""
+        entry = _without_inner_state(observation).to_dict()
+        s = observation.suggestion
+        big = len(s.unit or ()) + len(observation.gradient or ()) > HISTORY_INLINE_LIMIT
+        if big and s.unit is not None and tuple(self.space.encode(s.params)) == s.unit:
+            entry["suggestion"] = {**entry["suggestion"], "params": None, "unit": None}
+            entry["gradient"], entry["in_trials_file"] = None, True
+        return entry
 
     # -- for subclasses ---------------------------------------------------------------
 
@@ -148,6 +161,26 @@ class UnitCubeStrategy(Strategy):
     @abstractmethod
     def _draw(self, n: int) -> np.ndarray:
         """``n`` points in [0, 1)^dim, shape (n, space.dim)."""
+
+
+HISTORY_INLINE_LIMIT = 1000
+
+
+def fill_history(
+    state: Mapping[str, Any], records: Mapping[int, TrialRecord], space: SearchSpace, sign: float
+) -> dict[str, Any]:
+    """The checkpoint ``state`` with its ``in_trials_file`` history entries completed from the
+    trial records (params, unit point, gradient × ``sign``, the loop's loss convention)."""
+    history = []
+    for i, entry in enumerate(state.get("history") or []):
+        if entry.get("in_trials_file"):
+            record = records[i]
+            suggestion = {**entry["suggestion"], "params": record.params, "unit": list(space.encode(record.params))}
+            gradient = None if record.gradient is None else [sign * g for g in record.gradient]
+            entry = {k: v for k, v in entry.items() if k != "in_trials_file"}
+            entry = {**entry, "suggestion": suggestion, "gradient": gradient}
+        history.append(entry)
+    return {**state, "history": history}
 
 
 def _without_inner_state(observation: Observation) -> Observation:
