@@ -35,15 +35,14 @@ def flat_row(record: TrialRecord) -> dict[str, Any]:
     for prefix, values in (("params", record.params), ("metrics", record.metrics), ("cost", record.cost)):
         for name, value in values.items():
             if isinstance(value, list) and len(value) > CSV_VECTOR_LIMIT:
-                row.update({f"{prefix}.{name}.{k}": float(f(value)) for k, f in SUMMARIES.items()})
+                array = np.asarray(value, dtype=float)
+                row.update({f"{prefix}.{name}.min": array.min(), f"{prefix}.{name}.mean": array.mean()})
+                row[f"{prefix}.{name}.max"] = array.max()
             elif isinstance(value, list):
                 row.update({f"{prefix}.{name}[{i}]": v for i, v in enumerate(value)})
             else:
                 row[f"{prefix}.{name}"] = value
     return row
-
-
-SUMMARIES = {"min": np.min, "mean": np.mean, "max": np.max}
 
 
 def write_trials_csv(records: Sequence[TrialRecord], path: Path) -> None:
