@@ -51,6 +51,9 @@ bench: $(STAMP) bench-blackbox bench-peers bench-nn ## Benchmarks: HOAG vs rando
 	$(BIN)/python benchmarks/hyperband_vs_random.py
 	$(BIN)/python benchmarks/gp_bo_scaling.py
 
+bench-nn: $(STAMP) ## Gradient HPO on the MNIST MLP: hypergradient cost, gradient methods vs random search, per-weight precisions (~15 min)
+	$(BIN)/python benchmarks/nn_gradient_hpo.py
+
 bench-peers: $(BENCH_STAMP) ## hpo's reverse and implicit hypergradients vs higher's and torchopt's, one process (~1 min)
 	$(BIN)/python benchmarks/hypergrad_vs_peers.py
 	$(BIN)/python benchmarks/hoag_overhead.py

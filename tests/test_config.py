@@ -43,6 +43,7 @@ SPACE_TASK = {
     "mnist_per_param": "digits",
     "mnist_lr_schedule": "digits",
     "mnist_shared": "digits",
+    "mnist_per_layer_lr": "digits",
 }
 
 
