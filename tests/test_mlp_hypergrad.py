@@ -186,6 +186,9 @@ def test_gradient_strategies_default_to_per_layer_precisions_on_the_mlps(strateg
     named = compose_config([f"strategy={strategy}", "task=digits", "space=mnist_lr_schedule"])
     assert set(named.space.params) == {"log_lr", "log_precision"} and named.task.lr_stages == 4
     assert "optimizer" in compose_config(["strategy=random", "task=mnist"]).space.params
+    assert compose_config([f"strategy={strategy}", "task=mnist"]).n_trials == 30  # ~5 minutes on 2 cores
+    assert compose_config([f"strategy={strategy}", "task=mnist", "n_trials=7"]).n_trials == 7
+    assert compose_config(["strategy=random", "task=mnist"]).n_trials == 128
 
 
 def test_the_objective_of_a_differentiable_space_is_the_validation_loss() -> None:
@@ -259,3 +262,30 @@ def test_the_graph_tape_equals_the_recomputing_tape_and_auto_picks_by_memory() -
     fits = problem.n_steps * per_step / 2**20
     assert reverse_auto(problem, h, memory_mb=2 * fits).extras["graph_tape"] == 1.0
     assert reverse_auto(problem, h, memory_mb=fits / 2).extras["graph_tape"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "strategy=hoag", "task=mnist"],  # the default space and budget (the README's headline)
+        ["run", "strategy=rmad", "task=mnist", "space=mnist_per_layer", "task.inner_steps=300", "n_trials=3"],
+        ["run", "strategy=drmad", "task=mnist", "n_trials=3"],
+        ["run", "strategy=greedy", "task=mnist", "n_trials=5"],
+        ["run", "strategy=rtho", "task=digits", "n_trials=5"],
+        ["run", "strategy=forward", "task=digits", "n_trials=3"],
+        ["run", "strategy=hoag", "task=mnist", "space=mnist_per_param", "n_trials=3"],
+        ["run", "strategy=rmad", "task=mnist", "space=mnist_lr_schedule", "n_trials=3"],
+        ["gradcheck", "task=digits", "space=mnist_per_layer", "method=reverse"],
+    ],
+    ids=lambda a: " ".join(a[1:4]),
+)
+def test_the_issue_commands_work(hpo: Hpo, tmp_path: Path, args: list[str]) -> None:
+    res = hpo(*args, timeout=900)
+    assert res.returncode == 0, res.output
+    if args[0] == "gradcheck":
+        assert "PASS" in res.output and "eps=1e-07" in res.output
+        return
+    summary = read_summary(run_dirs(tmp_path)[0])
+    assert summary["status"] == "finished" and summary["n_failed"] == 0 and summary["metric"] == "val_loss"
+    assert summary["best"]["metrics"]["test_accuracy"] > 0.8
