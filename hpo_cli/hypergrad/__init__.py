@@ -49,19 +49,24 @@ def compute(name: str, problem: BilevelProblem, h: Tensor, **options: Any) -> Hy
 
         return rmad_exact(problem, h, fraction_bits=options.get("fraction_bits", 44))
     if name == "implicit":
-        from hpo_cli.hypergrad.implicit import implicit, solve_inner
-
-        start = options.get("theta_init")
-        solution = solve_inner(problem, h, problem.theta0 if start is None else start, options.get("inner_tol", 1e-10))
-        result = implicit(
-            problem,
-            h,
-            solution.theta,
-            cg_rtol=options.get("cg_rtol", 1e-10),
-            q0=options.get("q0"),
-            inner_steps=solution.iterations,
-        )
-        result.extras["theta"] = solution.theta
-        result.extras["inner_grad_norm"] = solution.grad_norm
-        return result
+        return _implicit(problem, h, options)
     raise AssertionError(f"the registry lists {name!r} but compute() does not know it")
+
+
+def _implicit(problem: BilevelProblem, h: Tensor, options: dict[str, Any]) -> Hypergradient:
+    """Solve the inner problem to ``inner_tol`` (from ``theta_init``), then the implicit hypergradient."""
+    from hpo_cli.hypergrad.implicit import implicit, solve_inner
+
+    start = options.get("theta_init")
+    solution = solve_inner(problem, h, problem.theta0 if start is None else start, options.get("inner_tol", 1e-10))
+    result = implicit(
+        problem,
+        h,
+        solution.theta,
+        cg_rtol=options.get("cg_rtol", 1e-10),
+        q0=options.get("q0"),
+        inner_steps=solution.iterations,
+    )
+    result.extras["theta"] = solution.theta
+    result.extras["inner_grad_norm"] = solution.grad_norm
+    return result
