@@ -268,7 +268,7 @@ def test_the_graph_tape_equals_the_recomputing_tape_and_auto_picks_by_memory() -
 @pytest.mark.parametrize(
     "args",
     [
-        ["run", "strategy=hoag", "task=mnist"],  # the default space and budget (the README's headline)
+        ["run", "strategy=hoag", "task=mnist", "n_trials=5"],  # the default space (its budget: composed above)
         ["run", "strategy=rmad", "task=mnist", "space=mnist_per_layer", "task.inner_steps=300", "n_trials=3"],
         ["run", "strategy=drmad", "task=mnist", "n_trials=3"],
         ["run", "strategy=greedy", "task=mnist", "n_trials=5"],
