@@ -183,7 +183,8 @@ def _dense_newton(problem: BilevelProblem, h: Tensor, theta: Tensor, tol: float,
     def loss(th: Tensor) -> Tensor:
         return problem.full_inner_loss(th, h)
 
-    gradient, hessian = grad(loss), torch.func.hessian(loss)
+    gradient = grad(loss)
+    hessian = torch.func.jacrev(gradient)  # reverse over reverse: several times faster than hessian()'s jacfwd here
     for k in range(max_iter):
         g = gradient(theta)
         if float(g.abs().max()) <= tol:
