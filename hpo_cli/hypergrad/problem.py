@@ -153,19 +153,24 @@ class BilevelProblem:
         lr = torch.exp(self.tensors.at_step(hp["log_lr"], t, self.n_steps)) if "log_lr" in hp else self.optimizer.lr
         return lr, hp.get("momentum", self.optimizer.momentum)
 
-    def step(self, theta: Tensor, velocity: Tensor, h: Tensor, t: int, graph: bool = False) -> tuple[Tensor, Tensor]:
+    def step(
+        self, theta: Tensor, velocity: Tensor, h: Tensor, t: int, graph: bool = False, hp: Hyper | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One inner optimizer step: (θ_t, v_t) -> (θ_{t+1}, v_{t+1}); pure, differentiable by
         torch.func; ``graph``: the inner gradient by torch.autograd with ``create_graph``, so
-        that plain autograd (and its saved-tensor hooks) sees the whole step (θ must require grad)."""
-        hp = self.layout.unflatten(h)
+        that plain autograd (and its saved-tensor hooks) sees the whole step (θ must require grad);
+        ``hp``: h already unflattened (a caller stepping many times with one h)."""
+        hp = self.layout.unflatten(h) if hp is None else hp
         if graph:
             (g,) = torch.autograd.grad(self.inner_loss(theta, hp, t), theta, create_graph=True)
         else:
             g = torch.func.grad(self.inner_loss)(theta, hp, t)
         lr, mu = self.rates(hp, t)
-        if self.optimizer.convention == "torch":
-            velocity = mu * velocity + g
-            return theta - lr * velocity, velocity
+        if self.optimizer.convention == "torch":  # fixed rates: one fused op each, as torch.optim.SGD
+            velocity = mu * velocity + g if isinstance(mu, Tensor) else torch.add(g, velocity, alpha=mu)
+            return (
+                theta - lr * velocity if isinstance(lr, Tensor) else torch.add(theta, velocity, alpha=-lr)
+            ), velocity
         velocity = mu * velocity - (1 - mu) * g
         return theta + lr * velocity, velocity
 

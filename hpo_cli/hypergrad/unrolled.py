@@ -95,8 +95,9 @@ def reverse_graph(problem: BilevelProblem, h: Tensor, truncate: int | None = Non
     counter, h_var = SavedBytes(), h.detach().requires_grad_(True)
     theta = theta.detach().requires_grad_(True)
     with torch.enable_grad(), counter.hooks():
+        hp = problem.layout.unflatten(h_var)
         for t in range(first, T):
-            theta, velocity = problem.step(theta, velocity, h_var, t, graph=True)
+            theta, velocity = problem.step(theta, velocity, h_var, t, graph=True, hp=hp)
         value = problem.outer(theta, h_var)
     (d_h,) = torch.autograd.grad(value, h_var)
     cost = Cost(inner_steps=T, hvp=T - first, seconds=time.perf_counter() - started, peak_bytes=counter.bytes)
