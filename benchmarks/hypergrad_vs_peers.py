@@ -21,14 +21,13 @@ benchmarks/results/hypergrad_vs_peers.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+from publish import publish
 
 from hpo_cli.build import compose_study
 from hpo_cli.hypergrad.check import relative_error
@@ -37,7 +36,6 @@ from hpo_cli.hypergrad.problem import BilevelProblem
 from hpo_cli.hypergrad.unrolled import reverse, reverse_auto, reverse_graph
 from hpo_cli.tasks.bilevel import BilevelTask
 
-RESULTS = Path(__file__).parent / "results"
 PROBLEMS = {
     "polynomial": ["task=polynomial", "space=polynomial_per_coef"],
     "ridge": ["task=ridge", "space=ridge_per_feature"],
@@ -198,14 +196,7 @@ def main() -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # torchopt 0.7.3 calls functorch.vjp
     rows = [bench(name, args.rounds) for name in PROBLEMS]
     failed = claims(rows, args.slack)
-    RESULTS.mkdir(exist_ok=True)
-    text = table(rows)
-    (RESULTS / "hypergrad_vs_peers.md").write_text(text + "\n")
-    (RESULTS / "hypergrad_vs_peers.json").write_text(json.dumps({"rows": rows, "failed": failed}, indent=2) + "\n")
-    print(text)
-    for line in failed:
-        print("FAILED:", line)
-    return 1 if failed else 0
+    return publish("hypergrad_vs_peers", table(rows), {"rows": rows}, failed)
 
 
 if __name__ == "__main__":

@@ -31,17 +31,16 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
+from publish import publish
 
 from hpo_cli.build import compose_study
 from hpo_cli.hypergrad import compute
 from hpo_cli.runner import run_in_memory
 from hpo_cli.tasks.bilevel import BilevelTask
 
-RESULTS = Path(__file__).parent / "results"
 COMMON = ["task=mnist"]
 # the outer Adam step in log space, 1.5 for the unrolled methods: chosen on a pilot (seeds 0, 1)
 GRADIENT = {
@@ -207,15 +206,7 @@ def main() -> int:
     b = part_b(args.seeds, args.random_trials, args.gradient_trials)
     c = part_c(args.seeds, args.random_trials, args.gradient_trials)
     text, failed = report(a, b, c)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "nn_gradient_hpo.md").write_text(text + "\n")
-    (RESULTS / "nn_gradient_hpo.json").write_text(
-        json.dumps({"cost": a, "quality": b, "per_param": c, "failed": failed}, indent=2, default=str) + "\n"
-    )
-    print(text)
-    for line in failed:
-        print("FAILED:", line)
-    return 1 if failed else 0
+    return publish("nn_gradient_hpo", text, {"cost": a, "quality": b, "per_param": c}, failed)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def compute(name: str, problem: BilevelProblem, h: Tensor, **options: Any) -> Hy
     Options: reverse ``truncate``, ``tape`` (recompute by default here; requests default to
     auto), ``memory_mb``; rmad_exact ``fraction_bits``; drmad ``skip``, ``stride``;
     implicit ``inner_tol``, ``cg_rtol``, ``theta_init``, ``q0`` (it first solves the inner
-    problem to ``inner_tol`` with L-BFGS, warm-started from ``theta_init``).
+    problem to ``inner_tol`` (dense Newton for small models, else L-BFGS), warm-started from
+    ``theta_init``).
     """
     if method(name).online:
         raise ValueError(f"{name} carries state between calls: use hpo_cli.hypergrad.carried.online_step")

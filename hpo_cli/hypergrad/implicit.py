@@ -15,6 +15,7 @@ step), which is the usual trust-region answer for an indefinite Hessian.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,11 @@ DENSE_NEWTON_MAX = 200  # parameters: up to this many, inner solves use the dens
 
 
 class NegativeCurvature(ValueError):
-    """CG met pᵀAp ≤ 0: the matrix is not positive definite."""
+    """CG met pᵀAp ≤ 0: the matrix is not positive definite (after ``iterations`` products)."""
+
+    def __init__(self, message: str, iterations: int = 0) -> None:
+        super().__init__(message)
+        self.iterations = iterations
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,8 @@ def _cg_run(
         curvature = float(p @ ap)
         if curvature <= 0:
             raise NegativeCurvature(
-                f"conjugate gradient met non-positive curvature {curvature:.3g}: the Hessian is not positive definite"
+                f"conjugate gradient met non-positive curvature {curvature:.3g}: the Hessian is not positive definite",
+                k + 1,
             )
         alpha = rs / curvature
         x = x + alpha * p
@@ -114,16 +120,19 @@ def hvp_operator(problem: BilevelProblem, theta: Tensor, h: Tensor) -> Callable[
 
 
 def damped_solve(problem: BilevelProblem, theta: Tensor, h: Tensor, b: Tensor, **cg: Any) -> tuple[CGResult, float]:
-    """CG on (H + λI) x = b with λ = 0 first, raised on negative curvature; (result, λ)."""
-    damping, hessian = 0.0, hvp_operator(problem, theta, h)
+    """CG on (H + λI) x = b with λ = 0 first, raised on negative curvature; (result, λ). The
+    result's ``iterations`` count the products of the abandoned attempts too."""
+    damping, hessian, spent = 0.0, hvp_operator(problem, theta, h), 0
     for _ in range(MAX_DAMPING_TRIES + 1):
 
         def matvec(w: Tensor, lam: float = damping) -> Tensor:
             return hessian(w) + lam * w if lam else hessian(w)
 
         try:
-            return conjugate_gradient(matvec, b, **cg), damping
-        except NegativeCurvature:
+            solved = conjugate_gradient(matvec, b, **cg)
+            return dataclasses.replace(solved, iterations=solved.iterations + spent), damping
+        except NegativeCurvature as exc:
+            spent += exc.iterations
             damping = max(10 * damping, 1e-3)
             cg = {**cg, "x0": None}
     raise NegativeCurvature(f"the Hessian stays indefinite with damping {damping:g}")
