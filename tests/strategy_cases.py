@@ -52,6 +52,11 @@ STRATEGIES = [
     StrategyCase("cmaes", min_dim=2),
     StrategyCase("gp_bo", {"n_initial": 3, "candidates": 128, "n_starts": 2}),
     StrategyCase("gp_bo", {"n_initial": 2, "acquisition": "lcb", "batch": "constant_liar", "candidates": 64}),
+    StrategyCase("hammersley", stochastic=False, finite=True, total=100),
+    StrategyCase("hammersley", {"scramble": True}, finite=True, total=100, min_dim=2),  # 1-D: i/n for every seed
+    StrategyCase("poisson_disk", finite=True, total=100),
+    StrategyCase("tpe", {"n_startup_trials": 3}),
+    StrategyCase("tpe", {"n_startup_trials": 4, "multivariate": False, "startup": "random", "constant_liar": False}),
     StrategyCase("hyperband", {"max_budget": 9}, finite=True, total=13 + 6 + 3),
     StrategyCase("successive_halving", {"max_budget": 9}, finite=True, total=13),
     *[
