@@ -295,3 +295,27 @@ def test_inner_training_options_and_their_defaults() -> None:
         PolynomialTask(inner_stepz=3)
     with pytest.raises(ConfigError, match=r"task\.inner_momentum=1\.0: must be in \[0, 1\)"):
         SoftmaxTask(inner_momentum=1.0)
+
+
+def test_l1_budget_as_a_percentage_of_the_parameter_size() -> None:
+    from hpo_cli.errors import ConfigError
+    from hpo_cli.strategies.gradient import GradientStrategy
+
+    space = make_space({"w": {"type": "float", "low": 0.0, "high": 1.0, "size": "n"}}, n=40)
+    strategy = GradientStrategy(space, 0, 5, l1_budget={"w": "25%"}, init="high")
+    assert strategy.budgets == {"w": 10.0}
+    assert sum(strategy.ask(1)[0].params["w"]) == pytest.approx(10.0)
+    for bad in ("a%", "-5%", "0%"):
+        with pytest.raises(ConfigError, match=r"strategy\.l1_budget\.w"):
+            GradientStrategy(space, 0, 5, l1_budget={"w": bad})
+
+
+def test_an_exactly_zero_hypergradient_ends_the_run() -> None:
+    from hpo_cli.strategies.gradient import GradientStrategy
+
+    space = make_space({"x": {"type": "float", "low": -1.0, "high": 1.0, "size": "n"}}, n=3)
+    strategy = GradientStrategy(space, 0, 50)
+    (s,) = strategy.ask(1)
+    strategy.tell([Observation(s, TrialState.COMPLETE, 1.0, gradient=(0.0, 0.0, 0.0))])
+    assert strategy.is_finished() and strategy.ask(1) == []
+    assert "hypergradient is exactly zero" in strategy.finish_message

@@ -4,7 +4,9 @@ hypergradient the task returns (the loop asks the task for it through ``Suggesti
 The strategy works in *internal coordinates* z: a parameter's value, or its logarithm for
 ``log: true`` parameters, so a step on a learning rate is multiplicative. Every step is
 projected back onto the space's box [low, high] and, optionally, onto an L1 ball
-(``l1_budget: {example_weights: R}``, hyper-cleaning's ‖λ‖₁ ≤ R).
+(``l1_budget: {example_weights: R}``, hyper-cleaning's ‖λ‖₁ ≤ R; R may be a percentage of the
+parameter's size, ``50%``). A hypergradient that is exactly zero everywhere ends the run: the
+criterion does not depend on the hyperparameters there, and no step can change that.
 
 Methods (``method``): reverse (RMAD with a tape; ``truncate``), rmad_exact (exact reversal),
 forward, drmad (``skip``, ``stride``), greedy and rtho (online, ``steps`` inner steps per
@@ -107,16 +109,26 @@ class GradientStrategy(Strategy):
             is_log += [p.log] * p.dim
         return np.array(low), np.array(high), np.array(is_log)
 
-    def _budgets(self, budgets: dict[str, float]) -> dict[str, float]:
+    def _budgets(self, budgets: dict[str, Any]) -> dict[str, float]:
+        """R per parameter: a number, or a percentage of the parameter's size ("50%")."""
+        radii: dict[str, float] = {}
         for name, radius in budgets.items():
+            key = f"strategy.l1_budget.{name}"
             if name not in self.space.names:
-                raise ConfigError(f"strategy.l1_budget.{name}", radius, "not a parameter of the space")
+                raise ConfigError(key, radius, "not a parameter of the space")
             p = self.space[name]
             assert isinstance(p, FloatParam)
             if p.log or p.low < 0:
-                raise ConfigError(f"strategy.l1_budget.{name}", radius, "needs a linear parameter with low >= 0")
-            positive_float(radius, f"strategy.l1_budget.{name}")
-        return budgets
+                raise ConfigError(key, radius, "needs a linear parameter with low >= 0")
+            if isinstance(radius, str) and radius.endswith("%"):
+                try:
+                    share = float(radius[:-1]) / 100
+                except ValueError:
+                    raise ConfigError(key, radius, "must be a number or a percentage of the size, e.g. 50%") from None
+                radii[name] = positive_float(share, key) * p.dim
+            else:
+                radii[name] = positive_float(radius, key)
+        return radii
 
     def _initial(self, init: str) -> np.ndarray:
         if init == "random":
@@ -204,6 +216,12 @@ class GradientStrategy(Strategy):
             return None
         self.best_loss = observation.loss if self.best_loss is None else min(self.best_loss, observation.loss)
         g = np.asarray(observation.gradient, dtype=float)
+        if g.size and not np.any(g):
+            self.stopped = (
+                f"stopped at hyper-iteration {number}: the hypergradient is exactly zero (the "
+                "criterion does not depend on the hyperparameters here); nothing can move"
+            )
+            return None
         value_per_z = np.exp(np.where(self.is_log, self.z, 0.0))  # d value / d log value = value
         return np.where(self.is_log, g * value_per_z, g)
 
