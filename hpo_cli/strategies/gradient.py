@@ -218,8 +218,9 @@ class GradientStrategy(Strategy):
         g = np.asarray(observation.gradient, dtype=float)
         if g.size and not np.any(g):
             self.stopped = (
-                f"stopped at hyper-iteration {number}: the hypergradient is exactly zero (the "
-                "criterion does not depend on the hyperparameters here); nothing can move"
+                f"stopped at hyper-iteration {number}: the hypergradient is exactly zero (a "
+                "stationary point, or a criterion that does not depend on the hyperparameters "
+                "here); no step can move"
             )
             return None
         value_per_z = np.exp(np.where(self.is_log, self.z, 0.0))  # d value / d log value = value
