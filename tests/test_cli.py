@@ -288,7 +288,7 @@ def run_and_signal(tmp_path: Path, args: list[str], after_trials: int, sig: int)
     pytest.fail("the run did not get far enough to be signalled")
 
 
-@pytest.mark.parametrize(("strategy", "batch"), [("random", "1"), ("sobol", "3")])
+@pytest.mark.parametrize(("strategy", "batch"), [("random", "1"), ("sobol", "3"), ("tpe", "3")])
 def test_a_killed_run_resumes_to_the_same_result(hpo: Hpo, tmp_path: Path, strategy: str, batch: str) -> None:
     write_user_project(tmp_path, sleep_s=0.05)
     args = [
@@ -300,6 +300,7 @@ def test_a_killed_run_resumes_to_the_same_result(hpo: Hpo, tmp_path: Path, strat
         "n_trials=40",
         "seed=3",
         f"batch_size={batch}",
+        *(["strategy.n_startup_trials=4"] if strategy == "tpe" else []),  # killed with its estimators at work
     ]
     killed = run_and_signal(tmp_path, args, 8, signal.SIGKILL)
     assert 8 <= len(read_trials(killed)) < 40 and read_summary(killed)["status"] == "running"
