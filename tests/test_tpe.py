@@ -136,9 +136,28 @@ def test_a_conditional_parameter_learns_only_from_trials_where_it_is_active(mult
     assert sum(p["model"] == "lasso" for p in late) >= 25
     alphas = [np.log10(p["lasso_alpha"]) for p in late if p["model"] == "lasso"]
     assert abs(np.median(alphas) - 1.0) < 0.3
-    points = strategy._points([])
-    active = [("lasso_alpha" in names) for names in points.present]
-    assert active == ["lasso_alpha" in o.suggestion.params for o in strategy.history]
+
+
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_a_conditional_group_is_estimated_from_its_active_trials_only(multivariate: bool) -> None:
+    """Ridge trials are good here too (0.25): were they let in, lasso_alpha's l would carry their
+    encoded 0.5 (an inactive parameter's placeholder) as kernel centers."""
+    space = make_space(LINEAR_SPACE)
+    strategy = TPEStrategy(space, 4, 40, multivariate=multivariate)
+    for _ in range(40):
+        tell_all(strategy, lambda p: abs(np.log10(p["lasso_alpha"]) - 1.0) if p["model"] == "lasso" else 0.25)
+    ranked = sorted(strategy.history, key=lambda o: o.loss)
+    good_keys = {o.suggestion.key for o in ranked[: int(np.ceil(0.15 * len(ranked)))]}
+    assert any(strategy.history[k].suggestion.params["model"] == "ridge" for k in good_keys)
+    column = space.slice_of("lasso_alpha").start
+    expected = {True: [], False: []}
+    for o in strategy.history:
+        if "lasso_alpha" in o.suggestion.params:
+            expected[o.suggestion.key in good_keys].append(o.suggestion.unit[column])
+    (group,) = [g for g in strategy.groups if g.params[0].name == "lasso_alpha"]
+    good, rest = strategy._estimators(group, strategy._points([]))
+    np.testing.assert_array_equal(good.centers[:-1, 0], expected[True])  # the last one is the prior
+    np.testing.assert_array_equal(rest.centers[:-1, 0], expected[False])
 
 
 def test_failed_and_pending_trials_count_as_bad() -> None:

@@ -102,7 +102,6 @@ def build_mixture(
     rule: str,
     min_width: np.ndarray,
     categorical_smoothing: float,
-    width_factor: float = 1.0,
 ) -> Mixture:
     """The mixture of the observations (``numeric`` (n, d), ``choices`` (n, J) indices, their
     ``weights`` (n,)) and the prior. ``min_width``: each numeric coordinate's resolution (d,)."""
@@ -111,7 +110,6 @@ def build_mixture(
         widths = np.full((n, d), SCOTT_SCALE * max(n, 1) ** (-1.0 / (d + 4)))
     else:
         widths = neighbour_widths(numeric) if n else np.zeros((0, d))
-    widths = widths * width_factor
     floor = np.maximum(1.0 / min(100.0, n + 2.0), min_width)
     widths = np.clip(widths, floor, PRIOR_WIDTH)
     centers = np.vstack([numeric, np.full((1, d), 0.5)])

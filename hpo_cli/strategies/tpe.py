@@ -9,10 +9,11 @@ cube (:mod:`hpo_cli.strategies._parzen`): l(x) on the good ones, g(x) on the res
 
 Parameters are handled in *groups*, in declaration order:
 
-* univariate (default, as Bergstra 2011 and Optuna): every numeric coordinate and every
-  categorical parameter is its own one-dimensional estimator;
-* ``multivariate: true``: the parameters that share one condition (``when``) form one joint
-  estimator (Falkner 2018; Optuna's ``multivariate`` with ``group``).
+* ``multivariate: true`` (the default, as Optuna 5 for one objective): the parameters that share
+  one condition (``when``) form one joint estimator (Falkner 2018; Optuna's ``multivariate`` with
+  ``group``);
+* ``multivariate: false`` (Bergstra 2011): every numeric coordinate and every categorical
+  parameter is its own one-dimensional estimator.
 
 A conditional group is sampled only when its condition holds for the values drawn before it, and
 only the trials in which it was active inform it (the good/rest split is made over all trials).
@@ -82,7 +83,6 @@ class TPEStrategy(Strategy):
         categorical_smoothing: float = 0.5,
         bandwidth: str = "neighbours",
         startup: str = "sobol",
-        bandwidth_factor: float = 1.0,
     ) -> None:
         super().__init__(space, seed, n_trials)
         self.n_startup_trials = non_negative_int(n_startup_trials, "strategy.n_startup_trials")
@@ -94,7 +94,6 @@ class TPEStrategy(Strategy):
         self.constant_liar = flag(constant_liar, "strategy.constant_liar")
         self.categorical_smoothing = _fraction(categorical_smoothing, "strategy.categorical_smoothing")
         self.bandwidth = one_of(bandwidth, "strategy.bandwidth", BANDWIDTHS)
-        self.bandwidth_factor = positive_float(bandwidth_factor, "strategy.bandwidth_factor")
         self.startup = one_of(startup, "strategy.startup", STARTUPS)
         self.groups = self._make_groups()
         self._startup_points = self._startup_design()
@@ -186,9 +185,7 @@ class TPEStrategy(Strategy):
 
     def _sample_group(self, group: _Group, points: _Points, unit: np.ndarray) -> None:
         """Write the group's coordinates into ``unit``: the best of the candidates drawn from l."""
-        active = np.array([group.params[0].name in names for names in points.present], dtype=bool)
-        good = self._mixture(group, points.units[active & points.good])
-        rest = self._mixture(group, points.units[active & ~points.good])
+        good, rest = self._estimators(group, points)
         numeric, choices = good.sample(self.rng, self.n_ei_candidates, group.joint)
         score = good.log_density(numeric, choices, group.joint) - rest.log_density(numeric, choices, group.joint)
         if group.joint:
@@ -201,6 +198,13 @@ class TPEStrategy(Strategy):
         unit[list(group.numeric)] = numeric_best
         for c, index in zip(group.categorical, choices_best, strict=True):
             unit[self.space.slice_of(c.name).start] = (int(index) + 0.5) / len(c.choices)
+
+    def _estimators(self, group: _Group, points: _Points) -> tuple[Mixture, Mixture]:
+        """l and g of a group: over the good and the other points in which the group is active."""
+        active = np.array([group.params[0].name in names for names in points.present], dtype=bool)
+        return self._mixture(group, points.units[active & points.good]), self._mixture(
+            group, points.units[active & ~points.good]
+        )
 
     def _mixture(self, group: _Group, units: np.ndarray) -> Mixture:
         choices = np.array(
@@ -221,7 +225,6 @@ class TPEStrategy(Strategy):
             prior_weight=self.prior_weight,
             rule=self.bandwidth if group.joint else "neighbours",
             min_width=group.min_width,
-            width_factor=self.bandwidth_factor,
             categorical_smoothing=self.categorical_smoothing,
         )
 
