@@ -23,14 +23,12 @@ split sizes on the full MNIST, ``n_trials=50`` for a quick look).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from typing import Any
 
-import torch
-from publish import publish
+from publish import publish, seeded_arguments
 
 from hpo_cli.runner import run_in_memory
 from hpo_cli.trial import TrialRecord, TrialState
@@ -112,12 +110,7 @@ def report(rows: list[dict[str, Any]], overrides: list[str], threads: int) -> tu
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("overrides", nargs="*", help="hpo run overrides for every run (after --)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = seeded_arguments(__doc__)
     rows = []
     for seed in range(args.seeds):
         rows.append(run_seed(seed, args.overrides))

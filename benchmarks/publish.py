@@ -3,6 +3,7 @@ one FAILED line per failed claim, and the exit code (1 when a claim failed)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -18,3 +19,17 @@ def publish(name: str, text: str, data: dict[str, Any], failed: list[str]) -> in
     for line in failed:
         print("FAILED:", line)
     return 1 if failed else 0
+
+
+def seeded_arguments(doc: str | None) -> argparse.Namespace:
+    """The options of a benchmark over seeds (``--seeds N``, ``--threads T``, overrides after
+    ``--``), parsed; torch's thread count is set from ``--threads``."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("overrides", nargs="*", help="hpo run overrides for every run (after --)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args

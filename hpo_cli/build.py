@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -30,6 +30,9 @@ from hpo_cli.space import SearchSpace, parse_space
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.tasks.base import Task
 from hpo_cli.validate import non_negative_int
+
+if TYPE_CHECKING:
+    from hpo_cli.tasks.criteria.base import Criterion
 
 CONFIG_PACKAGE = "pkg://hpo_cli.conf"
 # Keys a resumed run may change: they extend or shorten the budget, not the experiment.
@@ -44,6 +47,7 @@ class RunNames:
     strategy: str
     task: str
     space: str
+    criterion: str = "holdout"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Study:
     direction: str
     names: RunNames
     metric: str  # what a trial's value is
+    criterion: str  # the model-selection criterion in words ("none": the task has none)
 
     @property
     def budget(self) -> Budget:
@@ -68,12 +73,15 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     """The study of a composed config; raises ConfigError (one line) on bad input."""
     settings = read_settings(cfg)
     settings = dataclasses.replace(settings, device=resolve_device(settings.device))
-    task = build_task(cfg.task, settings)
+    task = build_task(cfg.task, settings, build_criterion(cfg.get("criterion")))
     space = space_of_params_file(cfg.strategy, build_space(cfg.space, task), task)
     strategy = build_strategy(cfg.strategy, space, settings, task.fidelity)
     strategy.check_task(task)
     metric, direction = task.objective_for(space.names)
-    return Study(settings, task, space, strategy, settings.direction or direction, names or names_of(cfg), metric)
+    criterion = task.criterion_text()
+    return Study(
+        settings, task, space, strategy, settings.direction or direction, names or names_of(cfg), metric, criterion
+    )
 
 
 def names_of(cfg: DictConfig) -> RunNames:
@@ -86,17 +94,36 @@ def names_of(cfg: DictConfig) -> RunNames:
     return RunNames(short(cfg.get("strategy")), short(cfg.get("task")), "space")
 
 
-def build_task(task_cfg: DictConfig, settings: Settings) -> Task:
-    """The task; ``settings.dtype`` None leaves each task its own default precision."""
+def build_task(task_cfg: DictConfig, settings: Settings, criterion: Criterion | None = None) -> Task:
+    """The task; ``settings.dtype`` None leaves each task its own default precision; a task
+    that trains a model takes the ``criterion`` (None: hold-out)."""
     if "seed" in task_cfg:  # the data split's seed (task.seed=${seed} unless set)
         non_negative_int(task_cfg.seed, "task.seed")
     runtime: dict[str, Any] = {"device": settings.device}
     if settings.dtype is not None:
         runtime["dtype"] = settings.dtype
+    if criterion is not None:
+        runtime["criterion"] = criterion
     task = _instantiate(task_cfg, "task", **runtime)
     if not isinstance(task, Task):
         raise ConfigError("task._target_", task_cfg.get("_target_"), "does not build a hpo_cli Task")
+    if criterion is not None and task.criterion is None and criterion.name != "holdout":
+        raise ConfigError(
+            "criterion", criterion.name, f"task {task.name} trains no model to select: it takes no criterion"
+        )
     return task
+
+
+def build_criterion(criterion_cfg: DictConfig | None) -> Criterion | None:
+    """The model-selection criterion (``criterion=NAME``); None when the config has none."""
+    from hpo_cli.tasks.criteria.base import Criterion
+
+    if criterion_cfg is None:
+        return None
+    criterion = _instantiate(criterion_cfg, "criterion")
+    if not isinstance(criterion, Criterion):
+        raise ConfigError("criterion._target_", criterion_cfg.get("_target_"), "does not build a Criterion")
+    return criterion
 
 
 def build_space(space_cfg: DictConfig, task: Task) -> SearchSpace:

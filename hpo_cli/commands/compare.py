@@ -1,11 +1,12 @@
-"""``hpo compare PATH... [--out DIR]``: runs side by side, grouped by task × strategy.
+"""``hpo compare PATH... [--out DIR]``: runs side by side, grouped by task × criterion × strategy.
 
 Per group, over its runs (seeds): the best value (median, IQR, mean ± std), the test metric
-of each run's best trial (median), evaluations, inner steps and wall seconds used (median), and
-the convergence point "Conv.": evaluations needed to reach 99 % of a run's total improvement
-(Bakhteev & Strijov). Writes comparison.csv, comparison.md and plots/ (best-so-far against
-evaluations and against wall time, median with IQR bands; hyperparameter trajectories of
-gradient-based runs).
+of each run's best trial (median) and, where the task measured it, the same metric under
+N(0, σ²) noise on the parameters (Bakhteev & Strijov's robustness: one column per σ),
+evaluations, inner steps and wall seconds used (median), and the convergence point "Conv.":
+evaluations needed to reach 99 % of a run's total improvement (Bakhteev & Strijov). Writes
+comparison.csv, comparison.md and plots/ (best-so-far against evaluations and against wall
+time, median with IQR bands; hyperparameter trajectories of gradient-based runs).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hpo_cli.report.results import Run, best_so_far, convergence_point, find_run
 
 COLUMNS = (
     "task",
+    "criterion",
     "strategy",
     "runs",
     "best_median",
@@ -42,25 +44,34 @@ COLUMNS = (
 )
 
 
-def group_runs(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
-    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
+Key = tuple[str, str, str]  # (task, criterion, strategy)
+PNOISE = "_pnoise_"  # metric name infix of the parameter-noise robustness (tasks/differentiable.py)
+
+
+def group_runs(runs: Sequence[Run]) -> dict[Key, list[Run]]:
+    groups: dict[Key, list[Run]] = defaultdict(list)
     for run in runs:
-        groups[(str(run.summary.get("task")), str(run.summary.get("strategy")))].append(run)
+        s = run.summary
+        groups[(str(s.get("task")), str(s.get("criterion", "holdout")), str(s.get("strategy")))].append(run)
     return dict(sorted(groups.items()))
 
 
-def aggregate(key: tuple[str, str], runs: Sequence[Run]) -> dict[str, Any]:
-    bests = np.array([r.summary["best"]["value"] for r in runs if r.summary.get("best")], dtype=float)
-    test_name = next((primary_test_metric(r.summary["best"]["metrics"]) for r in runs if r.summary.get("best")), None)
-    tests = [r.summary["best"]["metrics"].get(test_name) for r in runs if r.summary.get("best") and test_name]
+def aggregate(key: Key, runs: Sequence[Run]) -> dict[str, Any]:
+    done = [r for r in runs if r.summary.get("best")]
+    bests = np.array([r.summary["best"]["value"] for r in done], dtype=float)
+    test_name = next((primary_test_metric(r.summary["best"]["metrics"]) for r in done), None)
     convs = [c for r in runs if (c := convergence_point(best_so_far(r.values, r.direction), r.sign)) is not None]
-    row: dict[str, Any] = dict(zip(("task", "strategy"), key, strict=True))
+    row: dict[str, Any] = dict(zip(("task", "criterion", "strategy"), key, strict=True))
     row["runs"] = len(runs)
     if len(bests):
         q25, med, q75 = np.percentile(bests, [25, 50, 75])
         row.update(best_median=med, best_q25=q25, best_q75=q75, best_mean=bests.mean(), best_std=bests.std(ddof=0))
     row["test_metric"] = test_name or ""
-    row["test_median"] = float(np.median([t for t in tests if t is not None])) if tests else None
+    row["test_median"] = _median_metric(done, test_name) if test_name else None
+    if test_name:
+        prefix = test_name + PNOISE
+        for name in sorted({k for r in done for k in r.summary["best"]["metrics"] if k.startswith(prefix)}):
+            row["test_pnoise_" + name.removeprefix(prefix)] = _median_metric(done, name)
     row["evaluations"] = float(np.median([r.summary.get("cost", {}).get("evaluations", len(r.records)) for r in runs]))
     row["inner_steps"] = float(np.median([r.summary.get("cost", {}).get("inner_steps", 0) for r in runs]))
     row["wall_seconds"] = float(np.median([r.summary.get("wall_seconds", 0.0) for r in runs]))
@@ -68,34 +79,40 @@ def aggregate(key: tuple[str, str], runs: Sequence[Run]) -> dict[str, Any]:
     return row
 
 
+def _median_metric(runs: Sequence[Run], name: str) -> float | None:
+    """The median over runs of their best trial's metric ``name`` (None where none has it)."""
+    values = [v for r in runs if (v := r.summary["best"]["metrics"].get(name)) is not None]
+    return float(np.median(values)) if values else None
+
+
+def noise_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The test_pnoise_<σ> columns some row has, by σ."""
+    names = {c for r in rows for c in r if c.startswith("test_pnoise_")}
+    return sorted(names, key=lambda c: float(c.removeprefix("test_pnoise_")))
+
+
 def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> None:
+    noise = noise_columns(rows)
+    columns = [*COLUMNS[: COLUMNS.index("test_median") + 1], *noise, *COLUMNS[COLUMNS.index("test_median") + 1 :]]
     with (out / "comparison.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({c: row.get(c) for c in COLUMNS} for row in rows)
-    header = [
-        "task",
-        "strategy",
-        "runs",
-        "best (median)",
-        "IQR",
-        "mean ± std",
-        "test (median)",
-        "evaluations",
-        "inner steps",
-        "seconds",
-        "Conv.",
-    ]
+        writer.writerows({c: row.get(c) for c in columns} for row in rows)
+    header = ["task", "criterion", "strategy", "runs", "best (median)", "IQR", "mean ± std", "test (median)"]
+    header += [f"test, σ={c.removeprefix('test_pnoise_')}" for c in noise]
+    header += ["evaluations", "inner steps", "seconds", "Conv."]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [
             r["task"],
+            r["criterion"],
             r["strategy"],
             str(r["runs"]),
             format_value(r.get("best_median"), 5),
             f"{format_value(r.get('best_q25'), 5)} – {format_value(r.get('best_q75'), 5)}",
             f"{format_value(r.get('best_mean'), 5)} ± {format_value(r.get('best_std'), 5)}",
             f"{format_value(r.get('test_median'), 5)} {r['test_metric']}".strip(),
+            *(format_value(r.get(c), 5) for c in noise),
             format_value(r["evaluations"], 5),
             format_value(r["inner_steps"], 5),
             format_value(r["wall_seconds"], 5),
@@ -109,22 +126,27 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    noise = noise_columns(rows)
     table = Table(title="hpo compare")
-    for name in ("task", "strategy", "runs", "best (median)", "IQR", "test (median)", "evals", "seconds", "Conv."):
-        table.add_column(name, justify="left" if name in ("task", "strategy") else "right")
+    names = ["task", "criterion", "strategy", "runs", "best (median)", "IQR", "test (median)"]
+    names += [f"σ={c.removeprefix('test_pnoise_')}" for c in noise] + ["evals", "seconds", "Conv."]
+    for name in names:
+        table.add_column(name, justify="left" if name in ("task", "criterion", "strategy") else "right")
     for r in rows:
         table.add_row(
             r["task"],
+            r["criterion"],
             r["strategy"],
             str(r["runs"]),
             format_value(r.get("best_median"), 5),
             f"{format_value(r.get('best_q25'), 5)} – {format_value(r.get('best_q75'), 5)}",
             f"{format_value(r.get('test_median'), 5)} {r['test_metric']}",
+            *(format_value(r.get(c), 5) for c in noise),
             format_value(r["evaluations"], 5),
             format_value(r["wall_seconds"], 5),
             format_value(r.get("conv_median"), 5),
         )
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def compare(paths: Sequence[str], out: Path | None = None) -> int:

@@ -80,7 +80,8 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
         note += f" (finite differences with eps={eps:g}: {kinks})"
     print(
         f"{verdict}: relative error {error:.3e} {'<=' if passed else '>'} {tolerance:g} "
-        f"(method={method}, task={task.name}, {len(h)} hyperparameters, {settings.dtype}){note}"
+        f"(method={method}, task={task.name}, criterion={study.criterion}, {len(h)} hyperparameters, "
+        f"{settings.dtype}){note}"
     )
     return 0 if passed else 1
 

@@ -77,14 +77,24 @@ class ParameterTensors:
     A per-parameter hyperparameter may be given at three granularities, told apart by length:
     1 (shared), ``count`` (one per tensor) or ``n_params`` (one per entry of θ); a learning
     rate also as ``stages × count`` (one per tensor per stage: step t of T is in stage
-    ⌊t·stages/T⌋).
+    ⌊t·stages/T⌋). With ``copies`` > 1, θ is that many copies of the tensors and each
+    hyperparameter applies to all of them (the shapes above are those of one copy).
     """
 
-    def __init__(self, sizes: Sequence[int], stages: int = 1, device: torch.device | None = None) -> None:
-        self.sizes, self.stages = tuple(int(s) for s in sizes), int(stages)
+    def __init__(
+        self, sizes: Sequence[int], stages: int = 1, device: torch.device | None = None, copies: int = 1
+    ) -> None:
+        self.sizes, self.stages, self.copies = tuple(int(s) for s in sizes), int(stages), int(copies)
         self.count, self.n_params = len(self.sizes), sum(self.sizes)
         ids = torch.arange(self.count, device=device)
-        self.index = torch.repeat_interleave(ids, torch.tensor(self.sizes, device=device))  # (p,) tensor of θ_i
+        one = torch.repeat_interleave(ids, torch.tensor(self.sizes, device=device))  # (p,) tensor of θ_i
+        self.index = one.repeat(self.copies)  # (copies·p,)
+
+    def repeated(self, copies: int) -> ParameterTensors:
+        """The same tensors, θ holding ``copies`` of them one after another (k-fold models, the
+        mean and variance of a variational posterior): a hyperparameter keeps its granularities
+        and applies to every copy."""
+        return ParameterTensors(self.sizes, self.stages, self.index.device, self.copies * copies)
 
     def granularities(self, schedule: bool = False) -> dict[int, str]:
         """{length: meaning} of the vector lengths a hyperparameter may have."""
@@ -99,7 +109,7 @@ class ParameterTensors:
         if n == 1:
             return value.reshape(())
         if n == self.n_params:
-            return value.reshape(-1)
+            return value.reshape(-1).repeat(self.copies) if self.copies > 1 else value.reshape(-1)
         if n == self.count:
             return value.reshape(-1)[self.index]
         raise ValueError(f"a hyperparameter of length {n} fits neither 1, {self.count} nor {self.n_params}")

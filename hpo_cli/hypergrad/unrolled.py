@@ -94,11 +94,12 @@ def reverse_graph(problem: BilevelProblem, h: Tensor, truncate: int | None = Non
             theta, velocity = problem.step(theta, velocity, h, t)
     counter, h_var = SavedBytes(), h.detach().requires_grad_(True)
     theta = theta.detach().requires_grad_(True)
-    with torch.enable_grad(), counter.hooks():
-        hp = problem.layout.unflatten(h_var)
-        for t in range(first, T):
-            theta, velocity = problem.step(theta, velocity, h_var, t, graph=True, hp=hp)
-        value = problem.outer(theta, h_var)
+    with torch.enable_grad():
+        with counter.hooks():  # the training's graph: what this tape holds
+            hp = problem.layout.unflatten(h_var)
+            for t in range(first, T):
+                theta, velocity = problem.step(theta, velocity, h_var, t, graph=True, hp=hp)
+        value = problem.outer(theta, h_var)  # outside the hooks: Q may use torch.func (a Laplace Hessian)
     (d_h,) = torch.autograd.grad(value, h_var)
     cost = Cost(inner_steps=T, hvp=T - first, seconds=time.perf_counter() - started, peak_bytes=counter.bytes)
     return Hypergradient(float(value.detach()), d_h.detach(), cost, {"theta": theta.detach()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -41,15 +42,26 @@ def _log_scale_if_wide(ax, values: np.ndarray) -> None:  # type: ignore[no-untyp
         ax.set_yscale("log")
 
 
-def plot_curves(groups: Mapping[tuple[str, str], list[Run]], folder: Path) -> list[Path]:
-    """Per task: best so far against evaluations and against wall time, one band per strategy."""
+Key = tuple[str, str, str]  # (task, criterion, strategy), as hpo compare groups runs
+
+
+def figure_name(task: str, criterion: str) -> str:
+    """The task, and the criterion where it is not the default (hold-out, or none)."""
+    if criterion in ("holdout", "none"):
+        return task
+    return f"{task}_" + re.sub(r"[^A-Za-z0-9]+", "_", criterion).strip("_")
+
+
+def plot_curves(groups: Mapping[Key, list[Run]], folder: Path) -> list[Path]:
+    """Per task and criterion: best so far against evaluations and against wall time, one
+    band per strategy."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for task in sorted({key[0] for key in groups}):
-        of_task = {strategy: runs for (t, strategy), runs in groups.items() if t == task}
+    for task, criterion in sorted({key[:2] for key in groups}):
+        of_task = {strategy: runs for (t, c, strategy), runs in groups.items() if (t, c) == (task, criterion)}
         for axis in ("evaluations", "seconds"):
-            path = folder / f"best_vs_{axis}_{task}.png"
-            if _plot_task_curves(task, of_task, axis, path):
+            path = folder / f"best_vs_{axis}_{figure_name(task, criterion)}.png"
+            if _plot_task_curves(figure_name(task, criterion), of_task, axis, path):
                 written.append(path)
     return written
 
@@ -103,11 +115,12 @@ def _time_band(runs: Sequence[Run], curves: Sequence[np.ndarray]) -> tuple[np.nd
     return grid, med, q25, q75
 
 
-def plot_trajectories(groups: Mapping[tuple[str, str], list[Run]], folder: Path) -> list[Path]:
+def plot_trajectories(groups: Mapping[Key, list[Run]], folder: Path) -> list[Path]:
     """Hyperparameters against hyper-iteration for gradient-based runs (the first run of a group)."""
     plt = _pyplot()
     written = []
-    for (task, strategy), runs in groups.items():
+    for (task_name, criterion, strategy), runs in groups.items():
+        task = figure_name(task_name, criterion)
         run = runs[0]
         if not any(r.gradient is not None for r in run.records):
             continue

@@ -13,7 +13,9 @@ def print_summary(summary: Mapping[str, Any], run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"hpo run: {summary['strategy']} on {summary['task']}", show_header=False)
+    criterion = summary.get("criterion", "none")
+    under = f" under {criterion}" if criterion not in ("none", "holdout") else ""
+    table = Table(title=f"hpo run: {summary['strategy']} on {summary['task']}{under}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     best = summary["best"]

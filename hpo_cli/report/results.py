@@ -131,8 +131,8 @@ def convergence_point(curve: Sequence[float] | np.ndarray, sign: float, share: f
 
 
 def primary_test_metric(metrics: Mapping[str, Any]) -> str | None:
-    """The test metric a table reports: test_accuracy, test_mse, … (the first test_* one)."""
-    for name in ("test_accuracy", "test_mse", "test_rmse", "test_loss"):
+    """The test metric a table reports: test_accuracy, test_rmse, … (the first test_* one)."""
+    for name in ("test_accuracy", "test_rmse", "test_mse", "test_loss"):
         if name in metrics:
             return name
     return next((k for k in sorted(metrics) if k.startswith("test_")), None)

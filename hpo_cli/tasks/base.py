@@ -9,6 +9,8 @@ Attributes (metadata):
     metric:      what ``value`` is, e.g. "val_mse" (it is also a key of ``metrics``).
     known_optimum: the best achievable value when known (synthetic functions), else None.
     fidelity:    (low, high) budget range for multi-fidelity strategies, or None.
+    criterion:   for tasks that train a model, the model-selection criterion
+                 (:mod:`hpo_cli.tasks.criteria`) their value follows; None for functions.
 
     known_minimizers: the parameters at which ``known_optimum`` is reached, when known.
 
@@ -32,13 +34,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.trial import Evaluation
+
+if TYPE_CHECKING:
+    from hpo_cli.tasks.criteria.base import Criterion
 
 DIRECTIONS = ("minimize", "maximize")
 
@@ -50,9 +55,14 @@ class Task(ABC):
     known_optimum: float | None = None
     known_minimizers: tuple[Mapping[str, Any], ...] = ()
     fidelity: tuple[float, float] | None = None
+    criterion: Criterion | None = None  # tasks that train a model: what selects its hyperparameters
 
     def dimensions(self) -> dict[str, int]:
         return {}
+
+    def criterion_text(self) -> str:
+        """The criterion in words for summaries and tables; "none" for a task without one."""
+        return "none" if self.criterion is None else self.criterion.describe()
 
     def check_space(self, names: list[str]) -> None:  # noqa: B027 - optional hook
         """Raise a ConfigError when the space's parameter names cannot drive this task."""

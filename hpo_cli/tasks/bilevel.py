@@ -47,6 +47,10 @@ class BilevelTask(Task):
         """Metrics of trained parameters θ (p,) on held-out data; none by default."""
         return {}
 
+    def trained_metrics(self, layout: HyperLayout, theta: Tensor, h: Tensor) -> dict[str, float]:
+        """The metrics a trial records of the θ its training ended at (the test metrics)."""
+        return self.test_metrics(theta)
+
     def layout_of(self, params: Mapping[str, Any]) -> HyperLayout:
         """The layout of a parameter dict: vectors (lists) keep their length, scalars are ()."""
         return HyperLayout(tuple((k, (len(v),) if isinstance(v, list) else ()) for k, v in params.items()))
@@ -69,10 +73,10 @@ class BilevelTask(Task):
         theta = result.extras["theta"]
         assert isinstance(theta, Tensor)
         metrics = {
-            self.metric: result.value,
+            **self.trained_metrics(layout, theta, h),
+            self.objective_for(layout.names)[0]: result.value,
             "hypergradient_norm": float(torch.linalg.vector_norm(result.grad)),
             "hypergradient_seconds": result.cost.seconds,
-            **self.test_metrics(theta),
             **{k: v for k, v in result.extras.items() if isinstance(v, int | float) and not isinstance(v, bool)},
         }
         cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp, "held_bytes": result.cost.peak_bytes}

@@ -8,7 +8,9 @@ Hyperparameter kinds (names in the space, pieces of the flat h):
   ½·Σ exp(h_j)·θ_j² / n_train to the loss;
 * ``log_lr``, ``momentum``: the inner optimizer's own (see :mod:`hpo_cli.hypergrad.problem`);
 * ``example_weights``: one weight in [0, 1] per training example, multiplying its loss
-  (data hyper-cleaning).
+  (data hyper-cleaning);
+* ``log_noise_precision``: log β of a regression likelihood N(y | xᵀθ, β⁻¹) (MacKay's
+  evidence framework tunes it with the prior), a scalar.
 
 The inner loss on minibatch t averages the (weighted) per-example losses of the t-th batch of
 a seeded, fixed batch sequence; t = None means the whole training set.
@@ -16,6 +18,7 @@ a seeded, fixed batch sequence; t = None means the whole training set.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +30,7 @@ from torch import Tensor
 from hpo_cli.hypergrad.problem import BilevelProblem, Hyper, HyperLayout, InnerOptimizer, ParameterTensors
 from hpo_cli.validate import one_of
 
-KINDS = ("log_precision", "log_lr", "momentum", "example_weights")
+KINDS = ("log_precision", "log_lr", "momentum", "example_weights", "log_noise_precision")
 
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -77,6 +80,7 @@ def _check_length(name: str, size: int, tensors: ParameterTensors, n_train: int)
         "log_lr": tensors.granularities(schedule=True),
         "momentum": {1: "shared"},
         "example_weights": {n_train: "per training example"},
+        "log_noise_precision": {1: "shared"},
     }[name]
     if size not in allowed:
         told = ", ".join(f"{n} ({what})" for n, what in sorted(allowed.items()))
@@ -95,21 +99,65 @@ def batch_schedule(n: int, batch_size: int | None, n_steps: int, seed: int, devi
 
 class BilevelModel:
     """A model trained on data: θ (p,) is the concatenation of ``sizes`` tensors; shared pieces:
-    the prior, example weights and the batch sequence."""
+    the prior, example weights and the batch sequence.
 
-    def __init__(self, train: Split, batches: Tensor | None, sizes: Sequence[int], stages: int = 1) -> None:
-        self.train, self.batches = train, batches
+    A subclass says what the model predicts (``outputs``), the per-example loss of those
+    predictions (``output_losses``: the negative log-likelihood up to ``nll_constant``) and the
+    task's hold-out metric (``heldout_loss``). The criteria of :mod:`hpo_cli.tasks.criteria`
+    build their L and Q from these alone.
+    """
+
+    def __init__(self, train: Split, val: Split, batches: Tensor | None, sizes: Sequence[int], stages: int = 1) -> None:
+        self.train, self.val, self.batches = train, val, batches
         self.tensors = ParameterTensors(sizes, stages, device=train.X.device)
         self.n_params, self.n = self.tensors.n_params, train.X.shape[0]
+        self.prior_count = self.n  # the prior is divided by this (a k-fold model keeps the whole set's)
         self.fixed_log_precision: float | None = None  # the prior when h does not tune it
+
+    # -- what a model says ---------------------------------------------------------------
+
+    def outputs(self, theta: Tensor, X: Tensor) -> Tensor:
+        """Predictions (n, k) of inputs X (n, d): regression values (k = 1) or class logits."""
+        raise NotImplementedError
+
+    def output_losses(self, out: Tensor, y: Tensor, hp: Hyper) -> Tensor:
+        """Per-example training losses (n,) of predictions ``out`` (n, k) for targets y (n,)."""
+        raise NotImplementedError
+
+    def nll_constant(self, hp: Hyper) -> Tensor | float:
+        """Per example, the negative log-likelihood minus ``output_losses`` (a normalizer)."""
+        return 0.0
+
+    def heldout_loss(self, theta: Tensor, split: Split, hp: Hyper) -> Tensor:
+        """The task's hold-out metric of θ on ``split`` (the hold-out criterion's Q)."""
+        raise NotImplementedError
+
+    noise_precision_tunable = False  # True when hp may carry log_noise_precision (regression)
+
+    # -- the hold-out criterion ------------------------------------------------------------
+
+    def example_losses(self, theta: Tensor, X: Tensor, y: Tensor, hp: Hyper) -> Tensor:
+        return self.output_losses(self.outputs(theta, X), y, hp)
+
+    def data_loss(self, theta: Tensor, hp: Hyper, t: int | None) -> Tensor:
+        """The (weighted) mean training loss on minibatch t (None: the whole training set)."""
+        X, y, rows = self._batch(t)
+        return self._weighted_mean(self.example_losses(theta, X, y, hp), hp, rows)
 
     def inner_loss(self, theta: Tensor, hp: Hyper, t: int | None) -> Tensor:
         """Training loss on minibatch t (None: the whole training set), prior included."""
-        raise NotImplementedError
+        return self.data_loss(theta, hp, t) + self.prior(theta, hp)
 
     def outer_loss(self, theta: Tensor, hp: Hyper) -> Tensor:
-        """The criterion Q on held-out data."""
-        raise NotImplementedError
+        """The hold-out criterion Q: the task's metric on the validation split."""
+        return self.heldout_loss(theta, self.val, hp)
+
+    def with_data(self, train: Split, val: Split) -> BilevelModel:
+        """The same model (architecture, prior, noise) on other data, full batch."""
+        twin = copy.copy(self)
+        twin.train, twin.val, twin.batches = train, val, None
+        twin.n = twin.prior_count = train.X.shape[0]
+        return twin
 
     def _rows(self, t: int | None) -> Tensor | None:
         return None if t is None or self.batches is None else self.batches[t % len(self.batches)]
@@ -121,14 +169,19 @@ class BilevelModel:
             losses = w * losses
         return losses.mean()
 
-    def prior(self, theta: Tensor, hp: Hyper) -> Tensor:
+    def precision(self, hp: Hyper) -> Tensor | float | None:
+        """The prior precision: () or (p,) from h, the fixed one, or None (no prior)."""
         if "log_precision" in hp:
-            precision: Tensor | float = torch.exp(self.tensors.per_parameter(hp["log_precision"]))
-        elif self.fixed_log_precision is not None:
-            precision = math.exp(self.fixed_log_precision)
-        else:
+            return torch.exp(self.tensors.per_parameter(hp["log_precision"]))
+        if self.fixed_log_precision is not None:
+            return math.exp(self.fixed_log_precision)
+        return None
+
+    def prior(self, theta: Tensor, hp: Hyper) -> Tensor:
+        precision = self.precision(hp)
+        if precision is None:
             return theta.new_zeros(())
-        return 0.5 * (precision * theta**2).sum() / self.n
+        return 0.5 * (precision * theta**2).sum() / self.prior_count
 
     def _batch(self, t: int | None) -> tuple[Tensor, Tensor, Tensor | None]:
         rows = self._rows(t)
@@ -138,20 +191,36 @@ class BilevelModel:
 
 
 class LinearRegressionModel(BilevelModel):
-    """y ≈ X θ; per-example loss β/2·(x_iᵀθ − y_i)² (β: known noise precision)."""
+    """y ≈ X θ; per-example loss β/2·(x_iᵀθ − y_i)², β the noise precision: fixed, or
+    exp(log_noise_precision) when h carries it."""
+
+    noise_precision_tunable = True
 
     def __init__(self, train: Split, val: Split, batches: Tensor | None, noise_precision: float = 1.0) -> None:
-        super().__init__(train, batches, [train.X.shape[1]])
-        self.val, self.beta = val, noise_precision
+        super().__init__(train, val, batches, [train.X.shape[1]])
+        self.beta = noise_precision
 
-    def inner_loss(self, theta: Tensor, hp: Hyper, t: int | None) -> Tensor:
-        X, y, rows = self._batch(t)
-        losses = 0.5 * self.beta * (X @ theta - y) ** 2
-        return self._weighted_mean(losses, hp, rows) + self.prior(theta, hp)
+    def noise_precision(self, hp: Hyper) -> Tensor | float:
+        return torch.exp(hp["log_noise_precision"]) if "log_noise_precision" in hp else self.beta
 
-    def outer_loss(self, theta: Tensor, hp: Hyper) -> Tensor:
-        """Validation mean squared error."""
-        return ((self.val.X @ theta - self.val.y) ** 2).mean()
+    def outputs(self, theta: Tensor, X: Tensor) -> Tensor:
+        return (X @ theta)[:, None]
+
+    def output_losses(self, out: Tensor, y: Tensor, hp: Hyper) -> Tensor:
+        return 0.5 * self.noise_precision(hp) * (out[:, 0] - y) ** 2
+
+    def nll_constant(self, hp: Hyper) -> Tensor | float:
+        beta = self.noise_precision(hp)
+        log_beta = torch.log(beta) if isinstance(beta, Tensor) else math.log(beta)
+        return 0.5 * (math.log(2 * math.pi) - log_beta)
+
+    def expected_output_losses(self, mean: Tensor, variance: Tensor, X: Tensor, y: Tensor, hp: Hyper) -> Tensor:
+        """E over θ ~ N(mean, diag(variance)) of the per-example losses (n,), in closed form."""
+        return 0.5 * self.noise_precision(hp) * ((X @ mean - y) ** 2 + (X**2) @ variance)
+
+    def heldout_loss(self, theta: Tensor, split: Split, hp: Hyper) -> Tensor:
+        """Mean squared error."""
+        return ((split.X @ theta - split.y) ** 2).mean()
 
 
 class SoftmaxRegressionModel(BilevelModel):
@@ -159,21 +228,22 @@ class SoftmaxRegressionModel(BilevelModel):
 
     def __init__(self, train: Split, val: Split, batches: Tensor | None, n_classes: int) -> None:
         d = train.X.shape[1]
-        super().__init__(train, batches, [d * n_classes, n_classes])
-        self.val, self.k, self.d = val, n_classes, d
+        super().__init__(train, val, batches, [d * n_classes, n_classes])
+        self.k, self.d = n_classes, d
 
     def logits(self, theta: Tensor, X: Tensor) -> Tensor:
         W = theta[: self.d * self.k].reshape(self.d, self.k)
         return X @ W + theta[self.d * self.k :]
 
-    def inner_loss(self, theta: Tensor, hp: Hyper, t: int | None) -> Tensor:
-        X, y, rows = self._batch(t)
-        losses = torch.nn.functional.cross_entropy(self.logits(theta, X), y, reduction="none")
-        return self._weighted_mean(losses, hp, rows) + self.prior(theta, hp)
+    def outputs(self, theta: Tensor, X: Tensor) -> Tensor:
+        return self.logits(theta, X)
 
-    def outer_loss(self, theta: Tensor, hp: Hyper) -> Tensor:
-        """Validation cross-entropy."""
-        return torch.nn.functional.cross_entropy(self.logits(theta, self.val.X), self.val.y)
+    def output_losses(self, out: Tensor, y: Tensor, hp: Hyper) -> Tensor:
+        return torch.nn.functional.cross_entropy(out, y, reduction="none")
+
+    def heldout_loss(self, theta: Tensor, split: Split, hp: Hyper) -> Tensor:
+        """Cross-entropy."""
+        return torch.nn.functional.cross_entropy(self.logits(theta, split.X), split.y)
 
     def accuracy(self, theta: Tensor, split: Split) -> float:
         return float((self.logits(theta, split.X).argmax(1) == split.y).double().mean())

@@ -17,7 +17,7 @@ optimum, or, when the space tunes the optimizer itself (log_lr, momentum), after
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, ClassVar
 
@@ -35,12 +35,13 @@ from hpo_cli.tasks.bilevel_models import (
     KINDS,
     BilevelModel,
     batch_schedule,
-    build_problem,
     initial_theta,
     make_layout,
     torch_device,
     torch_dtype,
 )
+from hpo_cli.tasks.criteria.base import Context, Criterion, CriterionModel, test_scores
+from hpo_cli.tasks.criteria.holdout import Holdout
 from hpo_cli.trial import Evaluation
 from hpo_cli.validate import one_of, positive_float, positive_int
 
@@ -74,6 +75,10 @@ class DifferentiableTask(BilevelTask):
     at_optimum: ClassVar[bool] = True  # black-box value at the inner optimum (convex models)
 
     def __init__(self, seed: int, device: str, dtype: str, training: Mapping[str, Any]) -> None:
+        training = dict(training)
+        criterion = training.pop("criterion", None)  # built from conf/criterion/ by build.py
+        self.criterion: Criterion = Holdout() if criterion is None else criterion
+        self.metric = self.criterion.metric(type(self).metric)
         keys = (*self.training_keys, *NOISE_KEYS)
         unknown = sorted(set(training) - set(keys))
         if unknown:
@@ -92,6 +97,7 @@ class DifferentiableTask(BilevelTask):
         self.param_noise_draws = positive_int(t.get("param_noise_draws", 5), "task.param_noise_draws")
         self.device, self.dtype = torch_device(device), torch_dtype(dtype)
         self._problems: dict[tuple[Any, ...], BilevelProblem] = {}  # a cache: a function of the config
+        self._wrapped: dict[tuple[Any, ...], CriterionModel] = {}  # the criterion's model of each problem
 
     # -- for subclasses --------------------------------------------------------------
 
@@ -143,6 +149,25 @@ class DifferentiableTask(BilevelTask):
                 unknown[0],
                 f"task {self.name} tunes only {', '.join(KINDS)}",
             )
+        self.check_criterion(names)
+
+    def check_criterion(self, names: Sequence[str]) -> None:
+        """The model's own limits (a noise precision needs a regression likelihood) and the
+        criterion's."""
+        model = self.model()
+        if "log_noise_precision" in names and not model.noise_precision_tunable:
+            raise ConfigError(
+                "space.params.log_noise_precision",
+                "log_noise_precision",
+                f"task {self.name} has no noise precision (its likelihood is not Gaussian)",
+            )
+        self.criterion.check(model, names)
+
+    def objective_for(self, names: Sequence[str]) -> tuple[str, str]:
+        return self.metric, self.direction
+
+    def criterion_text(self) -> str:
+        return self.criterion.describe(self.model())
 
     def layout_of(self, params: Mapping[str, Any]) -> HyperLayout:
         model = self.model()
@@ -153,14 +178,38 @@ class DifferentiableTask(BilevelTask):
             raise ConfigError("space.params", sorted(params), str(exc)) from None
 
     def problem(self, layout: HyperLayout) -> BilevelProblem:
+        """The bilevel problem of the model under the task's criterion (built once per layout)."""
         if layout.shapes not in self._problems:
             model = self.model()
-            batches = batch_schedule(model.n, self.batch_size, self.inner_steps, self.seed, self.device)
-            model.batches = batches
-            self._problems[layout.shapes] = build_problem(
-                model, layout, self.inner_steps, self.optimizer, self.theta0(), **self.solve_options()
+            model.batches = self.schedule(model.n, 0)
+            wrapped = self.criterion.wrap(model, self.theta0(), Context(self.seed, self.schedule))
+            self._wrapped[layout.shapes] = wrapped
+            self._problems[layout.shapes] = BilevelProblem(
+                wrapped.theta0,
+                wrapped.inner_loss,
+                wrapped.outer_loss,
+                layout,
+                self.inner_steps,
+                self.inner_optimizer(layout, model),
+                wrapped.tensors,
+                **self.solve_options(),
             )
         return self._problems[layout.shapes]
+
+    def schedule(self, n: int, salt: int) -> Tensor | None:
+        """The minibatch rows of every inner step for n examples (salt: one sequence per fold)."""
+        return batch_schedule(n, self.batch_size, self.inner_steps, self.seed + salt, self.device)
+
+    def inner_optimizer(self, layout: HyperLayout, model: BilevelModel) -> InnerOptimizer:
+        return self.optimizer
+
+    def trained_metrics(self, layout: HyperLayout, theta: Tensor, h: Tensor) -> dict[str, float]:
+        """Test metrics of a trained θ of the criterion's shape (the mean over the models it
+        holds: k folds) and the criterion's own metrics."""
+        wrapped = self._wrapped[layout.shapes]
+        metrics = test_scores(wrapped.points(theta), self.test_metrics)
+        metrics.update(wrapped.report(theta, layout.unflatten(h.detach()), self.test_metrics))
+        return metrics
 
     def solve_options(self) -> dict[str, int]:
         """Options of the problem's inner solve to tolerance (``solve_iterations``)."""
@@ -182,7 +231,7 @@ class DifferentiableTask(BilevelTask):
             solution = solve_inner(problem, h, problem.theta0, tol=1e-8)
             theta, steps = solution.theta, solution.iterations
         value = float(problem.outer(theta, h))
-        metrics = {self.metric: value, **self.test_metrics(theta)}
+        metrics = {**self.trained_metrics(layout, theta, h), self.objective_for(layout.names)[0]: value}
         return Evaluation(value, metrics, {"inner_steps": steps})
 
 

@@ -18,6 +18,9 @@ from sklearn.preprocessing import StandardScaler
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.base import Task, split_indices
+from hpo_cli.tasks.criteria.base import Criterion
+from hpo_cli.tasks.criteria.cv import CrossValidation, fold_indices
+from hpo_cli.tasks.criteria.holdout import Holdout
 from hpo_cli.trial import Evaluation
 
 MODELS = ("ridge", "lasso")
@@ -51,24 +54,55 @@ class _LinearBase(Task):
         test_fraction: float = 0.2,
         max_iter: int = 10_000,
         device: str = "cpu",
+        criterion: Criterion | None = None,
     ) -> None:
         self.data = DiabetesData(seed, val_fraction, test_fraction)
-        self.max_iter = max_iter
+        self.max_iter, self.seed = max_iter, seed
+        self.criterion = Holdout() if criterion is None else criterion
+        if not isinstance(self.criterion, Holdout | CrossValidation):
+            raise ConfigError(
+                "criterion",
+                self.criterion.name,
+                f"task {self.name} tunes scikit-learn's alpha: hold-out or cv only; the evidence and the ELBO "
+                "need the Bayesian ridge (task=ridge space=ridge_log_precision or ridge_evidence)",
+            )
+        self.metric = self.criterion.metric(type(self).metric)
 
     def _score(self, model: str, alpha: float) -> Evaluation:
+        if isinstance(self.criterion, CrossValidation):
+            return score_folds(self.data, model, alpha, self.max_iter, self.criterion.k, self.seed)
         return score_linear(self.data, model, alpha, self.max_iter)
+
+
+def score_folds(data: DiabetesData, model: str, alpha: float, max_iter: int, k: int, seed: int) -> Evaluation:
+    """k-fold cross-validation on training + validation rows (the folds of
+    :func:`~hpo_cli.tasks.criteria.cv.fold_indices`): the mean held-out MSE (``cv_fold<q>``
+    each); test metrics are the mean over the fold models."""
+    X, y = np.vstack([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val])
+    metrics: dict[str, float] = {}
+    folds = fold_indices(len(y), k, seed)
+    for q, (train, held) in enumerate(folds):
+        fitted = make_model(model, alpha, max_iter).fit(X[train], y[train])
+        metrics[f"cv_fold{q}"] = float(mean_squared_error(y[held], fitted.predict(X[held])))
+        for name, value in test_scores(fitted, data).items():
+            metrics[name] = metrics.get(name, 0.0) + value / k
+    metrics["cv_mse"] = float(np.mean([metrics[f"cv_fold{q}"] for q in range(k)]))
+    return Evaluation(metrics["cv_mse"], metrics, {"inner_solves": k})
+
+
+def test_scores(fitted: Ridge | Lasso, data: DiabetesData) -> dict[str, float]:
+    return {
+        "test_mse": float(mean_squared_error(data.y_test, fitted.predict(data.X_test))),
+        "test_r2": float(fitted.score(data.X_test, data.y_test)),
+        "n_nonzero": int(np.count_nonzero(fitted.coef_)),
+    }
 
 
 def score_linear(data: DiabetesData, model: str, alpha: float, max_iter: int) -> Evaluation:
     """Fit scikit-learn's Ridge or Lasso with ``alpha``; validation MSE plus test metrics."""
     d = data
     fitted = make_model(model, alpha, max_iter).fit(d.X_train, d.y_train)
-    metrics = {
-        "val_mse": float(mean_squared_error(d.y_val, fitted.predict(d.X_val))),
-        "test_mse": float(mean_squared_error(d.y_test, fitted.predict(d.X_test))),
-        "test_r2": float(fitted.score(d.X_test, d.y_test)),
-        "n_nonzero": int(np.count_nonzero(fitted.coef_)),
-    }
+    metrics = {"val_mse": float(mean_squared_error(d.y_val, fitted.predict(d.X_val))), **test_scores(fitted, d)}
     return Evaluation(metrics["val_mse"], metrics, {"inner_solves": 1})
 
 

@@ -40,6 +40,8 @@ from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.base import split_indices
 from hpo_cli.tasks.bilevel_models import KINDS, Split, split_of
+from hpo_cli.tasks.criteria.cv import CrossValidation, fold_indices
+from hpo_cli.tasks.criteria.holdout import Holdout
 from hpo_cli.tasks.differentiable import DifferentiableTask
 from hpo_cli.tasks.mlp_model import ACTIVATIONS, SMOOTH, MLPModel, initial_theta, layer_sizes, mlp_logits
 from hpo_cli.tasks.mlp_trainer import OPTIMIZERS, Checkpoint, start, train_epochs
@@ -215,6 +217,15 @@ class MLPTask(DifferentiableTask):
             raise ConfigError(f"space.params.{unknown[0]}", unknown[0], f"task {self.name} tunes {', '.join(known)}")
         sgd_only = [n for n in names if n in SGD_ONLY]
         blackbox = [n for n in names if n not in KINDS]
+        if not blackbox:
+            self.check_criterion(names)
+        elif not isinstance(self.criterion, Holdout | CrossValidation):
+            raise ConfigError(
+                "criterion",
+                self.criterion.name,
+                f"needs the differentiable model: tune {', '.join(KINDS[:2])} … "
+                f"(e.g. space={self.name}_gradient), not torch.optim knobs like {blackbox[0]!r}",
+            )
         if sgd_only and blackbox:
             raise ConfigError(
                 f"space.params.{sgd_only[0]}",
@@ -224,7 +235,9 @@ class MLPTask(DifferentiableTask):
             )
 
     def objective_for(self, names: Sequence[str]) -> tuple[str, str]:
-        return ("val_loss", "minimize") if is_gradient_space(names) else (self.metric, self.direction)
+        if is_gradient_space(names):
+            return self.criterion.metric("val_loss"), "minimize"
+        return self.metric, self.direction
 
     def check_hypergradient(self, request: HypergradRequest, names: list[str]) -> None:
         blackbox = [n for n in names if n not in KINDS]
@@ -233,7 +246,7 @@ class MLPTask(DifferentiableTask):
                 f"space.params.{blackbox[0]}",
                 blackbox[0],
                 f"gradient strategies on task {self.name} tune only {', '.join(KINDS)} "
-                f"(e.g. space={self.name}_per_layer, the default for gradient strategies)",
+                f"(e.g. space={self.name}_gradient, the default for gradient strategies)",
             )
         super().check_hypergradient(request, names)
 
@@ -263,11 +276,40 @@ class MLPTask(DifferentiableTask):
         epochs = max(1, round(budget)) if budget is not None else int(hp["epochs"])
         key = json.dumps({k: v for k, v in params.items() if k != "epochs"}, sort_keys=True)
         sizes = self.sizes(hp["hidden"], hp["layers"])
+        if isinstance(self.criterion, CrossValidation):
+            return self._evaluate_folds(key, hp, sizes, epochs)
         state = self._checkpoint(key, hp, sizes, epochs)
         done = state.epochs
         steps = train_epochs(state, sizes, hp, self.splits()[0], epochs)
         metrics: dict[str, float] = {**self.scores(state.theta.detach(), sizes, hp["activation"]), "epochs": epochs}
         return Evaluation(metrics["val_accuracy"], metrics, {"epochs": epochs - done, "inner_steps": steps})
+
+    def _evaluate_folds(self, key: str, hp: Mapping[str, Any], sizes: list[int], epochs: int) -> Evaluation:
+        """k-fold cross-validation of torch.optim training on training + validation examples:
+        the value is the mean held-out accuracy over the folds (``cv_fold<q>`` each); test
+        metrics are the mean over the fold models."""
+        assert isinstance(self.criterion, CrossValidation)
+        train, val, _ = self.splits()
+        X, y = torch.cat([train.X, val.X]), torch.cat([train.y, val.y])
+        folds = fold_indices(len(y), self.criterion.k, self.seed)
+        metrics: dict[str, float] = {}
+        trained, steps = 0, 0
+        for q, (train_rows, held_rows) in enumerate(folds):
+            state = self._checkpoint(f"{key}|fold{q}", hp, sizes, epochs)
+            trained += epochs - state.epochs
+            tr, te = torch.as_tensor(train_rows, device=X.device), torch.as_tensor(held_rows, device=X.device)
+            steps += train_epochs(state, sizes, hp, Split(X[tr], y[tr]), epochs)
+            with torch.no_grad():
+                logits = mlp_logits(state.theta.detach(), X[te], sizes, hp["activation"])
+            metrics[f"cv_fold{q}"] = float((logits.argmax(1) == y[te]).double().mean())
+            loss = float(torch.nn.functional.cross_entropy(logits, y[te]))
+            metrics["cv_loss"] = metrics.get("cv_loss", 0.0) + loss / len(folds)
+            for name, value in self.scores(state.theta.detach(), sizes, hp["activation"]).items():
+                if not name.startswith("val_"):  # the validation examples were trained on
+                    metrics[name] = metrics.get(name, 0.0) + value / len(folds)
+        value = float(np.mean([metrics[f"cv_fold{q}"] for q in range(len(folds))]))
+        metrics.update({self.metric: value, "epochs": epochs})
+        return Evaluation(value, metrics, {"epochs": trained, "inner_steps": steps})
 
     def _checkpoint(self, key: str, hp: Mapping[str, Any], sizes: list[int], epochs: int) -> Checkpoint:
         old = self._checkpoints.get(key) if self.reuse else None

@@ -83,20 +83,21 @@ class MLPModel(BilevelModel):
     def __init__(
         self, train: Split, val: Split, batches: Tensor | None, sizes: Sequence[int], activation: str, stages: int
     ) -> None:
-        super().__init__(train, batches, tensor_sizes(sizes), stages)
-        self.val, self.sizes, self.activation = val, list(sizes), activation
+        super().__init__(train, val, batches, tensor_sizes(sizes), stages)
+        self.sizes, self.activation = list(sizes), activation
 
     def logits(self, theta: Tensor, X: Tensor) -> Tensor:
         return mlp_logits(theta, X, self.sizes, self.activation)
 
-    def inner_loss(self, theta: Tensor, hp: Hyper, t: int | None) -> Tensor:
-        X, y, rows = self._batch(t)
-        losses = F.cross_entropy(self.logits(theta, X), y, reduction="none")
-        return self._weighted_mean(losses, hp, rows) + self.prior(theta, hp)
+    def outputs(self, theta: Tensor, X: Tensor) -> Tensor:
+        return self.logits(theta, X)
 
-    def outer_loss(self, theta: Tensor, hp: Hyper) -> Tensor:
-        """Validation cross-entropy."""
-        return self.loss(theta, self.val)
+    def output_losses(self, out: Tensor, y: Tensor, hp: Hyper) -> Tensor:
+        return F.cross_entropy(out, y, reduction="none")
+
+    def heldout_loss(self, theta: Tensor, split: Split, hp: Hyper) -> Tensor:
+        """Cross-entropy."""
+        return self.loss(theta, split)
 
     def loss(self, theta: Tensor, split: Split) -> Tensor:
         return F.cross_entropy(self.logits(theta, split.X), split.y)

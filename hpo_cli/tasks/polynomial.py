@@ -136,7 +136,7 @@ class PolynomialTask(DifferentiableTask):
         return scipy.linalg.solve(a, beta * self.X_train.T @ self.y_train, assume_a="pos")
 
     def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
-        if layout.names != ["log_precision"] or self.solver != "closed_form":
+        if layout.names != ["log_precision"] or self.solver != "closed_form" or self.criterion.name != "holdout":
             return super().evaluate_blackbox(problem, layout, h)
         params = layout.unflatten(h.cpu())
         theta = self.fit({"log_precision": params["log_precision"].numpy()})

@@ -57,10 +57,11 @@ import torch
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad.problem import BilevelProblem, HyperLayout
+from hpo_cli.hypergrad.problem import HyperLayout, InnerOptimizer
 from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.base import split_indices
 from hpo_cli.tasks.bilevel_models import (
+    BilevelModel,
     SoftmaxRegressionModel,
     Split,
     batch_schedule,
@@ -271,19 +272,12 @@ class SoftmaxTask(DifferentiableTask):
         """``n_train`` is the number of training examples whatever the arm (one weight each)."""
         return {**super().dimensions(), "n_train": len(self.train.y)}
 
-    def problem(self, layout: HyperLayout) -> BilevelProblem:
-        """As the base's, with the inner step inner_lr·N/R when the example weights are tuned
-        under an L1 budget R (``task.l1_budget``)."""
-        if layout.shapes not in self._problems:
-            model = self.model()
-            model.batches = batch_schedule(model.n, self.batch_size, self.inner_steps, self.seed, self.device)
-            optimizer = self.optimizer
-            if WEIGHTS in layout.names and self.radius is not None:
-                optimizer = dataclasses.replace(optimizer, lr=optimizer.lr * model.n / self.radius)
-            self._problems[layout.shapes] = build_problem(
-                model, layout, self.inner_steps, optimizer, self.theta0(), **self.solve_options()
-            )
-        return self._problems[layout.shapes]
+    def inner_optimizer(self, layout: HyperLayout, model: BilevelModel) -> InnerOptimizer:
+        """The inner step inner_lr·N/R when the example weights are tuned under an L1 budget R
+        (``task.l1_budget``)."""
+        if WEIGHTS in layout.names and self.radius is not None:
+            return dataclasses.replace(self.optimizer, lr=self.optimizer.lr * model.n / self.radius)
+        return self.optimizer
 
     def test_metrics(self, theta: Tensor) -> dict[str, float]:
         model = self.model()
@@ -348,7 +342,7 @@ class SoftmaxTask(DifferentiableTask):
         h = self.hyper_vector(layout, others) if others else problem.theta0.new_zeros(0)
         theta, _ = problem.train(h)
         value = float(problem.outer(theta, h))
-        metrics = {self.metric: value, **self.test_metrics(theta)}
+        metrics = {**self.trained_metrics(layout, theta, h), self.metric: value}
         gradient = None
         if request is not None:
             gradient = [0.0] * sum(len(v) if isinstance(v, list) else 1 for v in params.values())
