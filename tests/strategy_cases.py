@@ -59,6 +59,8 @@ STRATEGIES = [
     StrategyCase("tpe", {"n_startup_trials": 4, "multivariate": False, "startup": "random", "constant_liar": False}),
     StrategyCase("hyperband", {"max_budget": 9}, finite=True, total=13 + 6 + 3),
     StrategyCase("successive_halving", {"max_budget": 9}, finite=True, total=13),
+    StrategyCase("asha", {"max_budget": 9}),  # never finishes by itself: n_trials is its budget
+    StrategyCase("asha", {"max_budget": 27, "brackets": "hyperband"}),
     *[
         StrategyCase(name, {"init": "random"}, gradient=True, sequential=True)
         for name in ("rmad", "reverse", "forward", "drmad", "greedy", "rtho", "hoag")

@@ -164,8 +164,8 @@ def test_hydra_flags_keep_working(hpo: Hpo) -> None:
     assert cfg["space"]["params"]["alpha"]["high"] == 100.0
     helped = hpo("run", "--help")
     assert (
-        "strategy: cmaes, drmad, evolution, fixed, forward, gp_bo, greedy, grid, halton, hammersley, hoag, hyperband, "
-        "lhs, poisson_disk, random, reverse, rmad, rtho, sobol, successive_halving, tpe"
+        "strategy: asha, cmaes, drmad, evolution, fixed, forward, gp_bo, greedy, grid, halton, hammersley, hoag, "
+        "hyperband, lhs, poisson_disk, random, reverse, rmad, rtho, sobol, successive_halving, tpe"
     ) in helped.stdout
     assert (
         "task: bilevel, branin, digits, function, hartmann6, lasso, levy, linear, mnist, polynomial, ridge, "

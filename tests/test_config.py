@@ -18,6 +18,7 @@ EXTRA = {
     ("task", "function"): ["task.fn=builtins.len", "space=polynomial_shared"],
     ("task", "bilevel"): ["task.build=my_bilevel.build", "space=polynomial_shared"],
     ("strategy", "cmaes"): ["task=branin"],
+    ("strategy", "asha"): ["task=digits", "task.max_epochs=3"],
     ("strategy", "hyperband"): ["task=digits", "task.max_epochs=3"],
     ("strategy", "successive_halving"): ["task=digits", "task.max_epochs=3"],
     ("strategy", "fixed"): ["+strategy.params={log_precision: 1.5}", "strategy.params_file=null"],

@@ -30,6 +30,24 @@ log = logging.getLogger(__name__)
 Rung = tuple[int, float]  # (configurations, budget in units of min_budget)
 
 
+def budget_range(
+    min_budget: float | None, max_budget: float | None, fidelity: tuple[float, float] | None, eta: int
+) -> tuple[float, float]:
+    """(min_budget, max_budget): the configured ones, else the task's fidelity range."""
+    low = positive_float(min_budget if min_budget is not None else (fidelity or (1, 1))[0], "strategy.min_budget")
+    high = max_budget if max_budget is not None else (fidelity or (None, None))[1]
+    if high is None:
+        raise ConfigError(
+            "strategy.max_budget",
+            high,
+            "set it, or pick a task with a fidelity (e.g. task=digits: epochs); this task declares none",
+        )
+    top = positive_float(high, "strategy.max_budget")
+    if top < low * eta:
+        raise ConfigError("strategy.max_budget", high, f"must be at least eta × min_budget = {eta * low:g}")
+    return low, top
+
+
 def hyperband_brackets(ratio: float, eta: int) -> list[list[Rung]]:
     """The rungs of every bracket, s = s_max first; ``ratio`` = max_budget / min_budget."""
     s_max = math.floor(math.log(ratio) / math.log(eta) + 1e-9)
@@ -67,17 +85,7 @@ class HyperbandStrategy(Strategy):
         if not isinstance(eta, int) or eta < 2:
             raise ConfigError("strategy.eta", eta, "must be an integer >= 2")
         self.eta = eta
-        self.min_budget = positive_float(
-            min_budget if min_budget is not None else (fidelity or (1, 1))[0], "strategy.min_budget"
-        )
-        high = max_budget if max_budget is not None else (fidelity or (None, None))[1]
-        if high is None:
-            raise ConfigError("strategy.max_budget", high, "set it: the task declares no fidelity (e.g. epochs)")
-        self.max_budget = positive_float(high, "strategy.max_budget")
-        if self.max_budget < self.min_budget * eta:
-            raise ConfigError(
-                "strategy.max_budget", high, f"must be at least eta × min_budget = {eta * self.min_budget:g}"
-            )
+        self.min_budget, self.max_budget = budget_range(min_budget, max_budget, fidelity, eta)
         self.plan = self._plan()
         self.bracket, self.rung = 0, 0
         self.configs: list[dict[str, Any]] = self._sample(self.plan[0][0][0])
