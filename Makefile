@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,7 +45,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	@touch $@
 
-bench: $(STAMP) bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev ## Benchmarks: HOAG vs random, trade-offs, Hyperband vs random, black-box vs Optuna, hypergradients vs higher/torchopt, MLP (benchmarks/results/)
+bench: $(STAMP) bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel ## Benchmarks: HOAG vs random, trade-offs, Hyperband vs random, black-box vs Optuna, hypergradients vs higher/torchopt, MLP (benchmarks/results/)
 	$(BIN)/python benchmarks/hoag_vs_random.py
 	$(BIN)/python benchmarks/tradeoffs.py
 	$(BIN)/python benchmarks/hyperband_vs_random.py
@@ -59,6 +59,9 @@ bench-cleaning: $(STAMP) ## Data hyper-cleaning (Franceschi 2017) on the bundled
 
 bench-bakhteev: $(STAMP) ## Bakhteev & Strijov (2020) polynomial table: cv/elbo × random/greedy/drmad/hoag over 5 seeds vs the paper (~8 min)
 	$(BIN)/python benchmarks/bakhteev2020_polynomial.py --seeds 5
+
+bench-parallel: $(STAMP) ## Trials in parallel: executor=process vs serial, throughput and per-trial overhead (~1 min)
+	$(BIN)/python benchmarks/parallel_executors.py
 
 bench-peers: $(BENCH_STAMP) ## hpo's reverse and implicit hypergradients vs higher's and torchopt's, one process (~1 min)
 	$(BIN)/python benchmarks/hypergrad_vs_peers.py

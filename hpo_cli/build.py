@@ -32,6 +32,7 @@ from hpo_cli.tasks.base import Task
 from hpo_cli.validate import non_negative_int
 
 if TYPE_CHECKING:
+    from hpo_cli.executors.base import Executor
     from hpo_cli.tasks.criteria.base import Criterion
 
 CONFIG_PACKAGE = "pkg://hpo_cli.conf"
@@ -62,6 +63,7 @@ class Study:
     names: RunNames
     metric: str  # what a trial's value is
     criterion: str  # the model-selection criterion in words ("none": the task has none)
+    executor: Executor  # where trials run
 
     @property
     def budget(self) -> Budget:
@@ -79,9 +81,35 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     strategy.check_task(task)
     metric, direction = task.objective_for(space.names)
     criterion = task.criterion_text()
+    executor = build_executor(cfg.get("executor"), cfg)
     return Study(
-        settings, task, space, strategy, settings.direction or direction, names or names_of(cfg), metric, criterion
+        settings,
+        task,
+        space,
+        strategy,
+        settings.direction or direction,
+        names or names_of(cfg),
+        metric,
+        criterion,
+        executor,
     )
+
+
+def build_executor(executor_cfg: DictConfig | None, cfg: DictConfig) -> Executor:
+    """Where trials run (``executor=NAME``; serial when the config has none). Workers build the
+    task from ``cfg``, resolved, without Hydra's own node."""
+    from hpo_cli.executors.base import Executor
+    from hpo_cli.executors.serial import SerialExecutor
+
+    if executor_cfg is None:
+        return SerialExecutor()
+    executor = _instantiate(executor_cfg, "executor")
+    if not isinstance(executor, Executor):
+        raise ConfigError("executor._target_", executor_cfg.get("_target_"), "does not build an Executor")
+    recipe = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(recipe, dict)
+    executor.bind({str(k): v for k, v in recipe.items() if k != "hydra"})
+    return executor
 
 
 def names_of(cfg: DictConfig) -> RunNames:

@@ -21,19 +21,19 @@ import dataclasses
 import json
 import math
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from hpo_cli.errors import ResumeError
-from hpo_cli.hypergrad.request import HypergradRequest, InnerState
-from hpo_cli.store import RunStore, best_trial, finite_or_none
+from hpo_cli.executors.base import Executor, Job, Objective, Outcome, trial_seed
+from hpo_cli.executors.serial import SerialExecutor
+from hpo_cli.hypergrad.request import InnerState
+from hpo_cli.store import RunStore, best_trial
 from hpo_cli.strategies.base import Strategy
-from hpo_cli.trial import Evaluation, Observation, Suggestion, TrialRecord, TrialState
+from hpo_cli.trial import Observation, Suggestion, TrialRecord, TrialState
 
-# (params, budget, request) -> Evaluation; request is None unless the strategy asks for a hypergradient
-Objective = Callable[[Mapping[str, Any], "float | None", "HypergradRequest | None"], Evaluation]
+__all__ = ["Budget", "LoopOutcome", "Objective", "StudyLoop"]
 REPLAY_RTOL = 1e-9  # a stateful trial evaluated again on resume must give its recorded value
 MIN_TRIALS_FOR_FAILURE_RATE = 5
 CHECKPOINT_EVERY_S = 2.0
@@ -64,6 +64,8 @@ class StudyLoop:
 
     ``direction`` converts values into the loss strategies minimize. ``seconds_before`` is the
     wall time already spent by earlier sessions of a resumed run (it counts toward timeout_s).
+    ``executor`` evaluates each batch (serial: ``objective`` in this process); ``seed`` (the
+    run's) seeds each trial's global generators with its number.
     """
 
     strategy: Strategy
@@ -73,6 +75,8 @@ class StudyLoop:
     direction: str = "minimize"
     progress: Progress | None = None
     seconds_before: float = 0.0
+    executor: Executor = field(default_factory=SerialExecutor)
+    seed: int = 0
     records: list[TrialRecord] = field(default_factory=list)
     _last_checkpoint: float = field(default=-math.inf, repr=False)
     _told: int = field(default=0, repr=False)
@@ -94,7 +98,7 @@ class StudyLoop:
                 suggestions = self.strategy.ask(n)
                 if not suggestions:
                     return LoopOutcome("finished", self.strategy.finish_message, self.records)
-                observations = [self._outcome(next_trial + i, s, recorded) for i, s in enumerate(suggestions)]
+                observations = self._outcomes(next_trial, suggestions, recorded)
                 next_trial += len(suggestions)
                 self.strategy.tell(observations)
                 self._write_decided(observations)
@@ -103,19 +107,36 @@ class StudyLoop:
         finally:
             self._write_undecided()
 
-    def _outcome(self, number: int, suggestion: Suggestion, recorded: Mapping[int, TrialRecord]) -> Observation:
-        """Trial ``number``: evaluated, or replayed from its record (stateful ones re-evaluated)."""
-        record = recorded.get(number)
-        if record is None:
-            record, carry = self._evaluate(number, suggestion)
-            self._undecided[suggestion.key] = record
-            return self._observation(record, suggestion, carry)
-        _check_replay(record, suggestion)
-        if suggestion.request is None or not suggestion.request.stateful:
-            return self._observation(record, suggestion)
-        again, carry = self._evaluate(number, suggestion)
-        _check_reproduced(record, again)
-        return self._observation(record, suggestion, carry)
+    def _outcomes(
+        self, first: int, suggestions: Sequence[Suggestion], recorded: Mapping[int, TrialRecord]
+    ) -> list[Observation]:
+        """Trials ``first``, ``first + 1``, …: evaluated by the executor as one batch, or
+        replayed from their records (stateful ones evaluated again and checked)."""
+        jobs = []
+        for i, suggestion in enumerate(suggestions):
+            record = recorded.get(first + i)
+            if record is not None:
+                _check_replay(record, suggestion)
+            if record is None or (suggestion.request is not None and suggestion.request.stateful):
+                jobs.append(Job(first + i, suggestion, trial_seed(self.seed, first + i)))
+        evaluated: dict[int, Outcome] = {
+            job.number: outcome for job, outcome in zip(jobs, self.executor.run(jobs, self.objective), strict=True)
+        }
+        observations = []
+        for i, suggestion in enumerate(suggestions):
+            record = recorded.get(first + i)
+            if first + i not in evaluated:
+                assert record is not None
+                observations.append(self._observation(record, suggestion))
+                continue
+            again, carry = evaluated[first + i]
+            if record is None:
+                self._undecided[suggestion.key] = again
+                record = again
+            else:
+                _check_reproduced(record, again)
+            observations.append(self._observation(record, suggestion, carry))
+        return observations
 
     def _write_decided(self, observations: Sequence[Observation]) -> None:
         """Store the new records whose state is known, in trial order. A strategy that decides
@@ -157,37 +178,6 @@ class StudyLoop:
         if self.budget.timeout_s is not None and elapsed >= self.budget.timeout_s:
             return "finished", f"reached timeout_s={self.budget.timeout_s:g}"
         return None
-
-    def _evaluate(self, number: int, suggestion: Suggestion) -> tuple[TrialRecord, InnerState | None]:
-        """Trial ``number`` evaluated: its record, and the state it carries (None if none)."""
-        t0 = time.perf_counter()
-        metrics: dict[str, Any] = {}
-        cost: dict[str, int] = {}
-        gradient: list[float] | None = None
-        carry: InnerState | None = None
-        try:
-            ev = self.objective(suggestion.params, suggestion.budget, suggestion.request)
-            value, state, error = float(ev.value), TrialState.COMPLETE, None
-            metrics, cost, gradient, carry = finite_or_none(dict(ev.metrics)), dict(ev.cost), ev.gradient, ev.carry
-            if not math.isfinite(value):
-                state, error = TrialState.FAILED, f"objective returned {value}"
-            elif gradient is not None and not all(math.isfinite(g) for g in gradient):
-                state, error, gradient = TrialState.FAILED, "the gradient is not finite", None
-        except Exception as exc:  # a failing trial is recorded; the run goes on
-            value, state, error = math.nan, TrialState.FAILED, _one_line(exc)
-        record = TrialRecord(
-            trial=number,
-            state=state,
-            params=suggestion.params,
-            value=value if state == TrialState.COMPLETE else None,
-            metrics=metrics,
-            budget=suggestion.budget,
-            seconds=time.perf_counter() - t0,
-            error=error,
-            cost=cost,
-            gradient=None if gradient is None else [float(g) for g in gradient],
-        )
-        return record, carry if state == TrialState.COMPLETE else None
 
     def _persist(self, record: TrialRecord) -> None:
         self.store.append_trial(record)
@@ -237,10 +227,3 @@ def _check_reproduced(record: TrialRecord, again: TrialRecord) -> None:
             f"{again.state} {again.value!r} instead of the recorded {record.state} {record.value!r} "
             "(the task, its data or the thread count changed)"
         )
-
-
-def _one_line(exc: BaseException) -> str:
-    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
-    text = " ".join(str(exc).split()) or "no message"
-    return f"{type(exc).__name__}: {text}{at}"

@@ -50,9 +50,18 @@ def run_with_direction(overrides: Sequence[str], run_dir: Path | None = None) ->
     study = compose_study(overrides)
     with tempfile.TemporaryDirectory() as tmp:
         loop = StudyLoop(
-            study.strategy, study.task.evaluate, RunStore(run_dir or Path(tmp)), study.budget, study.direction
+            study.strategy,
+            study.task.evaluate,
+            RunStore(run_dir or Path(tmp)),
+            study.budget,
+            study.direction,
+            executor=study.executor,
+            seed=study.settings.seed,
         )
-        return loop.run().records, study.direction
+        try:
+            return loop.run().records, study.direction
+        finally:
+            study.executor.close()
 
 
 def run_study(
@@ -86,8 +95,13 @@ def run_study(
         study.budget,
         study.direction,
         seconds_before=seconds_before,
+        executor=study.executor,
+        seed=study.settings.seed,
     )
-    return _drive(loop, store, header, previous, told, seconds_before)
+    try:
+        return _drive(loop, store, header, previous, told, seconds_before)
+    finally:
+        study.executor.close()
 
 
 def _drive(
@@ -132,6 +146,7 @@ def _header(study: Study, cfg: DictConfig, sessions: int) -> dict[str, Any]:
         "task": study.names.task,
         "space": study.names.space,
         "criterion": study.criterion,
+        "executor": study.executor.describe(),
         "seed": study.settings.seed,
         "direction": study.direction,
         "metric": study.metric,

@@ -9,6 +9,7 @@ import pytest
 
 from hpo_cli.cli import main as hpo
 from hpo_cli.commands.bench import load_suite, regressions
+from hpo_cli.errors import ConfigError
 
 
 def main(args: list[str]) -> int:
@@ -132,7 +133,17 @@ def test_bad_suites_and_a_missing_baseline_are_clear_errors(
 
 def test_the_shipped_quick_suite_loads() -> None:
     suite = load_suite(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick.yaml"))
-    assert suite.reference == "random" and suite.data_seed == 0 and len(suite.cells) == 9
+    assert suite.reference == "random" and suite.data_seed == 0 and len(suite.cells) == 11
+    parallel = [c for c in suite.cells if c.name == "ridge-process"]  # the parallel cell (executor=process)
+    assert len(parallel) == 2 and all("executor=process" in c.overrides for c in parallel)
+
+
+def test_two_cells_with_one_name_and_strategy_are_refused(tmp_path: Path) -> None:
+    spec = tmp_path / "twice.yaml"
+    cell = "  - {task: ridge, strategies: [random], n_trials: 2}\n"
+    spec.write_text("name: twice\nreference: random\ncells:\n" + cell + cell)
+    with pytest.raises(ConfigError, match="two cells share this name"):
+        load_suite(str(spec))
 
 
 def test_the_quick_digits_cell_tells_hyperband_from_random() -> None:

@@ -40,10 +40,11 @@ class Cell:
     space: str | None = None
     n_trials: int = 16
     overrides: tuple[str, ...] = ()
+    label: str | None = None  # the cell's name where task/space alone would repeat another's
 
     @property
     def name(self) -> str:
-        return f"{self.task}{'/' + self.space if self.space else ''}"
+        return self.label or f"{self.task}{'/' + self.space if self.space else ''}"
 
     def args(self, seed: int, data_seed: int | None = None) -> list[str]:
         """The overrides of one run; ``data_seed`` holds the task's data fixed across seeds."""
@@ -79,8 +80,9 @@ def load_suite(spec: str) -> Suite:
     cells = []
     for i, c in enumerate(raw.get("cells") or []):
         for strategy in c.get("strategies") or []:
+            overrides = tuple(c.get("overrides") or ())
             cells.append(
-                Cell(c["task"], strategy, c.get("space"), int(c.get("n_trials", 16)), tuple(c.get("overrides") or ()))
+                Cell(c["task"], strategy, c.get("space"), int(c.get("n_trials", 16)), overrides, c.get("name"))
             )
         if raw.get("reference") not in (c.get("strategies") or []):
             raise ConfigError(
@@ -90,6 +92,10 @@ def load_suite(spec: str) -> Suite:
             )
     if not cells:
         raise ConfigError("suite.cells", raw.get("cells"), "the suite defines no cells")
+    pairs = [(cell.name, cell.strategy) for cell in cells]
+    repeated = next((p for p in pairs if pairs.count(p) > 1), None)
+    if repeated is not None:
+        raise ConfigError("suite.cells", repeated[0], "two cells share this name: give one its own `name`")
     return Suite(
         str(raw.get("name", path.stem)),
         cells,

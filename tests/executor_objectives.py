@@ -1,0 +1,29 @@
+"""Objectives of the executor tests (``task=function task.fn=executor_objectives.NAME``): they
+must be importable by worker processes, so they live in a module, not in a test."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+def noisy(params: Mapping[str, Any]) -> float:
+    """Draws from numpy's global generator: the same value only where the trial's seed is."""
+    return float(params["x1"]) ** 2 + float(params["x2"]) + float(np.random.rand())
+
+
+def dies_above_8(params: Mapping[str, Any]) -> float:
+    """The worker process is killed (as the kernel's OOM killer would) when x1 > 8."""
+    if float(params["x1"]) > 8.0:
+        os.kill(os.getpid(), 9)
+    return float(params["x1"]) ** 2
+
+
+def hangs_above_8(params: Mapping[str, Any]) -> float:
+    if float(params["x1"]) > 8.0:
+        time.sleep(600)
+    return float(params["x1"]) ** 2
