@@ -86,6 +86,7 @@ def log_evidence(X: np.ndarray, y: np.ndarray, beta: float, lam: np.ndarray) -> 
     return float(-0.5 * (logdet + y @ np.linalg.solve(marginal, y) + n * math.log(2 * math.pi)))
 
 
+@pytest.mark.slow
 def test_gradient_maximized_evidence_reaches_ard_regression() -> None:
     from hpo_cli.runner import run_in_memory
 

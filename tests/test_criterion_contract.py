@@ -75,7 +75,9 @@ def test_a_short_run_is_finite_named_and_deterministic(case: CriterionCase, setu
     assert comparable(run_in_memory(args)) == comparable(records)
 
 
-@pytest.mark.parametrize("case", CRITERIA, ids=str)
+@pytest.mark.parametrize(  # through the CLI: cv in make test, the others in make test-slow
+    "case", [pytest.param(c, id=str(c), marks=() if c.name == "cv" else pytest.mark.slow) for c in CRITERIA]
+)
 def test_summary_json_names_the_criterion_and_its_metric(case: CriterionCase, hpo: Hpo, tmp_path: Path) -> None:
     res = hpo("run", *case.args(POLYNOMIAL, "random", "n_trials=3", f"runs_dir={tmp_path / 'runs'}"))
     assert res.returncode == 0, res.output
@@ -122,7 +124,13 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("args", "fragments"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+@pytest.mark.parametrize(  # those that load a data set (softmax, digits) in make test-slow
+    ("args", "fragments"),
+    [
+        pytest.param(a, f, id=" ".join(a), marks=pytest.mark.slow if a[0] in ("task=softmax", "task=digits") else ())
+        for a, f in BAD_INPUTS
+    ],
+)
 def test_a_criterion_that_cannot_apply_is_a_one_line_error(
     hpo: Hpo, tmp_path: Path, args: list[str], fragments: list[str]
 ) -> None:

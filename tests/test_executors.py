@@ -24,7 +24,10 @@ def values(records):
     "overrides",
     [
         [*FUNCTION, "task.fn=executor_objectives.noisy", "n_trials=12", "batch_size=4"],
-        ["task=digits", "task.hidden=8", "task.epochs=1", "strategy=sobol", "n_trials=4", "batch_size=4"],
+        pytest.param(
+            ["task=digits", "task.hidden=8", "task.epochs=1", "strategy=sobol", "n_trials=4", "batch_size=4"],
+            marks=pytest.mark.slow,
+        ),
         ["task=polynomial", "space=polynomial_per_coef", "strategy=tpe", "n_trials=8", "batch_size=2"],
     ],
     ids=["function-global-rng", "digits", "polynomial-tpe"],
@@ -46,6 +49,7 @@ def test_a_worker_killed_mid_trial_is_a_failed_row_and_the_run_goes_on() -> None
     assert all(r.value == float(r.params["x1"]) ** 2 for r in records if r.state == "complete")
 
 
+@pytest.mark.slow
 def test_a_trial_over_its_time_is_cancelled_and_recorded_as_failed() -> None:
     records = run_in_memory(
         [
@@ -63,6 +67,7 @@ def test_a_trial_over_its_time_is_cancelled_and_recorded_as_failed() -> None:
     assert sum(r.state == "complete" for r in records) == len(records) - len(cancelled)
 
 
+@pytest.mark.slow
 def test_summary_records_the_executor_workers_and_threads(hpo: Hpo, tmp_path: Path) -> None:
     from test_cli import write_user_project
 
@@ -80,8 +85,8 @@ def test_summary_records_the_executor_workers_and_threads(hpo: Hpo, tmp_path: Pa
     ("override", "named"),
     [
         ("executor.workers=0", "executor.workers=0"),
-        ("executor.trial_timeout_s=-1", "executor.trial_timeout_s=-1"),
-        ("executor.start_method=fork", "executor.start_method='fork'"),
+        pytest.param("executor.trial_timeout_s=-1", "executor.trial_timeout_s=-1", marks=pytest.mark.slow),
+        pytest.param("executor.start_method=fork", "executor.start_method='fork'", marks=pytest.mark.slow),
     ],
 )
 def test_bad_executor_settings_are_one_line(hpo: Hpo, override: str, named: str) -> None:
