@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -14,10 +14,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers]'
 	@touch $@
 
-install: $(STAMP) ## Create .venv and install hpo_cli with its dev tools (torch pinned by constraints.txt)
+install: $(STAMP) ## Create .venv and install hpo_cli with its dev tools, the ray/slurm executors and Hydra's launchers (torch pinned by constraints.txt)
 
 run: $(STAMP) ## Run `hpo run` on the embedded defaults (sobol on the polynomial task)
 	$(BIN)/hpo run
@@ -42,10 +42,10 @@ wheel-check: $(STAMP) ## Build the wheel, install it into a fresh venv, run a gr
 	cd $(WHEEL_DIR) && venv/bin/hpo gradcheck task=polynomial space=polynomial_per_coef method=reverse
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,bench]'
 	@touch $@
 
-bench: $(STAMP) bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel ## Benchmarks: HOAG vs random, trade-offs, Hyperband vs random, black-box vs Optuna, hypergradients vs higher/torchopt, MLP (benchmarks/results/)
+bench: $(STAMP) bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha ## Benchmarks: HOAG vs random, trade-offs, Hyperband vs random, black-box vs Optuna, hypergradients vs higher/torchopt, MLP (benchmarks/results/)
 	$(BIN)/python benchmarks/hoag_vs_random.py
 	$(BIN)/python benchmarks/tradeoffs.py
 	$(BIN)/python benchmarks/hyperband_vs_random.py
@@ -60,8 +60,11 @@ bench-cleaning: $(STAMP) ## Data hyper-cleaning (Franceschi 2017) on the bundled
 bench-bakhteev: $(STAMP) ## Bakhteev & Strijov (2020) polynomial table: cv/elbo × random/greedy/drmad/hoag over 5 seeds vs the paper (~8 min)
 	$(BIN)/python benchmarks/bakhteev2020_polynomial.py --seeds 5
 
-bench-parallel: $(STAMP) ## Trials in parallel: executor=process vs serial, throughput and per-trial overhead (~1 min)
+bench-parallel: $(BENCH_STAMP) ## Trials in parallel: process and Ray executors vs serial, throughput and per-trial overhead, Ray Tune beside them (~3 min)
 	$(BIN)/python benchmarks/parallel_executors.py
+
+bench-asha: $(STAMP) ## ASHA vs Hyperband vs random search on MNIST at equal wall-clock, 2 workers (~10 min)
+	$(BIN)/python benchmarks/asha_mnist.py
 
 bench-peers: $(BENCH_STAMP) ## hpo's reverse and implicit hypergradients vs higher's and torchopt's, one process (~1 min)
 	$(BIN)/python benchmarks/hypergrad_vs_peers.py
@@ -77,13 +80,13 @@ bench-quick: $(STAMP) ## The quick benchmark suite against its baseline (what CI
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 
 
-	$(BIN)/ruff check hpo_cli tests benchmarks examples
-	$(BIN)/ruff format --check hpo_cli tests benchmarks examples
+	$(BIN)/ruff check hpo_cli hydra_plugins tests benchmarks examples
+	$(BIN)/ruff format --check hpo_cli hydra_plugins tests benchmarks examples
 	$(BIN)/mypy
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	-$(BIN)/ruff check --fix hpo_cli tests benchmarks examples
-	$(BIN)/ruff format hpo_cli tests benchmarks examples
+	-$(BIN)/ruff check --fix hpo_cli hydra_plugins tests benchmarks examples
+	$(BIN)/ruff format hpo_cli hydra_plugins tests benchmarks examples
 
 clean: ## Remove the virtual environment, caches and run outputs
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache *.egg-info runs/20* runs/multirun outputs multirun

@@ -9,7 +9,18 @@ interrupted batch that were never recorded are evaluated as usual.
 
 State carried between trials (a gradient strategy's online training, HOAG's warm starts) comes
 back with the evaluation (``Evaluation.carry``) and is told to the strategy, which keeps it in
-its checkpoint; the task keeps none. Such a checkpoint is written after every tell whose
+its checkpoint; the task keeps none.
+
+Two schedules. With a batch executor (serial, or ``asynchronous: false``) the loop asks for
+``batch_size`` suggestions, evaluates them and tells them together: the trials depend only on
+the seed and the batch size, not on which worker finished first. With an asynchronous executor
+it keeps ``max(batch_size, executor.slots)`` trials in flight and asks again as soon as one
+finishes: results are told one at a time, in the order they arrive, and each tell is followed
+by one ask for the free slots (an ask that returns fewer than asked, even none, means the
+strategy waits for results; the loop asks again after the next tell). Trial numbers are given
+at ask time. The order of tells is journaled (``told.txt``), so a resume replays the strategy
+through the same interleaving; trials that were in flight when the run stopped are evaluated
+again. Such a checkpoint is written after every tell whose
 observations carry state. A recorded trial whose request is stateful cannot be replayed from
 its record alone (the record holds no inner state): it is evaluated again, from the state the
 restored strategy sends, and must reproduce its recorded value; its record is not written twice.
@@ -21,6 +32,7 @@ import dataclasses
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,7 +41,7 @@ from hpo_cli.errors import ResumeError
 from hpo_cli.executors.base import Executor, Job, Objective, Outcome, trial_seed
 from hpo_cli.executors.serial import SerialExecutor
 from hpo_cli.hypergrad.request import InnerState
-from hpo_cli.store import RunStore, best_trial
+from hpo_cli.store import TOLD, RunStore, best_trial
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.trial import Observation, Suggestion, TrialRecord, TrialState
 
@@ -81,31 +93,114 @@ class StudyLoop:
     _last_checkpoint: float = field(default=-math.inf, repr=False)
     _told: int = field(default=0, repr=False)
     _undecided: dict[int, TrialRecord] = field(default_factory=dict, repr=False)
+    _started: float = field(default=0.0, repr=False)
 
     def run(self, previous: Sequence[TrialRecord] = (), told: int = 0) -> LoopOutcome:
         """``previous``: records already stored; the strategy already knows the first ``told``
         trials (it was restored from a checkpoint); the others are replayed."""
         recorded = {r.trial: r for r in previous}
         self.records = sorted(previous, key=lambda r: r.trial)
-        next_trial, started = told, time.monotonic()
         self._told = told
+        self._started = time.monotonic()
+        self.executor.attach(self.store.dir)
         try:
-            while True:
-                reason = self._stop_reason(next_trial, started)
-                if reason:
-                    return LoopOutcome(*reason, self.records)
-                n = min(self.budget.batch_size, self.budget.n_trials - next_trial)
-                suggestions = self.strategy.ask(n)
-                if not suggestions:
-                    return LoopOutcome("finished", self.strategy.finish_message, self.records)
-                observations = self._outcomes(next_trial, suggestions, recorded)
-                next_trial += len(suggestions)
-                self.strategy.tell(observations)
-                self._write_decided(observations)
-                self._told = next_trial
-                self._checkpoint(final=any(o.carry is not None for o in observations))
+            if self.executor.asynchronous:
+                return self._run_asynchronously(recorded, told)
+            return self._run_in_batches(recorded, told)
         finally:
             self._write_undecided()
+
+    def _run_in_batches(self, recorded: Mapping[int, TrialRecord], told: int) -> LoopOutcome:
+        next_trial = told
+        while True:
+            reason = self._stop_reason(next_trial)
+            if reason:
+                return LoopOutcome(*reason, self.records)
+            n = min(self.budget.batch_size, self.budget.n_trials - next_trial)
+            suggestions = self.strategy.ask(n)
+            if not suggestions:
+                return LoopOutcome("finished", self.strategy.finish_message, self.records)
+            observations = self._outcomes(next_trial, suggestions, recorded)
+            next_trial += len(suggestions)
+            self.strategy.tell(observations)
+            self._write_decided(observations)
+            self._told = next_trial
+            self._checkpoint(final=any(o.carry is not None for o in observations))
+
+    def _run_asynchronously(self, recorded: Mapping[int, TrialRecord], told: int) -> LoopOutcome:
+        """Keep the slots busy; tell each result as it arrives, then ask for the free slots."""
+        journal = self.store.read_told(repair=True)
+        if journal is None and any(r.trial >= told for r in recorded.values()):
+            return self._run_in_batches(recorded, told)  # recorded before tells were journaled
+        journal = journal or []
+        if sorted(journal[:told]) != list(range(told)):
+            raise ResumeError(
+                f"cannot resume: {self.store.dir / TOLD} does not list the {told} trials of the strategy's checkpoint"
+            )
+        replay = deque(journal[told:])
+        in_flight: dict[int, Suggestion] = {}  # asked, not yet told: trial number -> suggestion
+        submitted: set[int] = set()
+        arrived: deque[tuple[Job, Outcome]] = deque()  # results from the executor, not yet told
+        limit = max(self.budget.batch_size, self.executor.slots)
+        next_trial, waiting, stop = told, False, None
+        while True:
+            if not replay and stop is None:
+                stop = self._stop_reason(next_trial)
+            free = min(limit - len(in_flight), self.budget.n_trials - next_trial)
+            if stop is None and not waiting and free > 0:
+                suggestions = self.strategy.ask(free)
+                waiting = len(suggestions) < free
+                for suggestion in suggestions:
+                    if next_trial in recorded:
+                        _check_replay(recorded[next_trial], suggestion)
+                    in_flight[next_trial] = suggestion
+                    next_trial += 1
+            if not in_flight:
+                if stop is not None:
+                    return LoopOutcome(*stop, self.records)
+                return LoopOutcome("finished", self.strategy.finish_message, self.records)
+            replaying = bool(replay)  # this result is journaled already
+            if replaying:
+                number = replay.popleft()
+                if number not in in_flight:
+                    raise ResumeError(
+                        f"cannot resume: {self.store.dir / TOLD} tells trial {number}, which the strategy did not "
+                        "suggest at that point (the strategy, its config or the worker count changed)"
+                    )
+                observation = self._outcomes(number, [in_flight.pop(number)], recorded)[0]
+            else:
+                number, observation = self._next_result(in_flight, submitted, arrived, recorded)
+            self.strategy.tell([observation])
+            if not replaying:
+                self.store.append_told(number)
+            self._write_decided([observation])
+            self._told += 1
+            waiting = False
+            if not in_flight and not self.strategy.pending:
+                self._checkpoint(final=observation.carry is not None)
+
+    def _next_result(
+        self,
+        in_flight: dict[int, Suggestion],
+        submitted: set[int],
+        arrived: deque[tuple[Job, Outcome]],
+        recorded: Mapping[int, TrialRecord],
+    ) -> tuple[int, Observation]:
+        """Submit the trials in flight that are not running yet; the next result to arrive (its
+        trial leaves ``in_flight``)."""
+        for number, suggestion in in_flight.items():
+            if number in recorded:
+                raise ResumeError(f"cannot resume: trial {number} is recorded but missing from {self.store.dir / TOLD}")
+            if number not in submitted:
+                submitted.add(number)
+                self.executor.submit(Job(number, suggestion, trial_seed(self.seed, number)), self.objective)
+        if not arrived:
+            arrived.extend(self.executor.wait())
+        job, (record, carry) = arrived.popleft()
+        submitted.discard(job.number)
+        record = self._stamped(record)
+        self._undecided[job.suggestion.key] = record
+        return job.number, self._observation(record, in_flight.pop(job.number), carry)
 
     def _outcomes(
         self, first: int, suggestions: Sequence[Suggestion], recorded: Mapping[int, TrialRecord]
@@ -130,6 +225,7 @@ class StudyLoop:
                 observations.append(self._observation(record, suggestion))
                 continue
             again, carry = evaluated[first + i]
+            again = self._stamped(again)
             if record is None:
                 self._undecided[suggestion.key] = again
                 record = again
@@ -137,6 +233,13 @@ class StudyLoop:
                 _check_reproduced(record, again)
             observations.append(self._observation(record, suggestion, carry))
         return observations
+
+    def _stamped(self, record: TrialRecord) -> TrialRecord:
+        """The record with the time its result reached the driver (seconds since the run started)."""
+        return dataclasses.replace(record, finished_s=round(self._elapsed(), 3))
+
+    def _elapsed(self) -> float:
+        return self.seconds_before + time.monotonic() - self._started
 
     def _write_decided(self, observations: Sequence[Observation]) -> None:
         """Store the new records whose state is known, in trial order. A strategy that decides
@@ -159,7 +262,7 @@ class StudyLoop:
             self._persist(self._undecided[key])
         self._undecided.clear()
 
-    def _stop_reason(self, next_trial: int, started: float) -> tuple[str, str] | None:
+    def _stop_reason(self, next_trial: int) -> tuple[str, str] | None:
         failed = sum(r.state == "failed" for r in self.records)
         done = len(self.records)
         if done >= min(self.budget.n_trials, MIN_TRIALS_FOR_FAILURE_RATE) and done > 0:
@@ -174,8 +277,7 @@ class StudyLoop:
             return "finished", f"reached n_trials={self.budget.n_trials}"
         if self.strategy.is_finished():
             return "finished", self.strategy.finish_message
-        elapsed = self.seconds_before + time.monotonic() - started
-        if self.budget.timeout_s is not None and elapsed >= self.budget.timeout_s:
+        if self.budget.timeout_s is not None and self._elapsed() >= self.budget.timeout_s:
             return "finished", f"reached timeout_s={self.budget.timeout_s:g}"
         return None
 

@@ -189,9 +189,12 @@ def _restore_checkpoint(store: RunStore, strategy: Strategy, previous: list[Tria
     told, state = checkpoint
     records = {r.trial: r for r in previous}
     entries = (state.get("history") or [])[:told]
-    matches = all(
-        i in records and (h.get("in_trials_file") or records[i].params == h.get("suggestion", {}).get("params"))
-        for i, h in enumerate(entries)
+    # history is in the order trials were told (not their numbers, with an asynchronous executor);
+    # a suggestion's key is its trial number
+    keys = [int((h.get("suggestion") or {}).get("key", -1)) for h in entries]
+    matches = sorted(keys) == list(range(told)) and all(
+        h.get("in_trials_file") or (k in records and records[k].params == h["suggestion"].get("params"))
+        for k, h in zip(keys, entries, strict=True)
     )
     if not 0 < told <= len(previous) or not matches:
         log.warning("%s does not match the recorded trials; replaying them instead", STRATEGY_STATE)

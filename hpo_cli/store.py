@@ -9,6 +9,9 @@ Files (their names are part of the interface):
 * ``strategy_state.json``: the strategy's last checkpoint (see :mod:`hpo_cli.loop`), with a
   checksum of its content: a damaged or hand-edited checkpoint is never used (the trials are
   replayed instead);
+* ``told.txt``: with an asynchronous executor, the trial numbers in the order their results
+  were told to the strategy, one per line (appended, fsynced before the trial's record), so a
+  resume replays the strategy through the same interleaving of asks and tells;
 * ``plots/history.png``: best value so far against trial number;
 * ``.lock``: held (``flock``) by the one process writing the run; the kernel releases it when
   that process dies, so a killed run can be resumed at once.
@@ -45,6 +48,7 @@ STRATEGY_STATE = "strategy_state.json"
 LOCK = ".lock"
 CONFIG_DIR = ".hydra"  # the composed config (config.yaml) and, for hpo run, Hydra's own
 TORN = "trials.jsonl.torn"
+TOLD = "told.txt"
 
 log = logging.getLogger("hpo_cli")
 
@@ -91,6 +95,34 @@ class RunStore:
             f.flush()
             os.fsync(f.fileno())
 
+    def append_told(self, trial: int) -> None:
+        """Journal that trial ``trial``'s result was told to the strategy (asynchronous runs)."""
+        with (self.dir / TOLD).open("a", encoding="utf-8") as f:
+            f.write(f"{int(trial)}\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_told(self, repair: bool = False) -> list[int] | None:
+        """The journal of told trials in order; None when the run has none (a batch run). A torn
+        last line is ignored (with ``repair`` set aside); any other damage raises RunDirError."""
+        path = self.dir / TOLD
+        if not path.exists():
+            return None
+        data = path.read_bytes()
+        lines = data.splitlines(keepends=True)
+        torn = bool(lines) and not lines[-1].endswith(b"\n")
+        order: list[int] = []
+        for number, raw in enumerate(lines[:-1] if torn else lines, 1):
+            text = raw.decode("utf-8", errors="replace").strip()
+            if not text.isdigit():
+                raise RunDirError(f"{path}:{number}: damaged line {text[:40]!r}; refusing to read the run")
+            order.append(int(text))
+        if len(set(order)) != len(order):
+            raise RunDirError(f"{path}: a trial is listed twice; refusing to read the run")
+        if torn and repair:
+            self._set_aside(path, lines[-1], len(data) - len(lines[-1]))
+        return order
+
     def read_trials(self, repair: bool = False) -> list[TrialRecord]:
         """All trials, in file order. A torn last line (a kill mid-write) is ignored, and with
         ``repair`` moved to ``trials.jsonl.torn`` so that appending can go on. Any other damage
@@ -107,7 +139,7 @@ class RunStore:
                 raise RunDirError(f"{self.trials_path}:{number}: trial {record.trial} is recorded twice")
             seen.add(record.trial)
         if torn and repair:
-            self._set_aside(lines[-1], len(data) - len(lines[-1]))
+            self._set_aside(self.trials_path, lines[-1], len(data) - len(lines[-1]))
         return records
 
     def _parse_trial(self, raw: bytes, number: int) -> TrialRecord:
@@ -120,16 +152,17 @@ class RunStore:
                 "(repair or remove that line by hand)"
             ) from None
 
-    def _set_aside(self, torn: bytes, good_end: int) -> None:
-        """Move a torn last line to ``trials.jsonl.torn`` (appended: nothing is ever deleted)."""
-        with (self.dir / TORN).open("ab") as side:
+    def _set_aside(self, path: Path, torn: bytes, good_end: int) -> None:
+        """Move a torn last line of ``path`` to ``<path>.torn`` (appended: nothing is ever deleted)."""
+        aside = path.with_name(path.name + ".torn")
+        with aside.open("ab") as side:
             side.write(torn + b"\n")
             side.flush()
             os.fsync(side.fileno())
-        with self.trials_path.open("r+b") as f:
+        with path.open("r+b") as f:
             f.truncate(good_end)
             os.fsync(f.fileno())
-        log.warning("set aside a torn last line of %s (a kill mid-write) in %s", self.trials_path, self.dir / TORN)
+        log.warning("set aside a torn last line of %s (a kill mid-write) in %s", path, aside)
 
     def write_json(self, name: str, obj: Mapping[str, Any], indent: int | None = 2) -> None:
         """``indent=None``: one line, and json's C encoder (several times faster on big states)."""

@@ -128,11 +128,13 @@ class TrialRecord:
     error: str | None = None
     cost: dict[str, int] = field(default_factory=dict)
     gradient: list[float] | None = None  # only for evaluations that returned one
+    finished_s: float | None = None  # when its result reached the driver: seconds since the run started
 
     def to_json(self) -> str:
         row = asdict(self)
-        if row["gradient"] is None:
-            del row["gradient"]
+        for optional in ("gradient", "finished_s"):
+            if row[optional] is None:
+                del row[optional]
         return json.dumps(row, allow_nan=False, default=json_default)
 
     @classmethod
@@ -149,6 +151,7 @@ class TrialRecord:
             error=d.get("error"),
             cost=dict(d.get("cost") or {}),
             gradient=d.get("gradient"),
+            finished_s=d.get("finished_s"),
         )
 
 

@@ -27,3 +27,9 @@ def hangs_above_8(params: Mapping[str, Any]) -> float:
     if float(params["x1"]) > 8.0:
         time.sleep(600)
     return float(params["x1"]) ** 2
+
+
+def slow_square(params: Mapping[str, Any]) -> float:
+    """Takes a while, longer on one side, so that trials finish out of order."""
+    time.sleep(0.05 + 0.1 * (float(params["x1"]) > 2.5))
+    return (float(params["x1"]) - 2.5) ** 2 + (float(params["x2"]) - 7.5) ** 2

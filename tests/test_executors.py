@@ -5,6 +5,8 @@ line."""
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,19 @@ POOL = ["executor=process", "batch_size=4"]
 
 
 def values(records):
-    return [(r.trial, r.state, json.dumps(r.params, sort_keys=True), r.value) for r in records]
+    """What a trial is, whoever ran it and whenever it finished: in trial order."""
+    return sorted((r.trial, r.state, json.dumps(r.params, sort_keys=True), r.value) for r in records)
 
 
+IN_BATCHES = {
+    "process": ["executor=process", "executor.workers=2", "executor.asynchronous=false"],
+    "ray": ["executor=ray", "executor.workers=2", "executor.asynchronous=false"],
+    "submitit": ["executor=submitit", "executor.workers=2", "executor.asynchronous=false"],
+}
+ASYNCHRONOUS = {name: [*overrides[:-1], "executor.asynchronous=true"] for name, overrides in IN_BATCHES.items()}
+
+
+@pytest.mark.parametrize("executor", list(IN_BATCHES))
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -32,20 +44,48 @@ def values(records):
     ],
     ids=["function-global-rng", "digits", "polynomial-tpe"],
 )
-def test_a_process_pool_gives_the_trials_of_the_serial_executor(overrides: list[str]) -> None:
+def test_batches_on_any_executor_give_the_trials_of_the_serial_executor(overrides: list[str], executor: str) -> None:
+    if executor == "submitit" and "strategy=tpe" in overrides:
+        pytest.skip("one submitit case is enough in make test: each job starts a Python process")
     serial = run_in_memory([*overrides, "executor=serial"])
-    pooled = run_in_memory([*overrides, "executor=process", "executor.workers=2"])
-    assert values(pooled) == values(serial)
+    elsewhere = run_in_memory([*overrides, *IN_BATCHES[executor]])
+    assert values(elsewhere) == values(serial)
     assert all(r.state == "complete" for r in serial)
 
 
-def test_a_worker_killed_mid_trial_is_a_failed_row_and_the_run_goes_on() -> None:
+SUBMITIT_SLOW = pytest.param("submitit", marks=pytest.mark.slow)  # a Python process per trial: seconds each
+
+
+@pytest.mark.parametrize("executor", ["process", "ray", SUBMITIT_SLOW])
+def test_asynchronous_executors_give_a_non_adaptive_strategy_the_serial_trials(executor: str) -> None:
+    """Whatever order trials finish in, a random search suggests the same points (each trial's
+    seed is its number's): the same trials as serial, recorded in the order they finished."""
+    overrides = [*FUNCTION, "task.fn=executor_objectives.noisy", "n_trials=10"]
+    serial = run_in_memory([*overrides, "executor=serial"])
+    elsewhere = run_in_memory([*overrides, *ASYNCHRONOUS[executor]])
+    assert values(elsewhere) == values(serial)
+
+
+def test_asynchronous_tpe_and_gp_bo_keep_both_workers_on_distinct_points() -> None:
+    for strategy in (["strategy=tpe", "strategy.n_startup_trials=3"], ["strategy=gp_bo", "strategy.n_initial=3"]):
+        records = run_in_memory([*FUNCTION, *strategy, "task.fn=executor_objectives.slow_square", "n_trials=10",
+                                 *ASYNCHRONOUS["process"]])  # fmt: skip
+        points = {json.dumps(r.params, sort_keys=True) for r in records}
+        assert len(points) == len(records) == 10 and all(r.state == "complete" for r in records)
+        assert sorted(r.finished_s for r in records) == [r.finished_s for r in records]  # completion order
+
+
+@pytest.mark.parametrize("executor", ["process", "ray", SUBMITIT_SLOW])
+def test_a_worker_killed_mid_trial_is_a_failed_row_and_the_run_goes_on(executor: str) -> None:
     records = run_in_memory(
-        [*FUNCTION, "task.fn=executor_objectives.dies_above_8", *POOL, "n_trials=16", "max_failure_rate=1.0"]
-    )
+        [*FUNCTION, "task.fn=executor_objectives.dies_above_8", *ASYNCHRONOUS[executor], "n_trials=16",
+         "max_failure_rate=1.0"]
+    )  # fmt: skip
     died = [r for r in records if r.state == "failed"]
     assert len(records) == 16 and died and all(float(r.params["x1"]) > 8.0 for r in died)
-    assert all("the worker running it died (exit code -9)" in (r.error or "") for r in died)
+    reason = {"process": "the worker running it died (exit code -9)", "ray": "the worker running it died",
+              "submitit": "died"}[executor]  # fmt: skip
+    assert all(reason in (r.error or "") for r in died), [r.error for r in died]
     assert all(r.value == float(r.params["x1"]) ** 2 for r in records if r.state == "complete")
 
 
@@ -93,3 +133,42 @@ def test_bad_executor_settings_are_one_line(hpo: Hpo, override: str, named: str)
     res = hpo("run", "executor=process", override, "n_trials=2")
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and named in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("executor", "override", "named"),
+    [
+        ("submitit", "executor.cluster=pbs", "executor.cluster='pbs'"),
+        ("ray", "executor.gpus_per_worker=-1", "executor.gpus_per_worker=-1"),
+    ],
+)
+def test_bad_ray_and_submitit_settings_are_one_line(hpo: Hpo, executor: str, override: str, named: str) -> None:
+    res = hpo("run", f"executor={executor}", override, "n_trials=2")
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and named in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("module", ["ray", "submitit"])
+def test_a_missing_extra_is_one_clear_line(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpo_cli.build import compose_study
+    from hpo_cli.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
+    extra = {"ray": "hpo_cli[ray]", "submitit": "hpo_cli[slurm]"}[module]
+    with pytest.raises(ConfigError, match=re.escape(extra)):
+        compose_study(["task=branin", f"executor={module}"])
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "executor").glob("*.yaml")))
+def test_every_executor_config_builds_and_describes_itself(name: str) -> None:
+    from hpo_cli.build import compose_study
+
+    study = compose_study(["task=branin", f"executor={name}"])
+    try:
+        described = study.executor.describe()
+        assert described["name"] == name and described["workers"] >= 1
+        assert study.executor.slots == described["workers"]
+        assert study.executor.asynchronous == (name != "serial")
+    finally:
+        study.executor.close()

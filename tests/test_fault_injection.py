@@ -30,8 +30,14 @@ CASES = [  # (overrides, n_trials): a few seconds each uninterrupted
     pytest.param([*FUNCTION, "strategy=random"], 30, id="random", marks=SLOW),
     pytest.param([*FUNCTION, "strategy=sobol", "batch_size=4"], 32, id="sobol-batched", marks=SLOW),
     pytest.param([*FUNCTION, "strategy=halton", "batch_size=2"], 24, id="halton-batched", marks=SLOW),
-    pytest.param(  # trials in flight in worker processes when the driver is killed
-        [*FUNCTION, "strategy=sobol", "batch_size=4", "executor=process"], 24, id="sobol-process", marks=SLOW
+    pytest.param(  # trials in flight in worker processes when the driver is killed (asynchronous)
+        [*FUNCTION, "strategy=sobol", "executor=process"], 24, id="sobol-process", marks=SLOW
+    ),
+    pytest.param(  # an adaptive strategy, batches over the process pool
+        [*FUNCTION, "strategy=tpe", "batch_size=2", "executor=process", "executor.asynchronous=false"],
+        20,
+        id="tpe-process-batches",
+        marks=SLOW,
     ),
     pytest.param([*FUNCTION, "strategy=lhs"], 24, id="lhs", marks=SLOW),
     pytest.param(

@@ -1,8 +1,10 @@
-"""Where a trial runs: an executor evaluates a batch of trials and returns their records.
+"""Where a trial runs: an executor evaluates trials and returns their records.
 
 ``executor=serial`` (the default) evaluates in the driver process, one trial after another;
-``executor=process`` in a pool of worker processes (:mod:`hpo_cli.executors.process`), each of
-which builds the task once from the composed config.
+``executor=process`` in a pool of worker processes (:mod:`hpo_cli.executors.process`),
+``executor=ray`` in Ray actors (:mod:`hpo_cli.executors.ray`), each of which builds the task
+once from the composed config; ``executor=submitit`` one SLURM job per trial
+(:mod:`hpo_cli.executors.submitit`).
 
 Every trial is evaluated by :func:`evaluate_trial`, wherever it runs: Python's, numpy's and
 torch's global random generators are seeded from (run seed, trial number) first, so a result
@@ -14,13 +16,16 @@ on torch's thread count: it is recorded in ``summary.json``.
 from __future__ import annotations
 
 import math
+import os
 import random
 import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -106,24 +111,104 @@ def one_line(exc: BaseException) -> str:
 
 
 class Executor(ABC):
-    """Evaluates batches of trials; ``describe()`` goes to summary.json."""
+    """Evaluates trials: :meth:`submit` starts one, :meth:`wait` returns those that finished.
+
+    ``slots`` trials run at once. An ``asynchronous`` executor lets the loop ask for a new
+    suggestion as soon as one trial finishes; otherwise the loop evaluates whole batches
+    (:meth:`run`) and the trials do not depend on the order in which they finish.
+    ``describe()`` goes to summary.json.
+    """
 
     name: str = "executor"
+    asynchronous: bool = False
+
+    @property
+    @abstractmethod
+    def slots(self) -> int:
+        """How many trials run at the same time."""
 
     @abstractmethod
+    def submit(self, job: Job, objective: Objective) -> None:
+        """Start ``job`` (or queue it until a slot frees up). ``objective`` is the driver's own
+        task: an executor whose workers build their own ignores it."""
+
+    @abstractmethod
+    def wait(self) -> list[tuple[Job, Outcome]]:
+        """Block until at least one submitted job finishes; the finished ones and their outcomes."""
+
     def run(self, jobs: Sequence[Job], objective: Objective) -> list[Outcome]:
-        """The outcomes of ``jobs``, in their order. ``objective`` is the driver's own task
-        (an executor whose workers build their own ignores it)."""
+        """The outcomes of ``jobs``, in their order (a batch: submitted together, all awaited)."""
+        for job in jobs:
+            self.submit(job, objective)
+        outcomes: dict[int, Outcome] = {}
+        while len(outcomes) < len(jobs):
+            outcomes.update((job.number, outcome) for job, outcome in self.wait())
+        return [outcomes[job.number] for job in jobs]
+
+    def attach(self, run_dir: Path) -> None:  # noqa: B027 - optional hook
+        """The run directory, where an executor may keep its files (submitit's job folders)."""
 
     def start(self) -> None:  # noqa: B027 - optional hook
-        """Start the workers now (they start with the first batch otherwise)."""
+        """Start the workers now (they start with the first trial otherwise)."""
 
     def bind(self, recipe: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """The composed config (plain, resolved) from which workers build the task."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Stop the workers, if any."""
+        """Stop the workers, if any, and forget the jobs still running."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """{"name", "workers", "threads"} for summary.json."""
+
+
+class QueuedExecutor(Executor):
+    """An executor with workers of its own: submitted jobs queue until a worker is free.
+    Subclasses give jobs to free workers (:meth:`_dispatch`) and collect what finished, died or
+    ran out of time (:meth:`_collect`); :meth:`wait` repeats both until something finished."""
+
+    poll_s: float = 0.0  # pause between collections that found nothing (0: _collect itself blocks)
+
+    def __init__(self) -> None:
+        self.queue: deque[Job] = deque()
+
+    def submit(self, job: Job, objective: Objective) -> None:
+        self.queue.append(job)
+
+    def wait(self) -> list[tuple[Job, Outcome]]:
+        if not self.queue and not self._busy():
+            raise RuntimeError("wait() with no trial submitted")
+        self.start()
+        while True:
+            self._dispatch()
+            finished = self._collect()
+            if finished:
+                return finished
+            time.sleep(self.poll_s)
+
+    @abstractmethod
+    def _busy(self) -> int:
+        """How many jobs the workers hold."""
+
+    @abstractmethod
+    def _dispatch(self) -> None:
+        """Give queued jobs to the free workers."""
+
+    @abstractmethod
+    def _collect(self) -> list[tuple[Job, Outcome]]:
+        """The jobs that finished, died or ran over their time (may wait a little for one)."""
+
+
+def timed_out(job: Job, elapsed: float, limit: float) -> Outcome:
+    """The failed outcome of a trial cancelled for running over ``executor.trial_timeout_s``."""
+    return failed_outcome(job, elapsed, f"cancelled after {elapsed:.1f} s (executor.trial_timeout_s={limit:g})")
+
+
+def cores_available() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """The variables that cap the OpenMP/BLAS thread pools of a worker to ``threads``."""
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}

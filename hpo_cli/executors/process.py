@@ -18,14 +18,21 @@ import contextlib
 import multiprocessing
 import os
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.executors.base import Executor, Job, Objective, Outcome, failed_outcome
+from hpo_cli.executors.base import (
+    Job,
+    Outcome,
+    QueuedExecutor,
+    cores_available,
+    failed_outcome,
+    thread_environment,
+    timed_out,
+)
 from hpo_cli.executors.worker import ERROR, READY, worker_main
 from hpo_cli.validate import positive_float, positive_int
 
@@ -68,7 +75,7 @@ class Worker:
         self.conn.close()
 
 
-class ProcessExecutor(Executor):
+class ProcessExecutor(QueuedExecutor):
     name = "process"
 
     def __init__(
@@ -77,18 +84,27 @@ class ProcessExecutor(Executor):
         threads: int | None = None,
         trial_timeout_s: float | None = None,
         start_method: str = "spawn",
+        asynchronous: bool = True,
     ) -> None:
         self.workers = positive_int(workers, "executor.workers")
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self.threads = max(1, cores // self.workers) if threads is None else positive_int(threads, "executor.threads")
+        self.threads = (
+            max(1, cores_available() // self.workers) if threads is None else positive_int(threads, "executor.threads")
+        )
         self.trial_timeout_s = (
             None if trial_timeout_s is None else positive_float(trial_timeout_s, "executor.trial_timeout_s")
         )
         if start_method not in START_METHODS:
             raise ConfigError("executor.start_method", start_method, f"must be one of {', '.join(START_METHODS)}")
         self.context = multiprocessing.get_context(start_method)
+        self.asynchronous = bool(asynchronous)
         self.recipe: dict[str, Any] | None = None
         self.pool: list[Worker] = []
+        super().__init__()
+        self.busy: dict[int, tuple[Job, float]] = {}  # worker index -> (its job, start time)
+
+    @property
+    def slots(self) -> int:
+        return self.workers
 
     def bind(self, recipe: Mapping[str, Any]) -> None:
         self.recipe = dict(recipe)
@@ -99,7 +115,7 @@ class ProcessExecutor(Executor):
     # -- workers ---------------------------------------------------------------------------
 
     def _environment(self, index: int) -> dict[str, str]:
-        env = {name: str(self.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        env = thread_environment(self.threads)
         assert self.recipe is not None
         if self.recipe.get("device") == "cuda":
             import torch
@@ -128,43 +144,40 @@ class ProcessExecutor(Executor):
         self.pool[index].wait_ready()
 
     def close(self) -> None:
-        for worker in self.pool:
-            worker.stop()
-        self.pool = []
+        for w, worker in enumerate(self.pool):
+            worker.stop(kill=w in self.busy)  # a worker busy with a trial nobody waits for is killed
+        self.pool, self.busy = [], {}
+        self.queue.clear()
 
     # -- trials ----------------------------------------------------------------------------
 
-    def run(self, jobs: Sequence[Job], objective: Objective) -> list[Outcome]:
-        if not jobs:
-            return []
-        self.start()
-        queue = deque(enumerate(jobs))
-        outcomes: dict[int, Outcome] = {}
-        busy: dict[int, tuple[int, Job, float]] = {}  # worker index -> (job index, job, start time)
-        while queue or busy:
-            for w in range(len(self.pool)):
-                if w not in busy and queue:
-                    i, job = queue.popleft()
-                    try:
-                        self.pool[w].conn.send(job)
-                    except (BrokenPipeError, OSError):  # it died while idle: a fresh one takes the job
-                        self._replace(w)
-                        self.pool[w].conn.send(job)
-                    busy[w] = (i, job, time.monotonic())
-            self._collect(busy, outcomes)
-        return [outcomes[i] for i in range(len(jobs))]
+    def _busy(self) -> int:
+        return len(self.busy)
 
-    def _collect(self, busy: dict[int, tuple[int, Job, float]], outcomes: dict[int, Outcome]) -> None:
+    def _dispatch(self) -> None:
+        """Give queued jobs to the idle workers."""
+        for w in range(len(self.pool)):
+            if w not in self.busy and self.queue:
+                job = self.queue.popleft()
+                try:
+                    self.pool[w].conn.send(job)
+                except (BrokenPipeError, OSError):  # it died while idle: a fresh one takes the job
+                    self._replace(w)
+                    self.pool[w].conn.send(job)
+                self.busy[w] = (job, time.monotonic())
+
+    def _collect(self) -> list[tuple[Job, Outcome]]:
         """Wait for at least one busy worker to answer, die or run over its time."""
         timeout = None
         if self.trial_timeout_s is not None:
             now = time.monotonic()
-            timeout = max(0.0, min(started + self.trial_timeout_s - now for _, _, started in busy.values()))
+            timeout = max(0.0, min(started + self.trial_timeout_s - now for _, started in self.busy.values()))
         handles: list[Connection | int] = []
-        for w in busy:
+        for w in self.busy:
             handles += [self.pool[w].conn, self.pool[w].process.sentinel]
         wait(handles, timeout)
-        for w, (i, job, started) in list(busy.items()):
+        finished: list[tuple[Job, Outcome]] = []
+        for w, (job, started) in list(self.busy.items()):
             worker, elapsed = self.pool[w], time.monotonic() - started
             if worker.conn.poll():
                 try:
@@ -172,17 +185,16 @@ class ProcessExecutor(Executor):
                 except (EOFError, OSError):
                     outcome = None
                 if outcome is not None:
-                    outcomes[i] = outcome
-                    del busy[w]
+                    finished.append((job, outcome))
+                    del self.busy[w]
                     continue
             if not worker.process.is_alive() or worker.conn.closed:
                 code = worker.process.exitcode
-                outcomes[i] = failed_outcome(job, elapsed, f"the worker running it died (exit code {code})")
+                finished.append((job, failed_outcome(job, elapsed, f"the worker running it died (exit code {code})")))
             elif self.trial_timeout_s is not None and elapsed >= self.trial_timeout_s:
-                outcomes[i] = failed_outcome(
-                    job, elapsed, f"cancelled after {elapsed:.1f} s (executor.trial_timeout_s={self.trial_timeout_s:g})"
-                )
+                finished.append((job, timed_out(job, elapsed, self.trial_timeout_s)))
             else:
                 continue
-            del busy[w]
+            del self.busy[w]
             self._replace(w)
+        return finished

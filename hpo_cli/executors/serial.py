@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections import deque
 from typing import Any
 
 from hpo_cli.executors.base import Executor, Job, Objective, Outcome, evaluate_trial
@@ -12,8 +12,22 @@ from hpo_cli.executors.base import Executor, Job, Objective, Outcome, evaluate_t
 class SerialExecutor(Executor):
     name = "serial"
 
-    def run(self, jobs: Sequence[Job], objective: Objective) -> list[Outcome]:
-        return [evaluate_trial(objective, job) for job in jobs]
+    def __init__(self) -> None:
+        self.queue: deque[tuple[Job, Objective]] = deque()
+
+    @property
+    def slots(self) -> int:
+        return 1
+
+    def submit(self, job: Job, objective: Objective) -> None:
+        self.queue.append((job, objective))
+
+    def wait(self) -> list[tuple[Job, Outcome]]:
+        job, objective = self.queue.popleft()
+        return [(job, evaluate_trial(objective, job))]
+
+    def close(self) -> None:
+        self.queue.clear()
 
     def describe(self) -> dict[str, Any]:
         torch = sys.modules.get("torch")

@@ -172,9 +172,9 @@ def fill_history(
     """The checkpoint ``state`` with its ``in_trials_file`` history entries completed from the
     trial records (params, unit point, gradient × ``sign``, the loop's loss convention)."""
     history = []
-    for i, entry in enumerate(state.get("history") or []):
+    for entry in state.get("history") or []:
         if entry.get("in_trials_file"):
-            record = records[i]
+            record = records[int(entry["suggestion"]["key"])]  # a suggestion's key is its trial number
             suggestion = {**entry["suggestion"], "params": record.params, "unit": list(space.encode(record.params))}
             gradient = None if record.gradient is None else [sign * g for g in record.gradient]
             entry = {k: v for k, v in entry.items() if k != "in_trials_file"}

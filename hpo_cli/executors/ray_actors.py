@@ -1,0 +1,192 @@
+"""``executor=ray``: trials in Ray actors (Ray core, not Ray Tune), on this machine or a cluster.
+
+``address: null`` starts a local Ray instance for the run (and shuts it down after);
+``address: auto`` (or ``ray://host:port``) joins a running cluster, which must have hpo_cli and
+the task's dependencies installed. Each of the ``workers`` actors builds the task once from the
+composed config, reserves ``threads`` CPUs (Ray then caps its OpenMP threads to that number; torch
+is set to it too) and, with ``device=cuda``, one GPU (Ray gives each actor its own device), and
+evaluates one trial at a time.
+
+An actor that dies (killed, out of memory, its node lost) turns its trial into a failed row
+naming the reason, and a fresh actor takes its place; a trial over ``trial_timeout_s`` is
+cancelled (its actor killed and replaced) and recorded as failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from hpo_cli.errors import ConfigError
+from hpo_cli.executors.base import (
+    Job,
+    Outcome,
+    QueuedExecutor,
+    cores_available,
+    failed_outcome,
+    one_line,
+    timed_out,
+)
+from hpo_cli.validate import positive_float, positive_int
+
+EXTRA = "pip install 'hpo_cli[ray]'"
+
+
+class TrialActor:
+    """The body of one actor: the task, built once; one trial at a time."""
+
+    def __init__(self, recipe: Mapping[str, Any], threads: int, paths: list[str]) -> None:
+        from hpo_cli.executors.worker import build_objective, import_paths
+
+        import_paths(paths)
+        self.objective = build_objective(recipe, threads)
+
+    def ready(self) -> bool:
+        return True
+
+    def evaluate(self, job: Job) -> Outcome:
+        from hpo_cli.executors.base import evaluate_trial
+
+        return evaluate_trial(self.objective, job)
+
+
+class RayExecutor(QueuedExecutor):
+    name = "ray"
+
+    def __init__(
+        self,
+        workers: int = 2,
+        threads: int | None = None,
+        address: str | None = None,
+        gpus_per_worker: float | None = None,
+        trial_timeout_s: float | None = None,
+        asynchronous: bool = True,
+    ) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("executor", "ray", f"needs Ray, an optional extra: {EXTRA}") from None
+        self.ray = ray
+        self.workers = positive_int(workers, "executor.workers")
+        self.address = None if address in (None, "", "local") else str(address)
+        local_threads = max(1, cores_available() // self.workers) if self.address is None else 1
+        self.threads = local_threads if threads is None else positive_int(threads, "executor.threads")
+        if gpus_per_worker is not None and (not isinstance(gpus_per_worker, int | float) or gpus_per_worker < 0):
+            raise ConfigError("executor.gpus_per_worker", gpus_per_worker, "must be a number >= 0 (or null)")
+        self.gpus_per_worker = gpus_per_worker
+        self.trial_timeout_s = (
+            None if trial_timeout_s is None else positive_float(trial_timeout_s, "executor.trial_timeout_s")
+        )
+        self.asynchronous = bool(asynchronous)
+        self.recipe: dict[str, Any] | None = None
+        self.actors: list[Any] = []
+        super().__init__()
+        self.running: dict[Any, tuple[int, Job, float]] = {}  # result ref -> (actor index, job, start time)
+        self.started_ray = False
+
+    @property
+    def slots(self) -> int:
+        return self.workers
+
+    def bind(self, recipe: Mapping[str, Any]) -> None:
+        self.recipe = dict(recipe)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "workers": self.workers, "threads": self.threads, "address": self.address or "local"}
+
+    # -- actors ----------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        ray = self.ray
+        if ray.is_initialized():
+            return
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+        if self.address is None:
+            options["num_cpus"] = max(cores_available(), self.workers * self.threads)
+        try:
+            ray.init(address=self.address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError("executor.address", self.address, f"cannot start or join Ray: {one_line(exc)}") from None
+        self.started_ray = True
+
+    def _spawn(self) -> Any:
+        if self.recipe is None:
+            raise RuntimeError("executor=ray needs the composed config (bind) before it runs")
+        gpus = self.gpus_per_worker
+        if gpus is None:
+            gpus = 1 if self.recipe.get("device") == "cuda" else 0
+        remote = self.ray.remote(TrialActor).options(num_cpus=self.threads, num_gpus=gpus)
+        paths = [p for p in sys.path if p] if self.address is None else []
+        actor: Any = remote.remote(self.recipe, self.threads, paths)
+        try:
+            self.ray.get(actor.ready.remote())
+        except Exception as exc:  # the task could not be built: the run stops with this line
+            cause = getattr(exc, "cause", None) or exc
+            raise ConfigError("executor", "ray", f"a worker could not build the task: {one_line(cause)}") from None
+        return actor
+
+    def start(self) -> None:
+        if not self.actors:
+            self._connect()
+            self.actors = [self._spawn() for _ in range(self.workers)]
+
+    def _replace(self, index: int) -> None:
+        self.ray.kill(self.actors[index], no_restart=True)
+        self.actors[index] = self._spawn()
+
+    def close(self) -> None:
+        for actor in self.actors:
+            try:
+                self.ray.kill(actor, no_restart=True)
+            except Exception:  # already gone with its node or the cluster
+                continue
+        self.actors, self.running = [], {}
+        self.queue.clear()
+        if self.started_ray and self.ray.is_initialized():
+            self.ray.shutdown()
+        self.started_ray = False
+
+    # -- trials ----------------------------------------------------------------------------
+
+    def _busy(self) -> int:
+        return len(self.running)
+
+    def _dispatch(self) -> None:
+        busy = {index for index, _, _ in self.running.values()}
+        for index, actor in enumerate(self.actors):
+            if index not in busy and self.queue:
+                job = self.queue.popleft()
+                self.running[actor.evaluate.remote(job)] = (index, job, time.monotonic())
+
+    def _collect(self) -> list[tuple[Job, Outcome]]:
+        """Wait for at least one trial to finish, fail or run over its time."""
+        timeout = None
+        if self.trial_timeout_s is not None:
+            now = time.monotonic()
+            timeout = max(0.0, min(start + self.trial_timeout_s - now for _, _, start in self.running.values()))
+        refs = list(self.running)
+        self.ray.wait(refs, num_returns=1, timeout=timeout)
+        done, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        finished: list[tuple[Job, Outcome]] = []
+        for ref in done:
+            index, job, start = self.running.pop(ref)
+            try:
+                finished.append((job, self.ray.get(ref)))
+            except self.ray.exceptions.RayActorError as exc:
+                reason = f"the worker running it died ({one_line(exc).split(':', 1)[0]})"
+                finished.append((job, failed_outcome(job, time.monotonic() - start, reason)))
+                self._replace(index)
+            except Exception as exc:  # lost object, node failure, ...
+                finished.append((job, failed_outcome(job, time.monotonic() - start, one_line(exc))))
+                self._replace(index)
+        if self.trial_timeout_s is not None:
+            for ref, (index, job, start) in list(self.running.items()):
+                elapsed = time.monotonic() - start
+                if elapsed >= self.trial_timeout_s:
+                    del self.running[ref]
+                    finished.append((job, timed_out(job, elapsed, self.trial_timeout_s)))
+                    self._replace(index)
+        return finished

@@ -1,0 +1,172 @@
+"""The asynchronous loop, driven by an in-process executor whose trials finish out of order.
+
+``OutOfOrder`` runs ``slots`` trials "at once" and finishes the running trial with the smallest
+priority first, a fixed function of the trial number: the finishing order is scrambled but
+reproducible, and depends only on which trials are running. A run killed in the middle and
+resumed therefore has the same future as an uninterrupted one, which lets these tests check that
+a resume replays the strategy through exactly the recorded interleaving of asks and tells.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpo_cli.build import compose_study
+from hpo_cli.errors import ResumeError, RunDirError
+from hpo_cli.executors.base import Executor, Job, Objective, Outcome, evaluate_trial
+from hpo_cli.loop import StudyLoop
+from hpo_cli.runner import _restore_checkpoint
+from hpo_cli.store import TOLD, RunStore
+from hpo_cli.trial import TrialRecord
+
+
+class Killed(BaseException):
+    """The driver dies (as with SIGKILL: nothing after it runs in the loop)."""
+
+
+def priority(number: int) -> int:
+    return (number * 7) % 5
+
+
+class OutOfOrder(Executor):
+    name = "out_of_order"
+    asynchronous = True
+
+    def __init__(self, slots: int = 3, kill_after: int | None = None) -> None:
+        self._slots = slots
+        self.kill_after = kill_after
+        self.submitted: list[tuple[Job, Objective]] = []
+        self.finished = 0
+        self.most_running = 0
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    def submit(self, job: Job, objective: Objective) -> None:
+        self.submitted.append((job, objective))
+
+    def wait(self) -> list[tuple[Job, Outcome]]:
+        if self.kill_after is not None and self.finished >= self.kill_after:
+            raise Killed
+        running = self.submitted[: self._slots]
+        self.most_running = max(self.most_running, len(running))
+        job, objective = min(running, key=lambda entry: priority(entry[0].number))
+        self.submitted.remove((job, objective))
+        self.finished += 1
+        return [(job, evaluate_trial(objective, job))]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "workers": self._slots, "threads": 1}
+
+
+CASES = {
+    "tpe": ["task=branin", "strategy=tpe", "strategy.n_startup_trials=4", "n_trials=16"],
+    "gp_bo": [
+        "task=branin", "strategy=gp_bo", "strategy.n_initial=3", "strategy.candidates=128",
+        "strategy.n_starts=2", "n_trials=12",
+    ],
+    "cmaes": ["task=branin", "strategy=cmaes", "n_trials=20"],
+    "evolution": ["task=branin", "strategy=evolution", "strategy.population=6", "n_trials=20"],
+    "random": ["task=branin", "strategy=random", "n_trials=14"],
+    "hyperband": ["task=polynomial", "strategy=hyperband", "strategy.max_budget=9", "n_trials=22"],
+    "asha": ["task=polynomial", "strategy=asha", "strategy.max_budget=9", "n_trials=20"],
+    "hoag": ["task=polynomial", "space=polynomial_per_coef", "strategy=hoag", "strategy.init=random", "n_trials=12"],
+}  # fmt: skip
+
+
+def make_loop(overrides: list[str], run_dir: Path, executor: Executor) -> StudyLoop:
+    study = compose_study([*overrides, "seed=5"])
+    return StudyLoop(
+        study.strategy, study.task.evaluate, RunStore(run_dir), study.budget, study.direction,
+        executor=executor, seed=study.settings.seed,
+    )  # fmt: skip
+
+
+def uninterrupted(name: str, tmp_path: Path) -> list[TrialRecord]:
+    executor = OutOfOrder()
+    records = make_loop(CASES[name], tmp_path / "whole", executor).run().records
+    assert executor.most_running == 3 or name == "hoag"  # the slots were kept busy
+    return records
+
+
+def trials(records: list[TrialRecord]) -> list[tuple[Any, ...]]:
+    """Trial, params, value and whether it completed. Pruned counts as complete: an interrupted
+    run stores the results still waiting for their rung's decision as complete (nothing
+    evaluated is lost), and the append-only file never relabels them."""
+    return sorted((r.trial, r.state != "failed", json.dumps(r.params, sort_keys=True), r.value) for r in records)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_trials_finish_out_of_order_and_are_recorded_once_each(name: str, tmp_path: Path) -> None:
+    records = uninterrupted(name, tmp_path)
+    n_trials = int(next(o for o in CASES[name] if o.startswith("n_trials=")).split("=")[1])
+    assert sorted(r.trial for r in records) == list(range(n_trials))
+    told = (tmp_path / "whole" / TOLD).read_text().split()
+    assert sorted(map(int, told)) == list(range(n_trials))
+    if name != "hoag":
+        assert [int(t) for t in told] != sorted(map(int, told))  # finished out of order
+    assert all(r.finished_s is not None and r.finished_s >= 0 for r in records)
+
+
+@pytest.mark.parametrize("name", ["tpe", "gp_bo"])
+def test_suggestions_in_flight_at_the_same_time_are_distinct(name: str, tmp_path: Path) -> None:
+    records = uninterrupted(name, tmp_path)
+    points = [json.dumps(r.params, sort_keys=True) for r in records]
+    assert len(set(points)) == len(points)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("kill_after", [1, 7])
+def test_a_killed_run_resumes_to_the_trials_of_an_uninterrupted_one(name: str, kill_after: int, tmp_path: Path) -> None:
+    whole = uninterrupted(name, tmp_path)
+    run_dir = tmp_path / "killed"
+    with pytest.raises(Killed):
+        make_loop(CASES[name], run_dir, OutOfOrder(kill_after=kill_after)).run()
+    store = RunStore(run_dir)
+    first = store.read_trials(repair=True)
+    for executor in (OutOfOrder(kill_after=3), OutOfOrder()):  # kill the resume too, then finish
+        before = store.read_trials(repair=True)
+        resumed = make_loop(CASES[name], run_dir, executor)
+        told = _restore_checkpoint(store, resumed.strategy, before, resumed.direction)
+        try:
+            resumed.run(before, told)
+        except Killed:
+            continue
+    after = store.read_trials()
+    assert trials(after) == trials(whole)
+    assert after[: len(first)] == first  # nothing recorded before a kill is rewritten
+    assert sorted(store.read_told() or []) == sorted(r.trial for r in after)  # each result journaled once
+
+
+def test_a_journal_that_disagrees_with_the_strategy_is_refused(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    with pytest.raises(Killed):
+        make_loop(CASES["tpe"], run_dir, OutOfOrder(kill_after=6)).run()
+    journal = (run_dir / TOLD).read_text().split()
+    journal[3] = "99"
+    (run_dir / TOLD).write_text("".join(f"{n}\n" for n in journal))
+    store = RunStore(run_dir)
+    with pytest.raises(ResumeError, match="tells trial 99, which the strategy did not suggest"):
+        make_loop(CASES["tpe"], run_dir, OutOfOrder()).run(store.read_trials())
+
+
+def test_the_journal_refuses_damage_and_sets_a_torn_last_line_aside(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    assert store.read_told() is None  # a batch run has none
+    for trial in (2, 0, 1):
+        store.append_told(trial)
+    with (tmp_path / TOLD).open("a") as f:
+        f.write("3")  # killed mid-write
+    assert store.read_told() == [2, 0, 1]
+    assert store.read_told(repair=True) == [2, 0, 1] and (tmp_path / f"{TOLD}.torn").read_text() == "3\n"
+    (tmp_path / TOLD).write_text("2\n0\n2\n")
+    with pytest.raises(RunDirError, match="listed twice"):
+        store.read_told()
+    (tmp_path / TOLD).write_text("2\nx\n")
+    with pytest.raises(RunDirError, match=":2: damaged line"):
+        store.read_told()
