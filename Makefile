@@ -33,13 +33,16 @@ test-gpu: $(STAMP) ## Run the CUDA tests (where a GPU is present)
 
 WHEEL_DIR := build/wheel-check
 
-wheel-check: $(STAMP) ## Build the wheel, install it into a fresh venv, run a gradient strategy and gradcheck from it
+wheel-check: $(STAMP) ## Build the wheel, install it into a fresh venv, run a gradient strategy, gradcheck and the Hydra sweeper plugin from it
 	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(WHEEL_DIR) .
 	$(PYTHON) -m venv $(WHEEL_DIR)/venv
 	$(WHEEL_DIR)/venv/bin/python -m pip install --quiet -c constraints.txt $(WHEEL_DIR)/hpo_cli-*.whl
 	cd $(WHEEL_DIR) && HPO_RUNS_DIR=runs CI=true venv/bin/hpo run strategy=hoag task=polynomial space=polynomial_per_coef n_trials=5
 	cd $(WHEEL_DIR) && venv/bin/hpo gradcheck task=polynomial space=polynomial_per_coef method=reverse
+	cd $(WHEEL_DIR) && venv/bin/python $(CURDIR)/tests/hydra_app/app.py --info plugins | grep -q HpoSweeper
+	cd $(WHEEL_DIR) && venv/bin/python $(CURDIR)/tests/hydra_app/app.py -m hydra/sweeper=hpo hydra.sweeper.n_trials=4 \
+	  'x1=interval(-5, 10)' 'x2=interval(0, 15)' hydra.sweep.dir=sweep && test $$(wc -l < sweep/trials.jsonl) -eq 4
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,bench]'

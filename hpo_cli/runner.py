@@ -65,11 +65,17 @@ def run_with_direction(overrides: Sequence[str], run_dir: Path | None = None) ->
 
 
 def run_study(
-    study: Study, cfg: DictConfig, store: RunStore, resume: bool = False, config_files: Mapping[str, str] | None = None
+    study: Study,
+    cfg: DictConfig,
+    store: RunStore,
+    resume: bool = False,
+    config_files: Mapping[str, str] | None = None,
+    resume_hint: str | None = None,
 ) -> str:
     """Run (or continue) ``study`` in ``store``'s directory; returns the status. ``cfg`` is its
     composed config (fingerprinted, so that a resume can refuse a changed one); ``config_files``
-    (name -> YAML text, default: ``cfg`` as ``config.yaml``) go to ``.hydra/``.
+    (name -> YAML text, default: ``cfg`` as ``config.yaml``) go to ``.hydra/``. ``resume_hint``:
+    how to continue the run after an interruption (default: ``hpo resume RUN_DIR``).
 
     The caller holds the directory's lock (:meth:`RunStore.exclusive`); every check that can
     refuse runs before the first byte is written. Ctrl-C writes the summary with status
@@ -99,17 +105,24 @@ def run_study(
         seed=study.settings.seed,
     )
     try:
-        return _drive(loop, store, header, previous, told, seconds_before)
+        hint = resume_hint or f"hpo resume {store.dir}"
+        return _drive(loop, store, header, previous, told, seconds_before, hint)
     finally:
         study.executor.close()
 
 
 def _drive(
-    loop: StudyLoop, store: RunStore, header: Mapping[str, Any], previous: list[TrialRecord], told: int, before: float
+    loop: StudyLoop,
+    store: RunStore,
+    header: Mapping[str, Any],
+    previous: list[TrialRecord],
+    told: int,
+    before: float,
+    hint: str,
 ) -> str:
     """Run the loop; whatever ends it, write the summary, best.yaml, trials.csv and plots."""
     started = time.monotonic()
-    status, message = "interrupted", f"interrupted; continue with: hpo resume {store.dir}"
+    status, message = "interrupted", f"interrupted; continue with: {hint}"
     try:
         with make_progress(int(header["n_trials"]), len(previous)) as progress:
             loop.progress = progress
@@ -117,13 +130,13 @@ def _drive(
         loop.save_checkpoint()
         status, message = outcome.status, outcome.message
     except KeyboardInterrupt as exc:
-        message = f"interrupted ({describe(exc)}); continue with: hpo resume {store.dir}"
+        message = f"interrupted ({describe(exc)}); continue with: {hint}"
         raise
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         status = "failed"
-        message = f"disk full writing {exc.filename or store.dir}; free some space, then: hpo resume {store.dir}"
+        message = f"disk full writing {exc.filename or store.dir}; free some space, then: {hint}"
         raise DiskFullError(message) from None
     finally:
         records = store.read_trials()

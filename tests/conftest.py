@@ -117,3 +117,32 @@ def regret_at(strategy_name: str, task_name: str, seed: int, n: int, overrides: 
         strategy.tell([Observation(s, TrialState.COMPLETE, evaluation.value)])
         best = min(best, float(evaluation.metrics["regret"]))
     return best
+
+
+def count_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def kill_when(argv: list[str], trials: Path, after: int, delay: float, cwd: Path, env: dict[str, str]) -> bool:
+    """Run ``argv``; SIGKILL it ``delay`` s after ``trials`` holds ``after`` lines. False when it
+    finished first."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if count_lines(trials) >= after:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            return proc.returncode == -signal.SIGKILL
+        time.sleep(0.005)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+        pytest.fail(f"{' '.join(argv)} did not reach {after} trials")
+    return False

@@ -160,7 +160,10 @@ def test_a_missing_extra_is_one_clear_line(module: str, monkeypatch: pytest.Monk
         compose_study(["task=branin", f"executor={module}"])
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "executor").glob("*.yaml")))
+EXECUTOR_CONFIGS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "executor").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", EXECUTOR_CONFIGS)
 def test_every_executor_config_builds_and_describes_itself(name: str) -> None:
     from hpo_cli.build import compose_study
 

@@ -9,16 +9,13 @@ training, HOAG's warm starts) must survive the kill too.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Hpo, read_summary, read_trials
+from conftest import Hpo, count_lines, kill_when, read_summary, read_trials
 from test_cli import write_user_project
 
 FUNCTION = ["task=function", "task.fn=my_objective.f", "space=my_space"]
@@ -67,30 +64,11 @@ def outcome(run: Path) -> list[tuple[object, ...]]:
     return sorted((t["trial"], t["state"], t["params"], t["value"]) for t in read_trials(run))
 
 
-def count_lines(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
 def kill_after(args: list[str], trials: Path, after: int, delay: float, cwd: Path) -> bool:
     """Run ``hpo ARGS``; SIGKILL it ``delay`` s after ``after`` trials are stored. False when it
     finished first."""
     env = {**os.environ, "HPO_RUNS_DIR": str(cwd / "runs")}
-    proc = subprocess.Popen([sys.executable, "-m", "hpo_cli", *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if count_lines(trials) >= after:
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            return proc.returncode == -signal.SIGKILL
-        time.sleep(0.005)
-    if proc.poll() is None:
-        proc.kill()
-        pytest.fail(f"hpo {' '.join(args)} did not reach {after} trials")
-    return False
+    return kill_when([sys.executable, "-m", "hpo_cli", *args], trials, after, delay, cwd, env)
 
 
 @pytest.mark.parametrize(("overrides", "n_trials"), CASES)

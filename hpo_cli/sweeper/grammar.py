@@ -9,16 +9,16 @@
 | ``range(a, b)``, ``int(range(a, b))`` | int | a <= k < b (b excluded, as Python's range) |
 | ``range(a, b, s)`` (ints) | int, step s | a, a + s, ... < b |
 | ``range(a, b, s)`` (floats) | categorical | the values Hydra's range lists |
-| ``choice(u, v, ...)``, ``u,v,...`` | categorical | the values themselves (int, float, str, bool) |
+| ``choice(u, v, ...)``, ``u,v,...``, ``sort(...)`` | categorical | the values themselves (int, float, str, bool) |
 | ``value`` | not searched | passed to every job as it is |
 
-``shuffle``, ``sort`` and ``glob``, and ``tag(log, ...)`` on a range or a choice, have no
-meaning for a search and are refused in one line naming the key.
+``shuffle``, tags other than ``log``, ``glob``, and ``tag(log, ...)`` on a range or a choice,
+have no meaning for a search and are refused in one line naming the key (``sort`` is accepted:
+the order of choices does not matter to a search).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -78,14 +78,15 @@ def spec_of(sweep: Any, key: str, text: Any) -> dict[str, Any]:
 
 
 def _range_spec(sweep: Any, key: str, text: Any) -> dict[str, Any]:
-    start, stop, step = sweep.start, sweep.stop, sweep.step
-    if step == 0 or (stop - start) * step <= 0:
+    if not sweep.step:
+        raise ConfigError(key, text, "a range needs a step other than 0")
+    values = list(sweep.range())  # Hydra's own enumeration (in Decimal for floats: 0.3, not 0.30000000000000004)
+    if not values:
         raise ConfigError(key, text, "the range is empty")
-    if all(isinstance(v, int) for v in (start, stop, step)):
-        values = range(start, stop, step)
-        return {"type": "int", "low": min(values), "high": max(values), "step": abs(step)}
-    count = math.ceil((stop - start) / step)
-    return {"type": "categorical", "choices": [start + i * step for i in range(count)]}
+    if all(isinstance(v, int) for v in values):
+        step = abs(values[1] - values[0]) if len(values) > 1 else 1
+        return {"type": "int", "low": min(values), "high": max(values), "step": step}
+    return {"type": "categorical", "choices": values}
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -109,8 +110,26 @@ def as_override(key: str, value: Any) -> str:
     if value is None:
         return f"{key}=null"
     text = str(value)
-    plain = PLAIN.fullmatch(text) is not None and text.lower() not in RESERVED
-    return f"{key}={text}" if plain else f"{key}='{text}'"
+    if PLAIN.fullmatch(text) is not None and text.lower() not in RESERVED:
+        return f"{key}={text}"
+    return f"{key}='{_escaped(text)}'"
+
+
+def _escaped(text: str) -> str:
+    """``text`` inside Hydra's single quotes: quotes escaped, and the backslashes before them
+    (or at the end) doubled."""
+    out, pending = [], 0  # pending: backslashes seen just before this character
+    for char in text:
+        if char == "\\":
+            pending += 1
+            continue
+        if char == "'":
+            out.append("\\" * (2 * pending) + "\\'")
+        else:
+            out.append("\\" * pending + char)
+        pending = 0
+    out.append("\\" * (2 * pending))
+    return "".join(out)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -53,13 +53,14 @@ class LauncherExecutor(Executor):
 
     def overrides(self, job: Job) -> list[str]:
         """The command-line overrides of ``job``'s Hydra job."""
-        s = job.suggestion
-        lines = [*self.fixed, *(as_override(key, value) for key, value in s.params.items())]
+        return self.overrides_of(job.suggestion.params, job.seed, job.suggestion.budget)
+
+    def overrides_of(self, params: Mapping[str, Any], seed: int, budget: float | None) -> list[str]:
+        lines = [*self.fixed, *(as_override(key, value) for key, value in params.items())]
         if self.seed_key:
-            lines.append(f"++{self.seed_key}={job.seed}")
-        if self.budget_key and s.budget is not None:
-            budget = int(s.budget) if float(s.budget).is_integer() else s.budget
-            lines.append(f"++{self.budget_key}={budget!r}")
+            lines.append(f"++{self.seed_key}={seed}")
+        if self.budget_key and budget is not None:
+            lines.append(f"++{self.budget_key}={int(budget) if float(budget).is_integer() else budget!r}")
         return lines
 
     def submit(self, job: Job, objective: Objective) -> None:
@@ -93,7 +94,7 @@ class LauncherExecutor(Executor):
             return Evaluation(float(value[self.metric]), numbers)
         if not _is_number(value):
             raise ValueError(f"the job returned {type(value).__name__} {value!r}, not a number or a mapping")
-        return Evaluation(float(value))
+        return Evaluation(float(value), {"value": float(value)})
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "workers": self.batch_size, "threads": None, "launcher": self.launcher_name}

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from hpo_cli.build import RunNames, Study, build_strategy, config_fingerprint
@@ -49,8 +50,14 @@ def run_sweep(
     launcher_name: str,
     sweep_dir: Path,
     app_name: str,
+    validate: Callable[[Sequence[Sequence[str]]], None],
+    save_config: Callable[[], None],
 ) -> str:
-    """Run (or, with ``resume``, continue) the sweep; its status ("finished" | "failed")."""
+    """Run (or, with ``resume``, continue) the sweep; its status ("finished" | "failed").
+
+    Every check that can refuse runs before anything is written into ``sweep_dir``: the
+    options, the space, the strategy, whether the app composes with a job's overrides
+    (``validate``), a resume's config; then ``save_config`` (Hydra's ``multirun.yaml``)."""
     space, fixed = sweep_space(options, arguments)
     settings = sweep_settings(options)
     metric = options.get("metric")
@@ -80,6 +87,7 @@ def run_sweep(
             "n_trials": settings.n_trials,
         }
     )
+    validate([executor.overrides_of(space.decode(np.full(space.dim, 0.5)), seed=0, budget=None)])
     store = RunStore(sweep_dir)
     resume = bool(options.get("resume", False)) and store.holds_run()
     with store.exclusive():
@@ -87,7 +95,9 @@ def run_sweep(
             _refuse_a_changed_sweep(store, fingerprinted)
         elif store.holds_run():
             raise RunDirError(f"{sweep_dir} already holds a sweep: continue it with hydra.sweeper.resume=true")
-        return run_study(study, fingerprinted, store, resume=resume)
+        save_config()
+        hint = f"the same command with hydra.sweeper.resume=true hydra.sweep.dir={sweep_dir}"
+        return run_study(study, fingerprinted, store, resume=resume, resume_hint=hint)
 
 
 def sweep_space(options: Mapping[str, Any], arguments: Sequence[str]) -> tuple[SearchSpace, list[str]]:

@@ -12,6 +12,7 @@ warning: a broken hpo_cli never breaks another Hydra app. The work happens in
         'optimizer.lr=tag(log, interval(1e-5, 1e-1))' 'model.width=int(range(32, 513))'
 """
 
+import json
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -72,16 +73,24 @@ class HpoSweeper(Sweeper):
         assert isinstance(plain, dict)
         options = {str(k): v for k, v in plain.items() if k != "_target_"}
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         launcher = str(self.config.hydra.launcher.get("_target_", "launcher")).rsplit(".", 1)[-1]
         try:
-            return run_sweep(options, arguments, self._launch, launcher, sweep_dir, str(self.config.hydra.job.name))
+            status = run_sweep(
+                options, arguments, self._launch, launcher, sweep_dir, str(self.config.hydra.job.name),
+                validate=self._validate, save_config=lambda: OmegaConf.save(self.config, sweep_dir / "multirun.yaml"),
+            )  # fmt: skip
         except (ConfigError, RunDirError) as exc:
             _refuse(str(exc), exc.exit_code)
+        except Exception as exc:  # the launcher broke: the trials so far are kept, the sweep can resume
+            _refuse(f"the launcher failed ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+                    f"continue with hydra.sweeper.resume=true hydra.sweep.dir={sweep_dir}", 1)  # fmt: skip
+        if status == "failed":
+            summary = json.loads((sweep_dir / "summary.json").read_text())
+            _refuse(f"the sweep failed: {summary.get('message')}", 1)
+        return status
 
-    def _launch(self, batch: Any, first_job: int) -> Any:
-        """One batch of jobs; a batch that cannot be composed (a bad key) stops the sweep."""
+    def _validate(self, batch: Any) -> None:
+        """Refuse, before anything runs, job overrides the app cannot compose (a key it lacks)."""
         from hydra.errors import HydraException
 
         from hpo_cli.errors import ConfigError
@@ -91,6 +100,10 @@ class HpoSweeper(Sweeper):
         except HydraException as exc:
             reason = f"the app cannot compose them: {' '.join(str(exc).split())[:300]}"
             raise ConfigError("the job overrides", " ".join(batch[0]), reason) from None
+
+    def _launch(self, batch: Any, first_job: int) -> Any:
+        """One batch of jobs, numbered from ``first_job`` (a trial number: never 0 again on resume)."""
+        self._validate(batch)
         return self.launcher.launch(batch, initial_job_idx=first_job)
 
 

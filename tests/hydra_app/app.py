@@ -12,16 +12,23 @@ variable HYDRA_APP_SLEEP_S makes each job sleep first (to kill a sweep midway).
 from __future__ import annotations
 
 import math
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import hydra
-from objective import f
 from omegaconf import DictConfig
+
+HERE = str(Path(__file__).resolve().parent)
 
 
 @hydra.main(version_base=None, config_path=".", config_name="config")
 def main(cfg: DictConfig) -> Any:
+    if HERE not in sys.path:  # a launcher's worker (submitit) unpickles this function elsewhere
+        sys.path.insert(0, HERE)
+    from objective import f
+
     time.sleep(float(cfg.sleep_s))
     if cfg.raise_above is not None and cfg.x1 > cfg.raise_above:
         raise ValueError(f"x1={cfg.x1} > raise_above={cfg.raise_above}")
