@@ -66,7 +66,7 @@ bench-bakhteev: $(STAMP) ## Bakhteev & Strijov (2020) polynomial table: cv/elbo 
 bench-parallel: $(BENCH_STAMP) ## Trials in parallel: process and Ray executors vs serial, throughput and per-trial overhead, Ray Tune beside them (~3 min)
 	$(BIN)/python benchmarks/parallel_executors.py
 
-bench-asha: $(STAMP) ## ASHA vs Hyperband vs random search on MNIST at equal wall-clock, 2 workers (~10 min)
+bench-asha: $(STAMP) ## ASHA vs Hyperband vs random search on MNIST at equal wall-clock, 2 workers, 3 seeds (~9 min)
 	$(BIN)/python benchmarks/asha_mnist.py
 
 bench-peers: $(BENCH_STAMP) ## hpo's reverse and implicit hypergradients vs higher's and torchopt's, one process (~1 min)

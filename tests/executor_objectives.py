@@ -16,9 +16,9 @@ def noisy(params: Mapping[str, Any]) -> float:
     return float(params["x1"]) ** 2 + float(params["x2"]) + float(np.random.rand())
 
 
-def dies_above_8(params: Mapping[str, Any]) -> float:
-    """The worker process is killed (as the kernel's OOM killer would) when x1 > 8."""
-    if float(params["x1"]) > 8.0:
+def dies_above_5(params: Mapping[str, Any]) -> float:
+    """The worker process is killed (as the kernel's OOM killer would) when x1 > 5."""
+    if float(params["x1"]) > 5.0:
         os.kill(os.getpid(), 9)
     return float(params["x1"]) ** 2
 

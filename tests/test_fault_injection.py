@@ -40,14 +40,16 @@ CASES = [  # (overrides, n_trials): a few seconds each uninterrupted
     pytest.param(
         [*FUNCTION, "strategy=grid", "strategy.resolution=5", "strategy.shuffle=true"], 25, id="grid", marks=SLOW
     ),
-    pytest.param([*FUNCTION, "strategy=gp_bo", "batch_size=3", "strategy.n_initial=6"], 18, id="gp_bo-batched"),
+    pytest.param(
+        [*FUNCTION, "strategy=gp_bo", "batch_size=3", "strategy.n_initial=6"], 18, id="gp_bo-batched", marks=SLOW
+    ),
     pytest.param([*FUNCTION, "strategy=evolution", "strategy.population=6"], 30, id="evolution", marks=SLOW),
     pytest.param([*FUNCTION, "strategy=cmaes"], 30, id="cmaes", marks=SLOW),
     pytest.param([*DIGITS, "strategy=hyperband"], 22, id="hyperband", marks=SLOW),
     pytest.param([*DIGITS, "strategy=successive_halving"], 13, id="successive_halving", marks=SLOW),
     pytest.param([*POLY, "strategy=hoag"], 14, id="hoag", marks=SLOW),
     pytest.param([*POLY, "strategy=reverse", "task.inner_steps=60"], 14, id="reverse", marks=SLOW),
-    pytest.param([*POLY, "strategy=greedy"], 20, id="greedy"),
+    pytest.param([*POLY, "strategy=greedy"], 20, id="greedy", marks=SLOW),
     pytest.param([*POLY, "strategy=forward", "task.inner_steps=60"], 14, id="forward", marks=SLOW),
     pytest.param([*POLY, "strategy=drmad", "task.inner_steps=60"], 14, id="drmad", marks=SLOW),
     pytest.param(

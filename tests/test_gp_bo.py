@@ -137,6 +137,7 @@ def test_parallel_run_from_the_command_line_config() -> None:
     assert len({json.dumps(r.params, sort_keys=True) for r in records}) == 16
 
 
+@pytest.mark.slow  # in make test-slow: make test stays near its 10-minute budget
 def test_gp_bo_beats_random_search_on_branin_at_30_evaluations() -> None:
     """Calibrated over seeds 0-29 (benchmark-style, 30 evaluations each): gp_bo's regret had median
     0.0033 and worst 0.048; random search's median 1.21 and best 0.10. Eight seeds here; the

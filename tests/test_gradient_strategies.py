@@ -86,7 +86,7 @@ def test_polynomial_bilevel_optimum_is_the_closed_form_map() -> None:
     assert implicit.value == pytest.approx(closed, rel=1e-8) and len(implicit.gradient or []) == 12
 
 
-@pytest.mark.parametrize("method", ["greedy", "rtho"])
+@pytest.mark.parametrize("method", ["greedy", pytest.param("rtho", marks=pytest.mark.slow)])
 def test_online_methods_lower_q_against_the_same_training_with_fixed_h(method: str) -> None:
     common = [
         "task=polynomial",
@@ -149,6 +149,7 @@ def test_a_gradient_run_records_hypergradients_and_costs(hpo: Hpo, tmp_path: Pat
     assert summary["best"]["value"] < trials[0]["value"]
 
 
+@pytest.mark.slow  # in make test-slow: make test stays near its 10-minute budget
 def test_gradcheck_command_passes_fails_and_refuses(hpo: Hpo) -> None:
     ok = hpo("gradcheck", "task=polynomial", "space=polynomial_per_coef", "method=forward")
     assert ok.returncode == 0 and ok.stdout.strip().splitlines()[-1].startswith("PASS: relative error")
@@ -204,6 +205,7 @@ def test_a_resumed_gradient_run_continues_the_same_descent(hpo: Hpo, tmp_path: P
     assert torch.tensor(read_trials(run)[-1]["gradient"]).shape == (12,)
 
 
+@pytest.mark.slow  # in make test-slow: make test stays near its 10-minute budget
 @pytest.mark.parametrize("strategy", ["rmad", "hoag"])
 def test_a_big_space_leaves_its_history_to_the_trials_file_and_resumes_exactly(
     hpo: Hpo, tmp_path: Path, strategy: str
@@ -224,6 +226,7 @@ def test_a_big_space_leaves_its_history_to_the_trials_file_and_resumes_exactly(
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+@pytest.mark.slow  # in make test-slow: make test stays near its 10-minute budget
 def test_the_readme_bilevel_example_runs_every_gradient_method(hpo: Hpo, tmp_path: Path) -> None:
     import shutil
 

@@ -578,3 +578,24 @@ def test_a_sweep_refused_for_a_bad_key_leaves_its_directory_reusable(tmp_path: P
     assert run_app(*common, "nokey=interval(0, 1)", cwd=tmp_path).returncode == 2
     res = run_app(*common, cwd=tmp_path)
     assert res.returncode == 0, res.output
+
+
+# -- 10. multi-fidelity: the budget goes to the job through budget_key ---------------------------------
+
+
+def test_hyperband_sends_each_trial_s_budget_to_its_job_through_budget_key(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    common = ["-m", "hydra/sweeper=hpo", "hydra.sweeper.strategy=hyperband", "hydra.sweeper.n_trials=20",
+              "hydra.sweeper.batch_size=4", "x1=interval(-5, 10)", "x2=interval(0, 15)",
+              f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    assert "hydra.sweeper.budget_key" in one_line_error(run_app(*common, cwd=tmp_path))
+    budgets = "+hydra.sweeper.strategy_params={min_budget: 1, max_budget: 9, eta: 3}"
+    res = run_app(*common, "hydra.sweeper.budget_key=k", budgets, cwd=tmp_path)
+    assert res.returncode == 0, res.output
+    trials = read_trials(sweep)
+    assert {t["budget"] for t in trials} == {1.0, 3.0, 9.0} and any(t["state"] == "pruned" for t in trials)
+    for t in trials:
+        overrides = yaml.safe_load((sweep / str(t["trial"]) / ".hydra" / "overrides.yaml").read_text())
+        assert f"++k={int(t['budget'])}" in overrides  # an int literal: the app's objective takes an int k
+        expected = objective.f({**t["params"], "k": int(t["budget"]), "opt": "sgd"})
+        assert t["value"] == pytest.approx(expected, rel=1e-12)

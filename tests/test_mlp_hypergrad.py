@@ -220,6 +220,7 @@ def test_a_gradient_strategy_on_a_task_without_a_gradient_space_is_one_line(hpo:
     assert res.returncode == 2 and "task='branin': has no default space for gradient strategies" in res.output
 
 
+@pytest.mark.slow  # in make test-slow: make test stays near its 10-minute budget
 def test_a_gradient_result_re_evaluated_by_strategy_fixed_gives_the_same_value(hpo: Hpo, tmp_path: Path) -> None:
     common = ["task=digits", "task.hidden=16", "task.inner_steps=30", "task.param_noise=[0.01]"]
     res = hpo("run", "strategy=rmad", "n_trials=4", *common)

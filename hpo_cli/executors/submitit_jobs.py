@@ -35,7 +35,8 @@ from hpo_cli.validate import positive_float, positive_int
 
 EXTRA = "pip install 'hpo_cli[slurm]'"
 CLUSTERS = ("slurm", "local")
-POLL_S = {"local": 0.05, "slurm": 2.0}  # how often job states are checked (submitit caches sacct)
+POLL_S = {"local": 0.05, "slurm": 2.0}
+LOCAL_RESULT_WAIT_S = 1.0  # how often job states are checked (submitit caches sacct)
 
 
 class SubmititExecutor(QueuedExecutor):
@@ -138,6 +139,8 @@ class SubmititExecutor(QueuedExecutor):
         while self.queue and len(self.running) < self.workers:
             job = self.queue.popleft()
             handle = self.executor.submit(run_one_trial, self.recipe, self.threads, paths, job)
+            if self.cluster == "local":  # a dead job's missing result: no network filesystem to wait 15 s for
+                handle._results_timeout_s = LOCAL_RESULT_WAIT_S
             self.running.append((handle, job, time.monotonic()))
 
     def _collect(self) -> list[tuple[Job, Outcome]]:
