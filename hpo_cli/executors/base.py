@@ -169,8 +169,34 @@ class QueuedExecutor(Executor):
 
     poll_s: float = 0.0  # pause between collections that found nothing (0: _collect itself blocks)
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        workers: int,
+        threads: int | None,
+        trial_timeout_s: float | None,
+        asynchronous: bool,
+        local: bool = True,
+    ) -> None:
+        """The settings every pool shares, validated; ``threads`` defaults to cores ÷ workers on
+        this machine (``local``), else 1."""
+        from hpo_cli.validate import positive_float, positive_int
+
+        self.workers = positive_int(workers, "executor.workers")
+        default_threads = max(1, cores_available() // self.workers) if local else 1
+        self.threads = default_threads if threads is None else positive_int(threads, "executor.threads")
+        self.trial_timeout_s = (
+            None if trial_timeout_s is None else positive_float(trial_timeout_s, "executor.trial_timeout_s")
+        )
+        self.asynchronous = bool(asynchronous)
+        self.recipe: dict[str, Any] | None = None
         self.queue: deque[Job] = deque()
+
+    @property
+    def slots(self) -> int:
+        return self.workers
+
+    def bind(self, recipe: Mapping[str, Any]) -> None:
+        self.recipe = dict(recipe)
 
     def submit(self, job: Job, objective: Objective) -> None:
         self.queue.append(job)

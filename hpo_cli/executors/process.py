@@ -28,13 +28,11 @@ from hpo_cli.executors.base import (
     Job,
     Outcome,
     QueuedExecutor,
-    cores_available,
     failed_outcome,
     thread_environment,
     timed_out,
 )
 from hpo_cli.executors.worker import ERROR, READY, worker_main
-from hpo_cli.validate import positive_float, positive_int
 
 START_METHODS = ("spawn", "forkserver")
 START_TIMEOUT_S = 600.0  # building the task (loading data) in a new worker
@@ -86,28 +84,12 @@ class ProcessExecutor(QueuedExecutor):
         start_method: str = "spawn",
         asynchronous: bool = True,
     ) -> None:
-        self.workers = positive_int(workers, "executor.workers")
-        self.threads = (
-            max(1, cores_available() // self.workers) if threads is None else positive_int(threads, "executor.threads")
-        )
-        self.trial_timeout_s = (
-            None if trial_timeout_s is None else positive_float(trial_timeout_s, "executor.trial_timeout_s")
-        )
+        super().__init__(workers, threads, trial_timeout_s, asynchronous)
         if start_method not in START_METHODS:
             raise ConfigError("executor.start_method", start_method, f"must be one of {', '.join(START_METHODS)}")
         self.context = multiprocessing.get_context(start_method)
-        self.asynchronous = bool(asynchronous)
-        self.recipe: dict[str, Any] | None = None
         self.pool: list[Worker] = []
-        super().__init__()
         self.busy: dict[int, tuple[Job, float]] = {}  # worker index -> (its job, start time)
-
-    @property
-    def slots(self) -> int:
-        return self.workers
-
-    def bind(self, recipe: Mapping[str, Any]) -> None:
-        self.recipe = dict(recipe)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "workers": self.workers, "threads": self.threads}

@@ -30,7 +30,6 @@ from hpo_cli.executors.base import (
     one_line,
     timed_out,
 )
-from hpo_cli.validate import positive_float, positive_int
 
 EXTRA = "pip install 'hpo_cli[ray]'"
 
@@ -70,29 +69,14 @@ class RayExecutor(QueuedExecutor):
         except ImportError:
             raise ConfigError("executor", "ray", f"needs Ray, an optional extra: {EXTRA}") from None
         self.ray = ray
-        self.workers = positive_int(workers, "executor.workers")
         self.address = None if address in (None, "", "local") else str(address)
-        local_threads = max(1, cores_available() // self.workers) if self.address is None else 1
-        self.threads = local_threads if threads is None else positive_int(threads, "executor.threads")
+        super().__init__(workers, threads, trial_timeout_s, asynchronous, local=self.address is None)
         if gpus_per_worker is not None and (not isinstance(gpus_per_worker, int | float) or gpus_per_worker < 0):
             raise ConfigError("executor.gpus_per_worker", gpus_per_worker, "must be a number >= 0 (or null)")
         self.gpus_per_worker = gpus_per_worker
-        self.trial_timeout_s = (
-            None if trial_timeout_s is None else positive_float(trial_timeout_s, "executor.trial_timeout_s")
-        )
-        self.asynchronous = bool(asynchronous)
-        self.recipe: dict[str, Any] | None = None
         self.actors: list[Any] = []
-        super().__init__()
         self.running: dict[Any, tuple[int, Job, float]] = {}  # result ref -> (actor index, job, start time)
         self.started_ray = False
-
-    @property
-    def slots(self) -> int:
-        return self.workers
-
-    def bind(self, recipe: Mapping[str, Any]) -> None:
-        self.recipe = dict(recipe)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "workers": self.workers, "threads": self.threads, "address": self.address or "local"}

@@ -26,7 +26,6 @@ from hpo_cli.executors.base import (
     Job,
     Outcome,
     QueuedExecutor,
-    cores_available,
     failed_outcome,
     one_line,
     timed_out,
@@ -35,8 +34,8 @@ from hpo_cli.validate import positive_float, positive_int
 
 EXTRA = "pip install 'hpo_cli[slurm]'"
 CLUSTERS = ("slurm", "local")
-POLL_S = {"local": 0.05, "slurm": 2.0}
-LOCAL_RESULT_WAIT_S = 1.0  # how often job states are checked (submitit caches sacct)
+POLL_S = {"local": 0.05, "slurm": 2.0}  # how often job states are checked (submitit caches sacct)
+LOCAL_RESULT_WAIT_S = 1.0  # how long a local job that died is given to write its result
 
 
 class SubmititExecutor(QueuedExecutor):
@@ -61,14 +60,12 @@ class SubmititExecutor(QueuedExecutor):
         except ImportError:
             raise ConfigError("executor", "submitit", f"needs submitit, an optional extra: {EXTRA}") from None
         self.submitit = submitit
-        self.workers = positive_int(workers, "executor.workers")
         if cluster is None:
             cluster = "slurm" if submitit.AutoExecutor.which() == "slurm" else "local"
         if cluster not in CLUSTERS:
             raise ConfigError("executor.cluster", cluster, f"must be one of {', '.join(CLUSTERS)} (or null: auto)")
         self.cluster = cluster
-        local_threads = max(1, cores_available() // self.workers) if cluster == "local" else 1
-        self.threads = local_threads if threads is None else positive_int(threads, "executor.threads")
+        super().__init__(workers, threads, trial_timeout_s, asynchronous, local=cluster == "local")
         self.parameters: dict[str, Any] = {
             "timeout_min": positive_int(timeout_min, "executor.timeout_min"),
             "cpus_per_task": self.threads,
@@ -82,24 +79,14 @@ class SubmititExecutor(QueuedExecutor):
             self.parameters["slurm_partition"] = str(partition)
         if additional_parameters:
             self.parameters["slurm_additional_parameters"] = dict(additional_parameters)
-        self.trial_timeout_s = (
-            None if trial_timeout_s is None else positive_float(trial_timeout_s, "executor.trial_timeout_s")
-        )
-        self.asynchronous = bool(asynchronous)
         self.folder = None if folder is None else Path(folder)
-        self.recipe: dict[str, Any] | None = None
         self.executor: Any = None
-        super().__init__()
         self.poll_s = POLL_S[cluster]
         self.running: list[tuple[Any, Job, float]] = []  # (submitit job, our job, submission time)
 
-    @property
-    def slots(self) -> int:
-        return self.workers
-
     def bind(self, recipe: Mapping[str, Any]) -> None:
-        self.recipe = dict(recipe)
-        if self.recipe.get("device") == "cuda":
+        super().bind(recipe)
+        if recipe.get("device") == "cuda":
             self.parameters.setdefault("gpus_per_node", 1)
 
     def attach(self, run_dir: Path) -> None:
