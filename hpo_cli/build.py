@@ -310,7 +310,7 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         raise ConfigError("overrides", list(overrides), first) from None
 
 
-GRADIENT_SPACE = re.compile(r"Could not find 'space/(?P<task>[\w.-]+)_gradient'")
+GRADIENT_SPACE = re.compile(r"Could not find 'space/(?P<task>[\w.-]+)_(?:gradient|implicit)'")
 
 
 def missing_gradient_space(message: str) -> tuple[str, str] | None:

@@ -43,7 +43,7 @@ from hpo_cli.executors.serial import SerialExecutor
 from hpo_cli.hypergrad.request import InnerState
 from hpo_cli.store import TOLD, RunStore, best_trial
 from hpo_cli.strategies.base import Strategy
-from hpo_cli.trial import Observation, Suggestion, TrialRecord, TrialState
+from hpo_cli.trial import Observation, Suggestion, TrainedModel, TrialRecord, TrialState
 
 __all__ = ["Budget", "LoopOutcome", "Objective", "StudyLoop"]
 REPLAY_RTOL = 1e-9  # a stateful trial evaluated again on resume must give its recorded value
@@ -93,6 +93,7 @@ class StudyLoop:
     _last_checkpoint: float = field(default=-math.inf, repr=False)
     _told: int = field(default=0, repr=False)
     _undecided: dict[int, TrialRecord] = field(default_factory=dict, repr=False)
+    _models: dict[int, TrainedModel] = field(default_factory=dict, repr=False)  # by trial number, until stored
     _started: float = field(default=0.0, repr=False)
 
     def run(self, previous: Sequence[TrialRecord] = (), told: int = 0) -> LoopOutcome:
@@ -196,11 +197,12 @@ class StudyLoop:
                 self.executor.submit(Job(number, suggestion, trial_seed(self.seed, number)), self.objective)
         if not arrived:
             arrived.extend(self.executor.wait())
-        job, (record, carry) = arrived.popleft()
+        job, outcome = arrived.popleft()
         submitted.discard(job.number)
-        record = self._stamped(record)
+        record = self._stamped(outcome.record)
         self._undecided[job.suggestion.key] = record
-        return job.number, self._observation(record, in_flight.pop(job.number), carry)
+        self._keep_model(record, outcome.model)
+        return job.number, self._observation(record, in_flight.pop(job.number), outcome.carry)
 
     def _outcomes(
         self, first: int, suggestions: Sequence[Suggestion], recorded: Mapping[int, TrialRecord]
@@ -224,14 +226,15 @@ class StudyLoop:
                 assert record is not None
                 observations.append(self._observation(record, suggestion))
                 continue
-            again, carry = evaluated[first + i]
-            again = self._stamped(again)
+            outcome = evaluated[first + i]
+            again = self._stamped(outcome.record)
             if record is None:
                 self._undecided[suggestion.key] = again
+                self._keep_model(again, outcome.model)
                 record = again
             else:
                 _check_reproduced(record, again)
-            observations.append(self._observation(record, suggestion, carry))
+            observations.append(self._observation(record, suggestion, outcome.carry))
         return observations
 
     def _stamped(self, record: TrialRecord) -> TrialRecord:
@@ -281,7 +284,17 @@ class StudyLoop:
             return "finished", f"reached timeout_s={self.budget.timeout_s:g}"
         return None
 
+    def _keep_model(self, record: TrialRecord, model: TrainedModel | None) -> None:
+        """Hold a completed trial's weights until its record is stored (then kept if best)."""
+        if model is not None and record.state == TrialState.COMPLETE:
+            self._models[record.trial] = model
+
     def _persist(self, record: TrialRecord) -> None:
+        model = self._models.pop(record.trial, None)
+        if model is not None and record.state == TrialState.COMPLETE:
+            best = self.best()
+            if best is None or best_trial([best, record], self.direction) is record:
+                self.store.write_model(record, model)  # before the record: never a record without its model
         self.store.append_trial(record)
         self.records.append(record)
         if self.progress is not None:

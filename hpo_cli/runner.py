@@ -8,7 +8,7 @@ import logging
 import platform
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,12 @@ from hpo_cli.interrupts import describe
 from hpo_cli.loop import StudyLoop
 from hpo_cli.report.console import print_summary
 from hpo_cli.report.progress import make_progress
-from hpo_cli.store import CONFIG_DIR, STRATEGY_STATE, SUMMARY, RunStore, best_trial
+from hpo_cli.store import BEST_MODEL, CONFIG_DIR, STRATEGY_STATE, SUMMARY, RunStore, best_trial
 from hpo_cli.strategies.base import Strategy, fill_history
 from hpo_cli.trial import TrialRecord
 
 log = logging.getLogger("hpo_cli")
+Refit = Callable[[Mapping[str, Any], "float | None"], "dict[str, Any] | None"]
 
 VERSIONED = ("hpo_cli", "numpy", "scipy", "scikit-learn", "hydra-core", "omegaconf", "torch")
 
@@ -104,9 +105,10 @@ def run_study(
         executor=study.executor,
         seed=study.settings.seed,
     )
+    refit = study.task.refit if study.settings.refit else None
     try:
         hint = resume_hint or f"hpo resume {store.dir}"
-        return _drive(loop, store, header, previous, told, seconds_before, hint)
+        return _drive(loop, store, header, previous, told, seconds_before, hint, refit)
     finally:
         study.executor.close()
 
@@ -119,8 +121,10 @@ def _drive(
     told: int,
     before: float,
     hint: str,
+    refit: Refit | None = None,
 ) -> str:
-    """Run the loop; whatever ends it, write the summary, best.yaml, trials.csv and plots."""
+    """Run the loop; whatever ends it, write the summary, best.yaml, trials.csv and plots (and,
+    when it finished, the best parameters' ``refit``)."""
     started = time.monotonic()
     status, message = "interrupted", f"interrupted; continue with: {hint}"
     try:
@@ -143,6 +147,10 @@ def _drive(
         if status == "finished" and best_trial(records, str(header["direction"])) is None:
             status, message = "failed", "no trial completed; " + message
         summary = _summary(header, records, status, message, before + time.monotonic() - started)
+        if status == "finished" and refit is not None and summary["best"] is not None:
+            summary["refit"] = _refit(refit, best_trial(records, str(header["direction"])))
+        if (store.dir / BEST_MODEL).is_file():
+            summary["best_model"] = BEST_MODEL
         try:
             _write_outputs(store, summary, records)
         except OSError as exc:  # the disk is still full: the trials are safe, the summary is not
@@ -150,6 +158,19 @@ def _drive(
                 raise
             log.error("could not write the summary (%s): the disk is full", exc.strerror)
     return status
+
+
+def _refit(refit: Refit, best: TrialRecord | None) -> dict[str, Any] | None:
+    """The best trial's parameters trained again by the task's standard training (None: the
+    task trains no model); a failure is recorded, never fatal."""
+    assert best is not None
+    log.info("refit: training the best parameters again by the task's standard training")
+    try:
+        return refit(best.params, best.budget)
+    except Exception as exc:  # the run's trials are safe; say why the refit is missing
+        from hpo_cli.executors.base import one_line
+
+        return {"error": one_line(exc)}
 
 
 def _header(study: Study, cfg: DictConfig, sessions: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.validate import is_number, non_negative_int, one_of, positive_int
+from hpo_cli.validate import flag, is_number, non_negative_int, one_of, positive_int
 
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float64", "float32")
@@ -23,11 +23,12 @@ class Settings:
     dtype: str | None
     direction: str | None
     max_failure_rate: float
+    refit: bool = True
 
 
 KEYS = (
     *("task", "space", "strategy", "seed", "n_trials", "timeout_s", "batch_size", "device", "dtype"),
-    *("direction", "max_failure_rate", "runs_dir", "criterion", "executor"),
+    *("direction", "max_failure_rate", "runs_dir", "criterion", "executor", "refit"),
 )
 
 
@@ -51,6 +52,7 @@ def read_settings(cfg: Mapping[str, Any]) -> Settings:
         dtype=one_of(cfg.get("dtype"), "dtype", (*DTYPES, None)),
         direction=one_of(cfg.get("direction"), "direction", (None, "minimize", "maximize")),
         max_failure_rate=float(rate),
+        refit=flag(cfg.get("refit", True), "refit"),
     )
 
 

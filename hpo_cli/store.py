@@ -12,6 +12,11 @@ Files (their names are part of the interface):
 * ``told.txt``: with an asynchronous executor, the trial numbers in the order their results
   were told to the strategy, one per line (appended, fsynced before the trial's record), so a
   resume replays the strategy through the same interleaving of asks and tells;
+* ``best_model.npz``: the weights the best trial trained, for tasks that train a model
+  (``numpy.load`` reads it: ``theta`` or scikit-learn's ``coef``/``intercept``, and ``meta``, a
+  JSON string naming the trial, its parameters, the model's shape and whether training those
+  parameters again from θ0 reproduces it); written atomically before the trial's record, so it
+  always belongs to a recorded trial or to one that is evaluated again on resume;
 * ``plots/history.png``: best value so far against trial number;
 * ``.lock``: held (``flock``) by the one process writing the run; the kernel releases it when
   that process dies, so a killed run can be resumed at once.
@@ -39,11 +44,12 @@ from typing import Any
 import yaml
 
 from hpo_cli.errors import RunDirError
-from hpo_cli.trial import TrialRecord, json_default
+from hpo_cli.trial import TrainedModel, TrialRecord, json_default
 
 TRIALS = "trials.jsonl"
 SUMMARY = "summary.json"
 BEST = "best.yaml"
+BEST_MODEL = "best_model.npz"
 STRATEGY_STATE = "strategy_state.json"
 LOCK = ".lock"
 CONFIG_DIR = ".hydra"  # the composed config (config.yaml) and, for hpo run, Hydra's own
@@ -245,6 +251,31 @@ class RunStore:
         body = yaml.safe_dump(finite_or_none(dict(params)), sort_keys=False, default_flow_style=None)
         self._atomic_write(BEST, header + body)
 
+    def write_model(self, record: TrialRecord, model: TrainedModel) -> None:
+        """``best_model.npz``: ``model``'s arrays and its meta, with the trial's number, params
+        and value (atomically: a kill leaves the previous file or the new one, whole)."""
+        import numpy as np
+
+        meta = {
+            **dict(model.meta),
+            "trial": record.trial,
+            "params": record.params,
+            "value": record.value,
+            "from_scratch": model.from_scratch,
+        }
+        target = self.dir / BEST_MODEL
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{BEST_MODEL}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                arrays: dict[str, Any] = {k: np.asarray(v) for k, v in model.arrays.items()}
+                np.savez(f, meta=np.array(to_json(meta)), **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
     def _atomic_write(self, name: str, text: str) -> None:
         """Write a temporary file of a unique name, fsync it, then rename it over ``name``."""
         target = self.dir / name
@@ -258,6 +289,24 @@ class RunStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def read_model(path: Path) -> TrainedModel:
+    """The model saved by :meth:`RunStore.write_model`; a ValueError naming the file when it is
+    missing or damaged (never a partial model)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files if k != "meta"}
+            meta = json.loads(str(data["meta"]))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable saved model ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict) or not arrays:
+        raise ValueError(f"{path}: not a saved model (no weights or no meta)")
+    return TrainedModel(arrays, meta, bool(meta.get("from_scratch", True)))
 
 
 def _digest(body: Mapping[str, Any]) -> str:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from hpo_cli.hypergrad.request import HypergradRequest, InnerState
 from hpo_cli.space import ParamValue
 
@@ -32,6 +34,9 @@ class Suggestion:
     ``unit`` is the point in the space's unit cube, shape (space.dim,), when the strategy
     works there. ``budget`` is a fidelity (e.g. epochs) for multi-fidelity strategies;
     ``request`` asks the task for a hypergradient (gradient-based strategies), None otherwise.
+    ``model_file``: evaluate the trained weights saved in this file (a run's
+    ``best_model.npz``) instead of training (``strategy=fixed`` on a run whose best model
+    cannot be retrained from θ0: HOAG's warm starts, online methods).
     """
 
     key: int
@@ -39,15 +44,19 @@ class Suggestion:
     unit: tuple[float, ...] | None = None
     budget: float | None = None
     request: HypergradRequest | None = None
+    model_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "key": self.key,
             "params": self.params,
             "unit": None if self.unit is None else list(self.unit),
             "budget": self.budget,
             "request": None if self.request is None else self.request.to_dict(),
         }
+        if self.model_file is not None:
+            out["model_file"] = self.model_file
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Suggestion:
@@ -58,6 +67,7 @@ class Suggestion:
             unit=None if unit is None else tuple(float(x) for x in unit),
             budget=d.get("budget"),
             request=HypergradRequest.from_dict(request) if request else None,
+            model_file=d.get("model_file"),
         )
 
 
@@ -100,18 +110,60 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class TrainedModel:
+    """The weights a trial trained: named numpy arrays (``theta``: the flat parameter vector,
+    or scikit-learn's ``coef``/``intercept``) and JSON-able facts about them (``meta``: the
+    model's kind and shape, e.g. an MLP's ``layer_sizes`` and ``activation``).
+
+    ``from_scratch``: True when training the same parameters again from θ0 (same seed, same
+    task config) gives these weights; False when they come from state carried across trials
+    (HOAG's warm starts, greedy and rtho's one training run), so only the saved weights
+    reproduce the trial's value."""
+
+    arrays: Mapping[str, np.ndarray]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    from_scratch: bool = True
+
+    def __eq__(self, other: object) -> bool:
+        """Equal weights (bit for bit, the same dtypes), meta and origin."""
+        if not isinstance(other, TrainedModel) or set(self.arrays) != set(other.arrays):
+            return False
+        same = all(
+            np.asarray(a).dtype == np.asarray(other.arrays[k]).dtype and np.array_equal(a, other.arrays[k])
+            for k, a in self.arrays.items()
+        )
+        return same and dict(self.meta) == dict(other.meta) and self.from_scratch == other.from_scratch
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A request to score saved weights (the arrays of a :class:`TrainedModel`) instead of
+    training: what :class:`Suggestion.model_file` turns into for the task."""
+
+    arrays: Mapping[str, np.ndarray]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+Request = HypergradRequest | SavedModel  # what a strategy may ask of a task beyond a plain evaluation
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """``value``: the objective; ``metrics``: everything worth recording (test scores too);
     ``cost``: counters such as ``{"inner_steps": 200}``; ``gradient``: d value / d params,
     flattened in the order of the params (vectors in full), when the evaluation was asked
     for it (gradient-based strategies); ``carry``: the inner state to hand to the next
-    hypergradient evaluation (online training, warm starts), kept by the strategy."""
+    hypergradient evaluation (online training, warm starts), kept by the strategy;
+    ``model``: the weights the evaluation trained (the run keeps its best trial's)."""
 
     value: float
     metrics: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, int] = field(default_factory=dict)
     gradient: list[float] | None = None
     carry: InnerState | None = None
+    model: TrainedModel | None = None
 
 
 @dataclass(frozen=True)

@@ -222,18 +222,46 @@ def test_precision_recall_f1_against_a_hand_computed_case() -> None:
     weights = np.array([0.0, 0.5, 0.0, 1.0, 0.0009, 1.0, 0.001])
     flipped = np.array([0, 1, 3])
     # discarded (< 1e-3): {0, 2, 4}; flipped {0, 1, 3}; hits {0}
-    assert cleaning_scores(weights, flipped) == pytest.approx(
+    scores = cleaning_scores(weights, flipped)
+    assert {k: scores[k] for k in ("cleaning_precision", "cleaning_recall", "cleaning_f1")} == pytest.approx(
         {"cleaning_precision": 1 / 3, "cleaning_recall": 1 / 3, "cleaning_f1": 1 / 3}
     )
     weights[[1, 2, 4]] = [0.0, 1.0, 1.0]  # discarded {0, 1}: precision 1, recall 2/3, F1 0.8
-    assert cleaning_scores(weights, flipped) == pytest.approx(
+    scores = cleaning_scores(weights, flipped)
+    assert {k: scores[k] for k in ("cleaning_precision", "cleaning_recall", "cleaning_f1")} == pytest.approx(
         {"cleaning_precision": 1.0, "cleaning_recall": 2 / 3, "cleaning_f1": 0.8}
     )
-    assert cleaning_scores(np.ones(7), flipped) == {
+    scores = cleaning_scores(np.ones(7), flipped)  # nothing discarded; every rank tied: chance level
+    assert scores == {
         "cleaning_precision": 0.0,
         "cleaning_recall": 0.0,
         "cleaning_f1": 0.0,
+        "cleaning_precision_at_r": pytest.approx(3 / 7),  # the noise fraction: chance
+        "cleaning_auc": 0.5,
     }
+
+
+def test_rank_based_detection_scores_mean_something_before_any_weight_is_discarded() -> None:
+    """Weights far above the 1e-3 cut-off: F1 is 0, precision at R and the AUC already see the
+    flipped examples sinking; the AUC equals scikit-learn's roc_auc_score."""
+    from sklearn.metrics import roc_auc_score
+
+    weights = np.array([0.61, 0.93, 0.58, 0.97, 0.6, 0.95, 0.61, 0.9])
+    flipped = np.array([0, 2, 4, 6])
+    scores = cleaning_scores(weights, flipped)
+    assert scores["cleaning_f1"] == 0.0
+    assert scores["cleaning_precision_at_r"] == 1.0 and scores["cleaning_auc"] == 1.0
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        w = rng.choice([0.2, 0.5, 0.7, 1.0], size=30)  # many ties
+        f = rng.choice(30, size=9, replace=False)
+        truth = np.zeros(30, dtype=bool)
+        truth[f] = True
+        got = cleaning_scores(w, f)
+        assert got["cleaning_auc"] == pytest.approx(roc_auc_score(truth, -w), abs=1e-12)
+        tie_breaks = [np.lexsort((rng.random(30), w))[:9] for _ in range(4000)]  # random among equal weights
+        expected = np.mean([truth[lowest].mean() for lowest in tie_breaks])
+        assert got["cleaning_precision_at_r"] == pytest.approx(expected, abs=0.01)
 
 
 # -- bad input ----------------------------------------------------------------------------------

@@ -26,17 +26,26 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.hypergrad.request import InnerState
 from hpo_cli.store import finite_or_none
-from hpo_cli.trial import Evaluation, Suggestion, TrialRecord, TrialState
+from hpo_cli.trial import Evaluation, Request, SavedModel, Suggestion, TrainedModel, TrialRecord, TrialState
 
-# (params, budget, request) -> Evaluation; request is None unless the strategy asks for a hypergradient
-Objective = Callable[[Mapping[str, Any], "float | None", "HypergradRequest | None"], Evaluation]
-Outcome = tuple[TrialRecord, "InnerState | None"]  # a trial's record and the inner state it carries
+# (params, budget, request) -> Evaluation; request is None unless the strategy asks for a
+# hypergradient (a HypergradRequest) or for saved weights to be scored (a SavedModel)
+Objective = Callable[[Mapping[str, Any], "float | None", "Request | None"], Evaluation]
+
+
+class Outcome(NamedTuple):
+    """A trial's record, the inner state it carries and the weights it trained (both None
+    unless the trial completed and its task returned them)."""
+
+    record: TrialRecord
+    carry: InnerState | None = None
+    model: TrainedModel | None = None
 
 
 @dataclass(frozen=True)
@@ -70,11 +79,13 @@ def evaluate_trial(objective: Objective, job: Job) -> Outcome:
     cost: dict[str, int] = {}
     gradient: list[float] | None = None
     carry: InnerState | None = None
+    model: TrainedModel | None = None
     suggestion = job.suggestion
     try:
-        ev = objective(suggestion.params, suggestion.budget, suggestion.request)
+        ev = objective(suggestion.params, suggestion.budget, request_of(suggestion))
         value, state, error = float(ev.value), TrialState.COMPLETE, None
         metrics, cost, gradient, carry = finite_or_none(dict(ev.metrics)), dict(ev.cost), ev.gradient, ev.carry
+        model = ev.model
         if not math.isfinite(value):
             state, error = TrialState.FAILED, f"objective returned {value}"
         elif gradient is not None and not all(math.isfinite(g) for g in gradient):
@@ -93,14 +104,26 @@ def evaluate_trial(objective: Objective, job: Job) -> Outcome:
         cost=cost,
         gradient=None if gradient is None else [float(g) for g in gradient],
     )
-    return record, carry if state == TrialState.COMPLETE else None
+    if state != TrialState.COMPLETE:
+        return Outcome(record)
+    return Outcome(record, carry, model)
+
+
+def request_of(suggestion: Suggestion) -> Request | None:
+    """What the task is asked beyond a plain evaluation: the suggestion's hypergradient request,
+    or the saved weights of ``model_file`` to score."""
+    if suggestion.model_file is None:
+        return suggestion.request
+    from hpo_cli.store import read_model
+
+    model = read_model(Path(suggestion.model_file))
+    return SavedModel(model.arrays, model.meta)
 
 
 def failed_outcome(job: Job, seconds: float, error: str) -> Outcome:
     """A trial that produced no evaluation (its worker died, or it ran out of time)."""
     s = job.suggestion
-    record = TrialRecord(job.number, TrialState.FAILED, s.params, None, {}, s.budget, seconds, error)
-    return record, None
+    return Outcome(TrialRecord(job.number, TrialState.FAILED, s.params, None, {}, s.budget, seconds, error))
 
 
 def one_line(exc: BaseException) -> str:

@@ -28,9 +28,29 @@ def print_summary(summary: Mapping[str, Any], run_dir: Path) -> None:
     if best is not None:
         table.add_row(f"best {summary['metric']}", f"{format_value(best['value'])} (trial {best['trial']})")
         table.add_row("best params", format_params(best["params"], width=100))
-        others = {k: v for k, v in best["metrics"].items() if k != summary["metric"]}
+        others = headline_first({k: v for k, v in best["metrics"].items() if k != summary["metric"]})
         if others:
             table.add_row("its metrics", format_params(others, width=100))
+    refit = summary.get("refit")
+    if refit:
+        scores = headline_first({k: v for k, v in refit.items() if k != "protocol"})
+        table.add_row("refit", f"{format_params(scores, width=100)}\n({refit.get('protocol', '')})")
     table.add_row("wall time", f"{summary['wall_seconds']:.2f} s")
     table.add_row("run dir", str(run_dir))
     Console(soft_wrap=True).print(table)
+
+
+def headline_first(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics with the numbers to compare with papers first: a final retraining's, then test
+    scores without noise, then the rest (robustness under noise, counters)."""
+
+    def rank(name: str) -> int:
+        if name.startswith("final_"):
+            return 0
+        if name.startswith("test_") and "noise" not in name:
+            return 1
+        if name.startswith("val_"):
+            return 2
+        return 3
+
+    return dict(sorted(metrics.items(), key=lambda item: rank(item[0])))

@@ -75,8 +75,8 @@ class LauncherExecutor(Executor):
         seconds = time.perf_counter() - started
         outcomes: list[tuple[Job, Outcome]] = []
         for job, returned in zip(jobs, returns, strict=True):
-            record, _ = evaluate_trial(partial(self.from_return, returned), job)
-            outcomes.append((job, (replace(record, seconds=seconds), None)))
+            record = evaluate_trial(partial(self.from_return, returned), job).record
+            outcomes.append((job, Outcome(replace(record, seconds=seconds))))
         return outcomes
 
     def from_return(self, returned: Any, *_: Any) -> Evaluation:

@@ -28,6 +28,9 @@ Methods:
                      only to tasks whose ``check_hypergradient`` accepted it: the others ignore it.
     check_hypergradient(request, names): raise a ConfigError unless this task can return that
                      hypergradient for those hyperparameters (the default: it cannot).
+    refit(params, budget) -> {metric: value} or None: the parameters trained again by the
+                     task's standard training, the protocol black-box strategies see (one
+                     yardstick for every strategy's best); None for a task with no model.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import numpy as np
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.request import HypergradRequest
-from hpo_cli.trial import Evaluation
+from hpo_cli.trial import Evaluation, Request
 
 if TYPE_CHECKING:
     from hpo_cli.tasks.criteria.base import Criterion
@@ -80,9 +83,14 @@ class Task(ABC):
             "(polynomial, ridge, softmax, digits, mnist, bilevel)",
         )
 
+    def refit(self, params: Mapping[str, Any], budget: float | None = None) -> dict[str, Any] | None:
+        """Metrics of ``params`` trained again by the task's standard training, with a
+        ``protocol`` line saying what that was; None: the task trains no model."""
+        return None
+
     @abstractmethod
     def evaluate(
-        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+        self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
         """Score one configuration (and, when asked and supported, its hypergradient)."""
 

@@ -16,6 +16,7 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -25,7 +26,7 @@ from hpo_cli.hypergrad.problem import BilevelProblem, Hypergradient, HyperLayout
 from hpo_cli.hypergrad.registry import check_support
 from hpo_cli.hypergrad.request import HypergradRequest, InnerState
 from hpo_cli.tasks.base import Task
-from hpo_cli.trial import Evaluation
+from hpo_cli.trial import Evaluation, Request, SavedModel, TrainedModel
 
 
 class BilevelTask(Task):
@@ -63,10 +64,12 @@ class BilevelTask(Task):
         check_support(request.spec, names, None)  # the momentum convention: checked once the problem is built
 
     def evaluate(
-        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+        self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
         layout = self.layout_of(params)
         problem, h = self.problem(layout), self.hyper_vector(layout, params)
+        if isinstance(request, SavedModel):
+            return self.evaluate_saved(problem, layout, h, request)
         if request is None:
             return self.evaluate_blackbox(problem, layout, h)
         result, carry = self.hypergradient(problem, layout, h, request)
@@ -80,7 +83,40 @@ class BilevelTask(Task):
             **{k: v for k, v in result.extras.items() if isinstance(v, int | float) and not isinstance(v, bool)},
         }
         cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp, "held_bytes": result.cost.peak_bytes}
-        return Evaluation(result.value, metrics, cost, [float(g) for g in result.grad.cpu()], carry)
+        gradient = [float(g) for g in result.grad.cpu()]
+        spec = request.spec
+        unrolled = not (spec.online or spec.warm)  # trained inner_steps from θ0, as nothing else
+        model = self.trained_model(theta, from_scratch=unrolled and self.blackbox_trains(layout.names))
+        return Evaluation(result.value, metrics, cost, gradient, carry, model)
+
+    def blackbox_trains(self, names: list[str]) -> bool:
+        """True when the black-box evaluation trains the inner steps from θ0 (so an unrolled
+        method's trained θ is what it gives back), False when it solves to the inner optimum."""
+        return False
+
+    def model_meta(self) -> dict[str, Any]:
+        """What a saved θ is (written beside it in ``best_model.npz``): the task, and for
+        networks their layer sizes and activation."""
+        return {"task": self.name}
+
+    def trained_model(self, theta: Tensor, from_scratch: bool = True) -> TrainedModel:
+        """θ (p,) as the weights a trial returns (``from_scratch``: training h again from θ0
+        reproduces it)."""
+        arrays = {"theta": theta.detach().cpu().numpy().copy()}
+        return TrainedModel(arrays, {**self.model_meta(), "n_params": int(theta.numel())}, from_scratch)
+
+    def evaluate_saved(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, saved: SavedModel) -> Evaluation:
+        """The criterion and metrics of saved weights θ at h, without training."""
+        theta = torch.as_tensor(saved.arrays["theta"] if "theta" in saved.arrays else np.empty(0))
+        if theta.shape != problem.theta0.shape:
+            raise ValueError(
+                f"the saved weights have shape {tuple(theta.shape)}; this task's model has "
+                f"{tuple(problem.theta0.shape)} (a different task, space, criterion or architecture)"
+            )
+        theta = theta.to(problem.theta0)
+        value = float(problem.outer(theta, h))
+        metrics = {**self.trained_metrics(layout, theta, h), self.objective_for(layout.names)[0]: value}
+        return Evaluation(value, metrics, {"inner_steps": 0}, model=self.trained_model(theta, from_scratch=False))
 
     def hypergradient(
         self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, request: HypergradRequest

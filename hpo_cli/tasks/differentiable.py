@@ -221,10 +221,22 @@ class DifferentiableTask(BilevelTask):
 
     # -- evaluation --------------------------------------------------------------------
 
+    def blackbox_trains(self, names: list[str]) -> bool:
+        return not self.at_optimum or any(name in OPTIMIZER_KINDS for name in names)
+
+    def refit(self, params: Mapping[str, Any], budget: float | None = None) -> dict[str, Any] | None:
+        """Black-box evaluation: the inner optimum (convex models) or the inner training from θ0."""
+        protocol = (
+            f"inner SGD from θ0: task.inner_steps={self.inner_steps}, task.inner_lr={self.optimizer.lr:g}"
+            if self.blackbox_trains(list(params))
+            else "the inner optimum (solved to tolerance 1e-8)"
+        )
+        return {"protocol": protocol, **self.evaluate(params).metrics}
+
     def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
         """Q after inner training when the optimizer is tuned or the model is not convex, else Q
         at the inner optimum."""
-        if not self.at_optimum or any(name in OPTIMIZER_KINDS for name in layout.names):
+        if self.blackbox_trains(layout.names):
             theta, _ = problem.train(h)
             steps = problem.n_steps
         else:
@@ -232,7 +244,7 @@ class DifferentiableTask(BilevelTask):
             theta, steps = solution.theta, solution.iterations
         value = float(problem.outer(theta, h))
         metrics = {**self.trained_metrics(layout, theta, h), self.objective_for(layout.names)[0]: value}
-        return Evaluation(value, metrics, {"inner_steps": steps})
+        return Evaluation(value, metrics, {"inner_steps": steps}, model=self.trained_model(theta))
 
 
 def _sigma(value: Any) -> float:

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.base import DIRECTIONS, Task
-from hpo_cli.trial import Evaluation
+from hpo_cli.trial import Evaluation, Request
 
 
 def import_callable(path: str, key: str) -> Callable[..., Any]:
@@ -61,7 +60,7 @@ class FunctionTask(Task):
         self.name = fn.replace(":", ".").rsplit(".", 1)[-1]
 
     def evaluate(
-        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+        self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
         out = self.fn(dict(params))
         if isinstance(out, Mapping):

@@ -55,14 +55,38 @@ def l1_radius(value: Any, n_train: int, label_noise: float, key: str) -> float |
 
 
 def cleaning_scores(weights: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
-    """Precision, recall and F1 of "weight < 1e-3" as a detector of the flipped examples.
+    """Precision, recall and F1 of "weight < 1e-3" as a detector of the flipped examples (the
+    paper's cut-off), and two rank-based scores that mean something from the first
+    hyper-iteration on, before any weight reaches the cut-off: precision at R (the share of
+    flipped examples among the R lowest weights, R = the number flipped; chance level: the
+    noise fraction; ties at the R-th weight shared as a random tie-break would, in expectation)
+    and the ROC AUC of a low weight as the detector (chance level 0.5; ties count half).
 
     ``weights``: (n_train,); ``flipped``: the flipped examples' indices. An empty detection
     has precision 0; F1 = 2·hits / (discarded + flipped)."""
-    discarded = np.flatnonzero(np.asarray(weights) < DISCARDED)
+    weights = np.asarray(weights, dtype=float)
+    discarded = np.flatnonzero(weights < DISCARDED)
     hits = len(np.intersect1d(discarded, flipped))
     return {
         "cleaning_precision": hits / len(discarded) if len(discarded) else 0.0,
         "cleaning_recall": hits / len(flipped) if len(flipped) else 0.0,
         "cleaning_f1": 2 * hits / (len(discarded) + len(flipped)) if hits else 0.0,
+        **rank_scores(weights, flipped),
     }
+
+
+def rank_scores(weights: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
+    """Precision at R and ROC AUC of a low weight as the detector of the flipped examples."""
+    from scipy.stats import rankdata
+
+    n, r = len(weights), len(flipped)
+    if r == 0 or r == n:
+        return {}
+    is_flipped = np.zeros(n, dtype=bool)
+    is_flipped[flipped] = True
+    cut = np.sort(weights)[r - 1]
+    below, tied = weights < cut, weights == cut
+    hits = is_flipped[below].sum() + (r - below.sum()) * is_flipped[tied].mean()
+    ranks = rankdata(-weights)  # the lowest weight ranks highest; ties share their mean rank
+    auc = (ranks[is_flipped].sum() - r * (r + 1) / 2) / (r * (n - r))
+    return {"cleaning_precision_at_r": float(hits / r), "cleaning_auc": float(auc)}

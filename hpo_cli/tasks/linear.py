@@ -21,7 +21,7 @@ from hpo_cli.tasks.base import Task, split_indices
 from hpo_cli.tasks.criteria.base import Criterion
 from hpo_cli.tasks.criteria.cv import CrossValidation, fold_indices
 from hpo_cli.tasks.criteria.holdout import Holdout
-from hpo_cli.trial import Evaluation
+from hpo_cli.trial import Evaluation, Request, TrainedModel
 
 MODELS = ("ridge", "lasso")
 
@@ -68,6 +68,10 @@ class _LinearBase(Task):
             )
         self.metric = self.criterion.metric(type(self).metric)
 
+    def refit(self, params: Mapping[str, Any], budget: float | None = None) -> dict[str, Any] | None:
+        protocol = "scikit-learn's fit of the training split (the evaluation itself)"
+        return {"protocol": protocol, **self.evaluate(params).metrics}
+
     def _score(self, model: str, alpha: float) -> Evaluation:
         if isinstance(self.criterion, CrossValidation):
             return score_folds(self.data, model, alpha, self.max_iter, self.criterion.k, self.seed)
@@ -103,7 +107,9 @@ def score_linear(data: DiabetesData, model: str, alpha: float, max_iter: int) ->
     d = data
     fitted = make_model(model, alpha, max_iter).fit(d.X_train, d.y_train)
     metrics = {"val_mse": float(mean_squared_error(d.y_val, fitted.predict(d.X_val))), **test_scores(fitted, d)}
-    return Evaluation(metrics["val_mse"], metrics, {"inner_solves": 1})
+    arrays = {"coef": np.asarray(fitted.coef_), "intercept": np.asarray(fitted.intercept_)}
+    trained = TrainedModel(arrays, {"model": model, "alpha": alpha, "features": "standardized diabetes (10)"})
+    return Evaluation(metrics["val_mse"], metrics, {"inner_solves": 1}, model=trained)
 
 
 def required(params: Mapping[str, Any], name: str, task: str) -> Any:
@@ -119,7 +125,7 @@ class RidgeTask(_LinearBase):
     name = "ridge"
 
     def evaluate(
-        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+        self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
         return self._score("ridge", float(required(params, "alpha", self.name)))
 
@@ -136,7 +142,7 @@ class LassoTask(_LinearBase):
     name = "lasso"
 
     def evaluate(
-        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+        self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
         return self._score("lasso", float(required(params, "alpha", self.name)))
 
@@ -148,7 +154,7 @@ class LinearTask(_LinearBase):
     name = "linear"
 
     def evaluate(
-        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+        self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
         model = required(params, "model", self.name)
         if model not in MODELS:

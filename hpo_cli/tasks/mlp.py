@@ -43,9 +43,17 @@ from hpo_cli.tasks.bilevel_models import KINDS, Split, split_of
 from hpo_cli.tasks.criteria.cv import CrossValidation, fold_indices
 from hpo_cli.tasks.criteria.holdout import Holdout
 from hpo_cli.tasks.differentiable import DifferentiableTask
-from hpo_cli.tasks.mlp_model import ACTIVATIONS, SMOOTH, MLPModel, initial_theta, layer_sizes, mlp_logits
+from hpo_cli.tasks.mlp_model import (
+    ACTIVATIONS,
+    SMOOTH,
+    MLPModel,
+    initial_theta,
+    layer_sizes,
+    mlp_logits,
+    tensor_sizes,
+)
 from hpo_cli.tasks.mlp_trainer import OPTIMIZERS, Checkpoint, start, train_epochs
-from hpo_cli.trial import Evaluation
+from hpo_cli.trial import Evaluation, Request, SavedModel, TrainedModel
 from hpo_cli.validate import one_of, positive_int
 
 HYPERPARAMETERS = (
@@ -268,21 +276,48 @@ class MLPTask(DifferentiableTask):
     # -- evaluation ------------------------------------------------------------------------
 
     def evaluate(
-        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+        self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
-        if request is not None or is_gradient_space(list(params)):
+        if (request is not None and not isinstance(request, SavedModel)) or is_gradient_space(list(params)):
             return super().evaluate(params, budget, request)
         hp = self.hyperparameters(params)
         epochs = max(1, round(budget)) if budget is not None else int(hp["epochs"])
         key = json.dumps({k: v for k, v in params.items() if k != "epochs"}, sort_keys=True)
         sizes = self.sizes(hp["hidden"], hp["layers"])
+        if isinstance(request, SavedModel):
+            return self._evaluate_saved_network(request, sizes, hp)
         if isinstance(self.criterion, CrossValidation):
             return self._evaluate_folds(key, hp, sizes, epochs)
         state = self._checkpoint(key, hp, sizes, epochs)
         done = state.epochs
         steps = train_epochs(state, sizes, hp, self.splits()[0], epochs)
-        metrics: dict[str, float] = {**self.scores(state.theta.detach(), sizes, hp["activation"]), "epochs": epochs}
-        return Evaluation(metrics["val_accuracy"], metrics, {"epochs": epochs - done, "inner_steps": steps})
+        theta = state.theta.detach()
+        metrics: dict[str, float] = {**self.scores(theta, sizes, hp["activation"]), "epochs": epochs}
+        model = self.network(theta, sizes, hp["activation"])
+        return Evaluation(
+            metrics["val_accuracy"], metrics, {"epochs": epochs - done, "inner_steps": steps}, model=model
+        )
+
+    def network(self, theta: Tensor, sizes: Sequence[int], activation: str, from_scratch: bool = True) -> TrainedModel:
+        """θ as saved weights, with what it takes to run them (layer sizes, activation)."""
+        meta = {"task": self.name, "layer_sizes": list(sizes), "activation": activation, "n_params": int(theta.numel())}
+        return TrainedModel({"theta": theta.detach().cpu().numpy().copy()}, meta, from_scratch)
+
+    def model_meta(self) -> dict[str, Any]:
+        return {"task": self.name, "layer_sizes": list(self.model().sizes), "activation": self.defaults["activation"]}
+
+    def _evaluate_saved_network(self, saved: SavedModel, sizes: list[int], hp: Mapping[str, Any]) -> Evaluation:
+        """Scores of saved weights for black-box hyperparameters (no training)."""
+        theta = torch.as_tensor(saved.arrays.get("theta", np.empty(0)))
+        expected = sum(tensor_sizes(sizes))
+        if theta.numel() != expected:
+            raise ValueError(
+                f"the saved weights have {theta.numel()} parameters; a network of layer sizes {sizes} has {expected}"
+            )
+        theta = theta.to(dtype=self.dtype, device=self.device)
+        metrics = self.scores(theta, sizes, hp["activation"])
+        model = self.network(theta, sizes, hp["activation"], from_scratch=False)
+        return Evaluation(metrics["val_accuracy"], metrics, {"epochs": 0, "inner_steps": 0}, model=model)
 
     def _evaluate_folds(self, key: str, hp: Mapping[str, Any], sizes: list[int], epochs: int) -> Evaluation:
         """k-fold cross-validation of torch.optim training on training + validation examples:
@@ -311,13 +346,57 @@ class MLPTask(DifferentiableTask):
         metrics.update({self.metric: value, "epochs": epochs})
         return Evaluation(value, metrics, {"epochs": trained, "inner_steps": steps})
 
+    # -- refit: the standard training as one yardstick ----------------------------------------
+
+    def refit(self, params: Mapping[str, Any], budget: float | None = None) -> dict[str, Any] | None:
+        """Black-box knobs: trained again from θ0 (no checkpoint) for the trial's epochs. A
+        space of log precisions: the task's default torch.optim training (what random search
+        over black-box knobs sees, and the untuned default is) with the learned Gaussian prior
+        ½·Σ exp(h)·θ²/n_train added to its loss. Other differentiable kinds (learning rates,
+        momentum, example weights) have no meaning there: their own inner training from θ0."""
+        names = list(params)
+        if not is_gradient_space(names):
+            hp = self.hyperparameters(params)
+            epochs = max(1, round(budget)) if budget is not None else int(hp["epochs"])
+            return self._standard_training(params, hp, epochs, "")
+        if set(names) != {"log_precision"}:
+            return super().refit(params, budget)
+        hp = dict(self.defaults)
+        model = self.model()
+        h = torch.as_tensor(params["log_precision"], dtype=self.dtype, device=self.device).reshape(-1)
+        hp["penalty"] = torch.exp(model.tensors.per_parameter(h)) / model.n
+        return self._standard_training({}, hp, int(hp["epochs"]), " + the learned prior ½·Σ exp(h)·θ²/n_train")
+
+    def _standard_training(
+        self, params: Mapping[str, Any], hp: Mapping[str, Any], epochs: int, extra: str
+    ) -> dict[str, Any]:
+        """Train ``hp`` from θ0 with the random stream of ``params`` (so a black-box trial's refit
+        repeats it exactly, and a prior's refit differs from the untuned default only by it)."""
+        sizes = self.sizes(hp["hidden"], hp["layers"])
+        key = json.dumps({k: v for k, v in params.items() if k != "epochs"}, sort_keys=True)
+        state = self._fresh(key, hp, sizes)
+        steps = train_epochs(state, sizes, hp, self.splits()[0], epochs)
+        protocol = (
+            f"torch.optim {hp['optimizer']} lr={hp['lr']:g} weight_decay={hp['weight_decay']:g}, "
+            f"batch {hp['batch_size']}, {epochs} epochs from θ0{extra}"
+        )
+        return {
+            "protocol": protocol,
+            **self.scores(state.theta.detach(), sizes, hp["activation"]),
+            "inner_steps": steps,
+        }
+
+    def _fresh(self, key: str, hp: Mapping[str, Any], sizes: list[int]) -> Checkpoint:
+        """A training of ``hp`` at θ0, with the random stream of configuration ``key``."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(key.encode()))
+        return start(initial_theta(sizes, self.seed, self.dtype, self.device), hp, gen)
+
     def _checkpoint(self, key: str, hp: Mapping[str, Any], sizes: list[int], epochs: int) -> Checkpoint:
         old = self._checkpoints.get(key) if self.reuse else None
         if old is not None and old.epochs <= epochs:
             self._checkpoints.move_to_end(key)
             return old
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(key.encode()))
-        state = start(initial_theta(sizes, self.seed, self.dtype, self.device), hp, gen)
+        state = self._fresh(key, hp, sizes)
         if self.reuse:
             self._checkpoints[key] = state
             while len(self._checkpoints) > MAX_CHECKPOINTS:

@@ -144,4 +144,6 @@ class PolynomialTask(DifferentiableTask):
             "val_mse": mse(self.y_val, self.X_val @ theta),
             **self.test_metrics(torch.as_tensor(theta)),
         }
-        return Evaluation(metrics["val_mse"], metrics, {"inner_solves": 1})
+        return Evaluation(
+            metrics["val_mse"], metrics, {"inner_solves": 1}, model=self.trained_model(torch.as_tensor(theta))
+        )

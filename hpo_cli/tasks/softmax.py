@@ -71,7 +71,7 @@ from hpo_cli.tasks.bilevel_models import (
 )
 from hpo_cli.tasks.differentiable import DifferentiableTask
 from hpo_cli.tasks.hypercleaning import CLEANING, cleaning_scores, l1_radius
-from hpo_cli.trial import Evaluation
+from hpo_cli.trial import Evaluation, Request, SavedModel
 from hpo_cli.validate import flag, is_int, one_of, positive_int
 
 log = logging.getLogger(__name__)
@@ -318,9 +318,9 @@ class SoftmaxTask(DifferentiableTask):
         self,
         params: Mapping[str, Any],
         budget: float | None = None,
-        request: HypergradRequest | None = None,
+        request: Request | None = None,
     ) -> Evaluation:
-        if self.cleaning == "learned":
+        if self.cleaning == "learned" or isinstance(request, SavedModel):
             ev = super().evaluate(params, budget, request)
         else:
             ev = self.evaluate_reference(params, request)
@@ -346,7 +346,7 @@ class SoftmaxTask(DifferentiableTask):
         gradient = None
         if request is not None:
             gradient = [0.0] * sum(len(v) if isinstance(v, list) else 1 for v in params.values())
-        return Evaluation(value, metrics, {"inner_steps": problem.n_steps}, gradient)
+        return Evaluation(value, metrics, {"inner_steps": problem.n_steps}, gradient, model=self.trained_model(theta))
 
     def final_training_set(self, params: Mapping[str, Any]) -> tuple[Split, np.ndarray]:
         """The retraining examples (the arm's training examples, then the validation set) and

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.tasks.base import Task
-from hpo_cli.trial import Evaluation
+from hpo_cli.trial import Evaluation, Request
 from hpo_cli.validate import positive_int
 
 HARTMANN_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
@@ -95,7 +94,7 @@ class SyntheticTask(Task):
         return {"hartmann6": hartmann6, "rosenbrock": rosenbrock, "levy": levy}[self.function](x)
 
     def evaluate(
-        self, params: Mapping[str, Any], budget: float | None = None, request: HypergradRequest | None = None
+        self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
         value = self.value(params)
         assert self.known_optimum is not None

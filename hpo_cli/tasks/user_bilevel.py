@@ -41,6 +41,9 @@ class BilevelFunctionTask(BilevelTask):
             self._problems[layout] = problem
         return self._problems[layout]
 
+    def blackbox_trains(self, names: list[str]) -> bool:
+        return self.blackbox == "trained"
+
     def evaluate_blackbox(self, problem: BilevelProblem, layout: HyperLayout, h: Tensor) -> Evaluation:
         if self.blackbox == "optimum":
             solution = solve_inner(problem, h, problem.theta0, tol=1e-8)
@@ -48,4 +51,4 @@ class BilevelFunctionTask(BilevelTask):
         else:
             theta, steps = problem.train(h)[0], problem.n_steps
         value = float(problem.outer(theta, h))
-        return Evaluation(value, {self.metric: value}, {"inner_steps": steps})
+        return Evaluation(value, {self.metric: value}, {"inner_steps": steps}, model=self.trained_model(theta))
