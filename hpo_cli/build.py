@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import inspect
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.loop import Budget
-from hpo_cli.settings import Settings, read_settings, resolve_device
+from hpo_cli.options import gradient_space_task, no_gradient_space
+from hpo_cli.settings import Budget, Settings, read_settings, resolve_device
 from hpo_cli.space import SearchSpace, parse_space
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.tasks.base import Task
@@ -67,8 +66,7 @@ class Study:
 
     @property
     def budget(self) -> Budget:
-        s = self.settings
-        return Budget(s.n_trials, s.batch_size, s.timeout_s, s.max_failure_rate)
+        return self.settings.budget
 
 
 def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
@@ -169,9 +167,7 @@ def space_of_params_file(strategy_cfg: DictConfig, space: SearchSpace, task: Tas
     """``strategy=fixed strategy.params_file=RUN/best.yaml`` re-evaluates a run's best point: when
     the point is not in the configured space (the task's default) but RUN's own space holds it
     (``RUN/.hydra/config.yaml``), that space is the study's, so the value means the same thing."""
-    params_file = (
-        strategy_cfg.get("params_file") if str(strategy_cfg.get("_target_", "")).endswith(".FixedStrategy") else None
-    )
+    params_file = strategy_cfg.get("params_file") if _evaluates_a_given_point(strategy_cfg) else None
     if not params_file:
         return space
     path = Path(str(params_file)).expanduser()
@@ -188,6 +184,17 @@ def space_of_params_file(strategy_cfg: DictConfig, space: SearchSpace, task: Tas
         return space
     candidate = build_space(run_space, task)
     return candidate if candidate.contains(params) else space
+
+
+def _evaluates_a_given_point(strategy_cfg: DictConfig) -> bool:
+    """Whether the strategy's class declares that it evaluates a point given in its config."""
+    from hydra.utils import get_object
+
+    try:
+        target = get_object(str(strategy_cfg.get("_target_")))
+    except Exception:
+        return False
+    return isinstance(target, type) and issubclass(target, Strategy) and target.given_point
 
 
 def build_strategy(
@@ -222,6 +229,7 @@ def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
         raise ConfigError(f"{group}._target_", node.get("_target_"), _root_message(exc)) from None
     if not callable(factory) or isinstance(factory, Task | Strategy):
         return factory
+    _refuse_unknown_options(node, group, factory, runtime)
     try:
         return factory(**_accepted(factory, runtime))
     except ConfigError:
@@ -231,6 +239,27 @@ def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
     except (ImportError, SyntaxError) as exc:  # a user's module named by the config (task.fn, task.build)
         where = f" ({Path(exc.filename).name}:{exc.lineno})" if isinstance(exc, SyntaxError) and exc.filename else ""
         raise ConfigError(group, node.get("_target_"), f"{type(exc).__name__}: {exc.msg}{where}") from None
+
+
+HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
+
+
+def _refuse_unknown_options(node: DictConfig, group: str, factory: Any, runtime: dict[str, Any]) -> None:
+    """A key of ``node`` that the factory does not take is named as ``GROUP.KEY`` (not as the
+    class's TypeError), with the options it does take."""
+    try:
+        parameters = inspect.signature(getattr(factory, "func", factory)).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    taken = {p.name for p in parameters}
+    unknown = [str(k) for k in node if str(k) not in (*HYDRA_KEYS, *taken)]
+    if unknown:
+        known = sorted(taken - set(runtime))
+        raise ConfigError(
+            f"{group}.{unknown[0]}", node.get(unknown[0]), f"not an option of this {group} ({', '.join(known)})"
+        )
 
 
 def _accepted(factory: Any, runtime: dict[str, Any]) -> dict[str, Any]:
@@ -303,25 +332,22 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         with initialize_config_module("hpo_cli.conf", version_base="1.3"):
             return compose("config", overrides=[*search, *overrides])
     except (HydraException, OmegaConfBaseException) as exc:
+        missing = missing_gradient_space(exc)
+        if missing is not None:
+            raise missing from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = missing_gradient_space(str(exc))
-        if hint is not None:
-            raise ConfigError("task", hint[0], hint[1]) from None
         raise ConfigError("overrides", list(overrides), first) from None
 
 
-GRADIENT_SPACE = re.compile(r"Could not find 'space/(?P<task>[\w.-]+)_gradient'")
+def missing_gradient_space(exc: BaseException) -> ConfigError | None:
+    """The refusal of a gradient strategy on a task without a default gradient space, when
+    ``exc`` is Hydra's missing ``space/<task>_gradient`` config; else None."""
+    from hydra.errors import MissingConfigException
 
-
-def missing_gradient_space(message: str) -> tuple[str, str] | None:
-    """(task, why) when Hydra could not find a gradient strategy's default space for the task."""
-    found = GRADIENT_SPACE.search(message)
-    if found is None:
+    if not isinstance(exc, MissingConfigException):
         return None
-    return found["task"], (
-        "has no default space for gradient strategies (conf/space/<task>_gradient.yaml): they need a "
-        "differentiable task (polynomial, ridge, softmax, digits, mnist, bilevel) or a space named with space=NAME"
-    )
+    task = gradient_space_task(exc.missing_cfg_file)
+    return None if task is None else no_gradient_space(task)
 
 
 def compose_study(overrides: Sequence[str]) -> Study:

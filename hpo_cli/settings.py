@@ -1,4 +1,4 @@
-"""Top-level run settings, validated once, and the device choice."""
+"""Top-level run settings, validated once, the budget they give the loop, and the device choice."""
 
 from __future__ import annotations
 
@@ -23,6 +23,20 @@ class Settings:
     dtype: str | None
     direction: str | None
     max_failure_rate: float
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.n_trials, self.batch_size, self.timeout_s, self.max_failure_rate)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What bounds a run's loop: trials, batch size, wall time, tolerated failures."""
+
+    n_trials: int
+    batch_size: int = 1
+    timeout_s: float | None = None
+    max_failure_rate: float = 0.5
 
 
 KEYS = (
