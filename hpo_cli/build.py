@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -75,22 +75,27 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     settings = dataclasses.replace(settings, device=resolve_device(settings.device))
     task = build_task(cfg.task, settings, build_criterion(cfg.get("criterion")))
     space = space_of_params_file(cfg.strategy, build_space(cfg.space, task), task)
-    strategy = build_strategy(cfg.strategy, space, settings, task.fidelity)
+    return assemble_study(
+        settings, task, space, cfg.strategy, lambda: build_executor(cfg.get("executor"), cfg), names or names_of(cfg)
+    )
+
+
+def assemble_study(
+    settings: Settings,
+    task: Task,
+    space: SearchSpace,
+    strategy_cfg: DictConfig,
+    executor: Callable[[], Executor],
+    names: RunNames,
+) -> Study:
+    """The study of built parts: the strategy built and checked against the task, the metric
+    and direction the task gives this space, then the ``executor``. Every front door ends here
+    (``hpo run``, ``hpo resume``, the Python API, the Hydra sweeper)."""
+    strategy = build_strategy(strategy_cfg, space, settings, task.fidelity)
     strategy.check_task(task)
     metric, direction = task.objective_for(space.names)
-    criterion = task.criterion_text()
-    executor = build_executor(cfg.get("executor"), cfg)
-    return Study(
-        settings,
-        task,
-        space,
-        strategy,
-        settings.direction or direction,
-        names or names_of(cfg),
-        metric,
-        criterion,
-        executor,
-    )
+    direction = settings.direction or direction
+    return Study(settings, task, space, strategy, direction, names, metric, task.criterion_text(), executor())
 
 
 def build_executor(executor_cfg: DictConfig | None, cfg: DictConfig) -> Executor:
@@ -152,13 +157,16 @@ def build_criterion(criterion_cfg: DictConfig | None) -> Criterion | None:
     return criterion
 
 
-def build_space(space_cfg: DictConfig, task: Task) -> SearchSpace:
+def build_space(space_cfg: DictConfig, task: Task, key: str = "space") -> SearchSpace:
+    """The space of a space file's config (``params`` only); errors name ``key`` (the sweeper's
+    is ``hydra.sweeper.space``)."""
     raw = OmegaConf.to_container(space_cfg, resolve=True)
-    assert isinstance(raw, dict)
+    if not isinstance(raw, dict):
+        raise ConfigError(key, raw, "a space file is a mapping holding 'params'")
     unknown = sorted(set(raw) - {"params"})
     if unknown:
-        raise ConfigError(f"space.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'")
-    space = parse_space(raw.get("params"), task.dimensions())
+        raise ConfigError(f"{key}.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'")
+    space = parse_space(raw.get("params"), task.dimensions(), prefix=f"{key}.params")
     task.check_space(space.names)
     return space
 
@@ -335,8 +343,7 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         missing = missing_gradient_space(exc)
         if missing is not None:
             raise missing from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError("overrides", list(overrides), first) from None
+        raise ConfigError("overrides", list(overrides), _first_line(exc)) from None
 
 
 def missing_gradient_space(exc: BaseException) -> ConfigError | None:
@@ -348,6 +355,35 @@ def missing_gradient_space(exc: BaseException) -> ConfigError | None:
         return None
     task = gradient_space_task(exc.missing_cfg_file)
     return None if task is None else no_gradient_space(task)
+
+
+def compose_group(group: str, option: str) -> DictConfig:
+    """``GROUP=OPTION`` of hpo_cli's configs, composed by Hydra (so its defaults list is
+    followed: ``strategy=drmad`` inherits rmad's ``_target_``), without Hydra's global state:
+    this works inside a running Hydra app (the sweeper). An unknown option names ``group``."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+
+    from hpo_cli.options import options
+
+    known = options(group)
+    if option not in known:
+        raise ConfigError(group, option, f"not an option (they are: {', '.join(known)})")
+    register_resolvers()
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONFIG_PACKAGE))
+    try:
+        cfg = loader.load_configuration("config", overrides=[f"{group}={option}"], run_mode=RunMode.RUN)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(group, option, _first_line(exc)) from None
+    node = cfg.get(group)
+    assert isinstance(node, DictConfig)
+    return node
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def compose_study(overrides: Sequence[str]) -> Study:
