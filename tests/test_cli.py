@@ -74,8 +74,8 @@ def test_every_subcommand_has_its_own_help(hpo: Hpo, command: str) -> None:
         (["resume"], "resume: the following arguments are required: RUN_DIR"),
     ],
 )
-def test_bad_command_lines_are_one_line_errors(hpo: Hpo, args: list[str], expected: str) -> None:
-    res = hpo(*args)
+def test_bad_command_lines_are_one_line_errors(hpo_refusal: Hpo, args: list[str], expected: str) -> None:
+    res = hpo_refusal(*args)
     assert res.returncode == 2 and expected in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert res.stderr.startswith("hpo: error: ")
 
@@ -249,8 +249,10 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_gets_one_error_line_and_exit_code_2(hpo: Hpo, tmp_path: Path, args: list[str], message: str) -> None:
-    res = hpo("run", "task=ridge", *args)
+def test_bad_input_gets_one_error_line_and_exit_code_2(
+    hpo_refusal: Hpo, tmp_path: Path, args: list[str], message: str
+) -> None:
+    res = hpo_refusal("run", "task=ridge", *args)
     assert res.returncode == 2
     assert res.stderr.strip() == f"hpo: error: {message}" or res.stderr.startswith(f"hpo: error: {message}")
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
@@ -267,10 +269,10 @@ def test_condition_naming_an_unknown_parameter_is_refused(hpo: Hpo, tmp_path: Pa
     assert res.stderr.startswith("hpo: error: space.params.alpha.when.modle='ridge': names unknown parameter")
 
 
-def test_a_space_file_whose_params_is_a_list_is_one_line_and_leaves_no_folder(hpo: Hpo, tmp_path: Path) -> None:
+def test_a_space_file_whose_params_is_a_list_is_one_line_and_leaves_no_folder(hpo_refusal: Hpo, tmp_path: Path) -> None:
     (tmp_path / "conf" / "space").mkdir(parents=True)
     (tmp_path / "conf" / "space" / "listed.yaml").write_text("params:\n  - alpha\n")
-    res = hpo("run", "task=ridge", "space=listed")
+    res = hpo_refusal("run", "task=ridge", "space=listed")
     assert res.returncode == 2 and "Traceback" not in res.output
     assert res.stderr.strip() == (
         "hpo: error: space.params=['alpha']: expected a mapping {name: {type: ..., ...}}, one entry per parameter"
