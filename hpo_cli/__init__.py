@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from importlib import import_module
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what mypy and IDEs see; at run time each name is imported on first use
+    from hpo_cli.build import Study, build_study, compose_config, compose_study
+    from hpo_cli.errors import ConfigError
+    from hpo_cli.report.results import trials_dataframe
+    from hpo_cli.runner import run_in_memory
+    from hpo_cli.space import SearchSpace, parse_space
+    from hpo_cli.store import RunStore, TrialRecord
+    from hpo_cli.strategies.base import Observation, Strategy, Suggestion, TrialState
+    from hpo_cli.tasks.base import Evaluation, Task
 
 _WHERE = MappingProxyType(
     {
@@ -39,7 +49,25 @@ _WHERE = MappingProxyType(
     }
 )
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "ConfigError",
+    "Evaluation",
+    "Observation",
+    "RunStore",
+    "SearchSpace",
+    "Strategy",
+    "Study",
+    "Suggestion",
+    "Task",
+    "TrialRecord",
+    "TrialState",
+    "build_study",
+    "compose_config",
+    "compose_study",
+    "parse_space",
+    "run_in_memory",
+    "trials_dataframe",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,8 +12,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.loop import Budget
-from hpo_cli.settings import Settings, read_settings, resolve_device
+from hpo_cli.options import gradient_space_task, no_gradient_space
+from hpo_cli.settings import Budget, Settings, read_settings, resolve_device
 from hpo_cli.space import SearchSpace, parse_space
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.tasks.base import Task
@@ -67,8 +66,7 @@ class Study:
 
     @property
     def budget(self) -> Budget:
-        s = self.settings
-        return Budget(s.n_trials, s.batch_size, s.timeout_s, s.max_failure_rate)
+        return self.settings.budget
 
 
 def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
@@ -77,22 +75,27 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     settings = dataclasses.replace(settings, device=resolve_device(settings.device))
     task = build_task(cfg.task, settings, build_criterion(cfg.get("criterion")))
     space = space_of_params_file(cfg.strategy, build_space(cfg.space, task), task)
-    strategy = build_strategy(cfg.strategy, space, settings, task.fidelity)
+    return assemble_study(
+        settings, task, space, cfg.strategy, lambda: build_executor(cfg.get("executor"), cfg), names or names_of(cfg)
+    )
+
+
+def assemble_study(
+    settings: Settings,
+    task: Task,
+    space: SearchSpace,
+    strategy_cfg: DictConfig,
+    executor: Callable[[], Executor],
+    names: RunNames,
+) -> Study:
+    """The study of built parts: the strategy built and checked against the task, the metric
+    and direction the task gives this space, then the ``executor``. Every front door ends here
+    (``hpo run``, ``hpo resume``, the Python API, the Hydra sweeper)."""
+    strategy = build_strategy(strategy_cfg, space, settings, task.fidelity)
     strategy.check_task(task)
     metric, direction = task.objective_for(space.names)
-    criterion = task.criterion_text()
-    executor = build_executor(cfg.get("executor"), cfg)
-    return Study(
-        settings,
-        task,
-        space,
-        strategy,
-        settings.direction or direction,
-        names or names_of(cfg),
-        metric,
-        criterion,
-        executor,
-    )
+    direction = settings.direction or direction
+    return Study(settings, task, space, strategy, direction, names, metric, task.criterion_text(), executor())
 
 
 def build_executor(executor_cfg: DictConfig | None, cfg: DictConfig) -> Executor:
@@ -154,13 +157,16 @@ def build_criterion(criterion_cfg: DictConfig | None) -> Criterion | None:
     return criterion
 
 
-def build_space(space_cfg: DictConfig, task: Task) -> SearchSpace:
+def build_space(space_cfg: DictConfig, task: Task, key: str = "space") -> SearchSpace:
+    """The space of a space file's config (``params`` only); errors name ``key`` (the sweeper's
+    is ``hydra.sweeper.space``)."""
     raw = OmegaConf.to_container(space_cfg, resolve=True)
-    assert isinstance(raw, dict)
+    if not isinstance(raw, dict):
+        raise ConfigError(key, raw, "a space file is a mapping holding 'params'")
     unknown = sorted(set(raw) - {"params"})
     if unknown:
-        raise ConfigError(f"space.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'")
-    space = parse_space(raw.get("params"), task.dimensions())
+        raise ConfigError(f"{key}.{unknown[0]}", raw[unknown[0]], "a space file holds only 'params'")
+    space = parse_space(raw.get("params"), task.dimensions(), prefix=f"{key}.params")
     task.check_space(space.names)
     return space
 
@@ -169,9 +175,7 @@ def space_of_params_file(strategy_cfg: DictConfig, space: SearchSpace, task: Tas
     """``strategy=fixed strategy.params_file=RUN/best.yaml`` re-evaluates a run's best point: when
     the point is not in the configured space (the task's default) but RUN's own space holds it
     (``RUN/.hydra/config.yaml``), that space is the study's, so the value means the same thing."""
-    params_file = (
-        strategy_cfg.get("params_file") if str(strategy_cfg.get("_target_", "")).endswith(".FixedStrategy") else None
-    )
+    params_file = strategy_cfg.get("params_file") if _evaluates_a_given_point(strategy_cfg) else None
     if not params_file:
         return space
     path = Path(str(params_file)).expanduser()
@@ -188,6 +192,17 @@ def space_of_params_file(strategy_cfg: DictConfig, space: SearchSpace, task: Tas
         return space
     candidate = build_space(run_space, task)
     return candidate if candidate.contains(params) else space
+
+
+def _evaluates_a_given_point(strategy_cfg: DictConfig) -> bool:
+    """Whether the strategy's class declares that it evaluates a point given in its config."""
+    from hydra.utils import get_object
+
+    try:
+        target = get_object(str(strategy_cfg.get("_target_")))
+    except Exception:
+        return False
+    return isinstance(target, type) and issubclass(target, Strategy) and target.given_point
 
 
 def build_strategy(
@@ -222,6 +237,7 @@ def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
         raise ConfigError(f"{group}._target_", node.get("_target_"), _root_message(exc)) from None
     if not callable(factory) or isinstance(factory, Task | Strategy):
         return factory
+    _refuse_unknown_options(node, group, factory, runtime)
     try:
         return factory(**_accepted(factory, runtime))
     except ConfigError:
@@ -231,6 +247,27 @@ def _instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
     except (ImportError, SyntaxError) as exc:  # a user's module named by the config (task.fn, task.build)
         where = f" ({Path(exc.filename).name}:{exc.lineno})" if isinstance(exc, SyntaxError) and exc.filename else ""
         raise ConfigError(group, node.get("_target_"), f"{type(exc).__name__}: {exc.msg}{where}") from None
+
+
+HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
+
+
+def _refuse_unknown_options(node: DictConfig, group: str, factory: Any, runtime: dict[str, Any]) -> None:
+    """A key of ``node`` that the factory does not take is named as ``GROUP.KEY`` (not as the
+    class's TypeError), with the options it does take."""
+    try:
+        parameters = inspect.signature(getattr(factory, "func", factory)).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    taken = {p.name for p in parameters}
+    unknown = [str(k) for k in node if str(k) not in (*HYDRA_KEYS, *taken)]
+    if unknown:
+        known = sorted(taken - set(runtime))
+        raise ConfigError(
+            f"{group}.{unknown[0]}", node.get(unknown[0]), f"not an option of this {group} ({', '.join(known)})"
+        )
 
 
 def _accepted(factory: Any, runtime: dict[str, Any]) -> dict[str, Any]:
@@ -303,25 +340,50 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         with initialize_config_module("hpo_cli.conf", version_base="1.3"):
             return compose("config", overrides=[*search, *overrides])
     except (HydraException, OmegaConfBaseException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = missing_gradient_space(str(exc))
-        if hint is not None:
-            raise ConfigError("task", hint[0], hint[1]) from None
-        raise ConfigError("overrides", list(overrides), first) from None
+        missing = missing_gradient_space(exc)
+        if missing is not None:
+            raise missing from None
+        raise ConfigError("overrides", list(overrides), _first_line(exc)) from None
 
 
-GRADIENT_SPACE = re.compile(r"Could not find 'space/(?P<task>[\w.-]+)_(?:gradient|implicit)'")
+def missing_gradient_space(exc: BaseException) -> ConfigError | None:
+    """The refusal of a gradient strategy on a task without a default gradient space, when
+    ``exc`` is Hydra's missing ``space/<task>_gradient`` config; else None."""
+    from hydra.errors import MissingConfigException
 
-
-def missing_gradient_space(message: str) -> tuple[str, str] | None:
-    """(task, why) when Hydra could not find a gradient strategy's default space for the task."""
-    found = GRADIENT_SPACE.search(message)
-    if found is None:
+    if not isinstance(exc, MissingConfigException):
         return None
-    return found["task"], (
-        "has no default space for gradient strategies (conf/space/<task>_gradient.yaml): they need a "
-        "differentiable task (polynomial, ridge, softmax, digits, mnist, bilevel) or a space named with space=NAME"
-    )
+    task = gradient_space_task(exc.missing_cfg_file)
+    return None if task is None else no_gradient_space(task)
+
+
+def compose_group(group: str, option: str) -> DictConfig:
+    """``GROUP=OPTION`` of hpo_cli's configs, composed by Hydra (so its defaults list is
+    followed: ``strategy=drmad`` inherits rmad's ``_target_``), without Hydra's global state:
+    this works inside a running Hydra app (the sweeper). An unknown option names ``group``."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+
+    from hpo_cli.options import options
+
+    known = options(group)
+    if option not in known:
+        raise ConfigError(group, option, f"not an option (they are: {', '.join(known)})")
+    register_resolvers()
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONFIG_PACKAGE))
+    try:
+        cfg = loader.load_configuration("config", overrides=[f"{group}={option}"], run_mode=RunMode.RUN)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(group, option, _first_line(exc)) from None
+    node = cfg.get(group)
+    assert isinstance(node, DictConfig)
+    return node
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def compose_study(overrides: Sequence[str]) -> Study:

@@ -41,6 +41,7 @@ from hpo_cli.errors import ResumeError
 from hpo_cli.executors.base import Executor, Job, Objective, Outcome, trial_seed
 from hpo_cli.executors.serial import SerialExecutor
 from hpo_cli.hypergrad.request import InnerState
+from hpo_cli.settings import Budget
 from hpo_cli.store import TOLD, RunStore, best_trial
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.trial import Observation, Suggestion, TrainedModel, TrialRecord, TrialState
@@ -53,14 +54,6 @@ CHECKPOINT_EVERY_S = 2.0
 
 class Progress(Protocol):
     def trial_done(self, record: TrialRecord, best: TrialRecord | None) -> None: ...
-
-
-@dataclass(frozen=True)
-class Budget:
-    n_trials: int
-    batch_size: int = 1
-    timeout_s: float | None = None
-    max_failure_rate: float = 0.5
 
 
 @dataclass

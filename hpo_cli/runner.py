@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hpo_cli.build import Study, compose_study, config_fingerprint
 from hpo_cli.errors import ConfigError, DiskFullError, RunDirError
-from hpo_cli.interrupts import describe
+from hpo_cli.interrupts import Interrupted, describe
 from hpo_cli.loop import StudyLoop
 from hpo_cli.report.console import print_summary
 from hpo_cli.report.progress import make_progress
@@ -124,9 +124,12 @@ def _drive(
     refit: Refit | None = None,
 ) -> str:
     """Run the loop; whatever ends it, write the summary, best.yaml, trials.csv and plots (and,
-    when it finished, the best parameters' ``refit``)."""
+    when it finished, the best parameters' ``refit``). After SIGTERM or SIGHUP (SLURM, ``docker
+    stop``: a SIGKILL follows within seconds) only the summary and best.yaml are written:
+    trials.csv and the plots wait for the run's next end."""
     started = time.monotonic()
     status, message = "interrupted", f"interrupted; continue with: {hint}"
+    signalled = False
     try:
         with make_progress(int(header["n_trials"]), len(previous)) as progress:
             loop.progress = progress
@@ -135,6 +138,7 @@ def _drive(
         status, message = outcome.status, outcome.message
     except KeyboardInterrupt as exc:
         message = f"interrupted ({describe(exc)}); continue with: {hint}"
+        signalled = isinstance(exc, Interrupted)
         raise
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -152,7 +156,7 @@ def _drive(
         if (store.dir / BEST_MODEL).is_file():
             summary["best_model"] = BEST_MODEL
         try:
-            _write_outputs(store, summary, records)
+            _write_outputs(store, summary, records, reports=not signalled)
         except OSError as exc:  # the disk is still full: the trials are safe, the summary is not
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -289,8 +293,11 @@ def refit_command(summary: Mapping[str, Any], store: RunStore) -> str:
     )
 
 
-def _write_outputs(store: RunStore, summary: Mapping[str, Any], records: list[TrialRecord]) -> None:
-    """summary.json, best.yaml, trials.csv, plots/history.png, and the table on the console."""
+def _write_outputs(
+    store: RunStore, summary: Mapping[str, Any], records: list[TrialRecord], reports: bool = True
+) -> None:
+    """summary.json, best.yaml, the table on the console and, with ``reports``, trials.csv and
+    plots/history.png."""
     from hpo_cli.report.plots import plot_history
     from hpo_cli.report.results import TRIALS_CSV, write_trials_csv
 
@@ -306,8 +313,9 @@ def _write_outputs(store: RunStore, summary: Mapping[str, Any], records: list[Tr
                 "  " + refit_command(summary, store),
             ],
         )
-    write_trials_csv(records, store.dir / TRIALS_CSV)
-    title = f"{summary['strategy']} on {summary['task']} (seed {summary['seed']})"
-    plot_history(records, direction, store.dir / "plots" / "history.png", title, metric)
     log.info("%s: %s", summary["status"], summary["message"])
     print_summary(summary, store.dir)
+    if reports:
+        write_trials_csv(records, store.dir / TRIALS_CSV)
+        title = f"{summary['strategy']} on {summary['task']} (seed {summary['seed']})"
+        plot_history(records, direction, store.dir / "plots" / "history.png", title, metric)

@@ -93,7 +93,7 @@ class RunStore:
 
     def holds_run(self) -> bool:
         """True when a run was started here (its summary or trials exist)."""
-        return (self.dir / SUMMARY).exists() or self.trials_path.exists()
+        return holds_run(self.dir)
 
     def append_trial(self, record: TrialRecord) -> None:
         with self.trials_path.open("a", encoding="utf-8") as f:
@@ -214,7 +214,12 @@ class RunStore:
     def exclusive(self) -> Iterator[None]:
         """Hold the run directory's lock: one writer at a time. Raises RunDirError naming the
         holder's pid and host when another process has it."""
-        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError as exc:  # a read-only folder or file system
+            raise RunDirError(
+                f"{self.dir}: cannot write here ({exc.strerror}): a run is continued where it was written"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -307,6 +312,11 @@ def read_model(path: Path) -> TrainedModel:
     if not isinstance(meta, dict) or not arrays:
         raise ValueError(f"{path}: not a saved model (no weights or no meta)")
     return TrainedModel(arrays, meta, bool(meta.get("from_scratch", True)))
+
+
+def holds_run(run_dir: Path) -> bool:
+    """True when a run was started in ``run_dir`` (its summary or trials exist); creates nothing."""
+    return (run_dir / SUMMARY).exists() or (run_dir / TRIALS).exists()
 
 
 def _digest(body: Mapping[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -84,6 +85,35 @@ def hpo(tmp_path: Path) -> Hpo:
             timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+@pytest.fixture
+def hpo_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Hpo:
+    """`hpo ARGS` in this process, for commands refused before any trial: a subprocess costs
+    seconds of imports per case, this costs none after the first. Hydra's logging setup (a
+    refused run may configure it) is undone after each call."""
+    from hpo_cli.cli import main
+
+    def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> Result:
+        monkeypatch.setenv("HPO_RUNS_DIR", str(tmp_path / "runs"))
+        monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+        monkeypatch.chdir(cwd or tmp_path)
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+                    handler.close()
+            root.setLevel(level)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
 
     return run
 

@@ -74,8 +74,8 @@ def test_every_subcommand_has_its_own_help(hpo: Hpo, command: str) -> None:
         (["resume"], "resume: the following arguments are required: RUN_DIR"),
     ],
 )
-def test_bad_command_lines_are_one_line_errors(hpo: Hpo, args: list[str], expected: str) -> None:
-    res = hpo(*args)
+def test_bad_command_lines_are_one_line_errors(hpo_refusal: Hpo, args: list[str], expected: str) -> None:
+    res = hpo_refusal(*args)
     assert res.returncode == 2 and expected in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert res.stderr.startswith("hpo: error: ")
 
@@ -230,12 +230,29 @@ BAD_INPUTS = [
     (["strategy=gp_bo", "strategy.acquisition=qei"], "strategy.acquisition='qei': must be one of ei, pi, lcb, ucb"),
     (["strategy=evolution", "strategy.elite=30"], "strategy.elite=30: must be in [0, population=20)"),
     (["strategy=cmaes", "task=branin", "strategy.sigma0=2"], "strategy.sigma0=2: must be in (0, 1]"),
+    # checked up front, not inside every trial
+    (["task=polynomial", "criterion=cv", "criterion.k=100000"], "criterion.k=100000: exceeds the 40 examples to split"),
+    (
+        ["task=polynomial", "criterion=elbo", "criterion.init_log_variance=nan"],
+        "criterion.init_log_variance=nan: must be a finite number",
+    ),
+    # the key as the user wrote it, not the Python class's complaint
+    (["strategy=hoag", "task=polynomial", "+strategy.lr=1"], "strategy.lr=1: not an option of this strategy (decay,"),
+    (["strategy=tpe", "+strategy.gama=0.2"], "strategy.gama=0.2: not an option of this strategy (bandwidth,"),
+    (["strategy=fixed", "strategy.params={beta: 1}"], "strategy.params.beta=1: not a parameter of the space (alpha)"),
+    (
+        ["strategy=hoag", "task=branin"],
+        "task='branin': has no default space for gradient strategies (conf/space/<task>_gradient.yaml): they need a "
+        "differentiable task (bilevel, digits, mnist, polynomial, ridge, softmax)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_gets_one_error_line_and_exit_code_2(hpo: Hpo, tmp_path: Path, args: list[str], message: str) -> None:
-    res = hpo("run", "task=ridge", *args)
+def test_bad_input_gets_one_error_line_and_exit_code_2(
+    hpo_refusal: Hpo, tmp_path: Path, args: list[str], message: str
+) -> None:
+    res = hpo_refusal("run", "task=ridge", *args)
     assert res.returncode == 2
     assert res.stderr.strip() == f"hpo: error: {message}" or res.stderr.startswith(f"hpo: error: {message}")
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
@@ -250,6 +267,44 @@ def test_condition_naming_an_unknown_parameter_is_refused(hpo: Hpo, tmp_path: Pa
     res = hpo("run", "task=ridge", "space=bad")
     assert res.returncode == 2
     assert res.stderr.startswith("hpo: error: space.params.alpha.when.modle='ridge': names unknown parameter")
+
+
+def test_a_space_file_whose_params_is_a_list_is_one_line_and_leaves_no_folder(hpo_refusal: Hpo, tmp_path: Path) -> None:
+    (tmp_path / "conf" / "space").mkdir(parents=True)
+    (tmp_path / "conf" / "space" / "listed.yaml").write_text("params:\n  - alpha\n")
+    res = hpo_refusal("run", "task=ridge", "space=listed")
+    assert res.returncode == 2 and "Traceback" not in res.output
+    assert res.stderr.strip() == (
+        "hpo: error: space.params=['alpha']: expected a mapping {name: {type: ..., ...}}, one entry per parameter"
+    )
+    assert not list((tmp_path / "runs").glob("*/*")), "a refused config leaves no run directory behind"
+
+
+def test_resume_of_a_folder_it_cannot_write_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only run folder (simulated: the tests may run as root, whom permissions do not stop)."""
+    import errno
+
+    import hpo_cli.store
+    from hpo_cli.commands.resume import resume
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "summary.json").write_text("{}")
+    real_open = os.open
+
+    def read_only(path: object, flags: int, *args: object) -> int:
+        if str(path).endswith(".lock"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hpo_cli.store.os, "open", read_only)
+    with pytest.raises(SystemExit) as exited:
+        resume(str(run), [])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"hpo: error: {run}: cannot write here (Permission denied): a run is continued where it was written"
 
 
 @pytest.mark.skipif(

@@ -14,10 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from conftest import Result, count_lines, kill_when
@@ -42,7 +44,7 @@ SPACE_YAML = (  # the same space as hpo_cli's space file, in the same order
 # strategy -> (its sweeper overrides, the same for hpo run); TPE leaves its startup design at trial 4
 STRATEGIES = {
     "random": ([], []),
-    "tpe": (["+hydra.sweeper.strategy_params.n_startup_trials=4"], ["strategy.n_startup_trials=4"]),
+    "tpe": (["hydra.sweeper.strategy_params.n_startup_trials=4"], ["strategy.n_startup_trials=4"]),  # no '+' needed
 }
 
 
@@ -556,20 +558,76 @@ def test_a_float_range_is_a_categorical_of_the_values_hydra_lists(text: str) -> 
 @pytest.mark.parametrize(
     ("override", "named"),
     [
-        ("hydra.sweeper.strategy=nope", "hydra.sweeper.strategy"),
-        ("hydra.sweeper.direction=up", "hydra.sweeper.direction"),
+        ("hydra.sweeper.strategy=nope", "hydra.sweeper.strategy='nope': not an option (they are: asha, cmaes,"),
+        ("hydra.sweeper.direction=up", "hydra.sweeper.direction='up': must be one of"),
         ("nokey=interval(0, 1)", "nokey"),
-        ("+hydra.sweeper.params.nokey='interval(0, 1)'", "nokey"),
+        ("hydra.sweeper.params.nokey='interval(0, 1)'", "nokey"),
+        ("hydra.sweeper.space=broken.yaml", "hydra.sweeper.space='broken.yaml': YAML syntax error (line 3)"),
+        ("hydra.sweeper.space=listed.yaml", "hydra.sweeper.space.params=['x2']: expected a mapping"),
+        ("hydra.sweeper.resume=true", "hydra.sweeper.resume=True: "),
+        ("hydra.sweeper.strategy_params.gama=0.2", "hydra.sweeper.strategy_params.gama=0.2: not an option of tpe"),
+        ("hydra.sweeper.strategy=drmad", "strategy 'drmad' needs a differentiable task"),  # rmad's _target_ came along
     ],
 )
 def test_a_bad_sweeper_config_is_refused_in_one_line_naming_the_key(tmp_path: Path, override: str, named: str) -> None:
+    (tmp_path / "broken.yaml").write_text("params:\n  x2: {type: float, low: 0.0, high: [\n")
+    (tmp_path / "listed.yaml").write_text("params:\n  - x2\n")
     res = run_app(
         "-m", "hydra/sweeper=hpo", "hydra.sweeper.n_trials=2", "x1=interval(-5, 10)", override,
         f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
     )  # fmt: skip
     line = one_line_error(res)
     assert line.startswith("hpo sweeper: error: ") and named in line, line
-    assert not (tmp_path / "sweep" / "trials.jsonl").exists()
+    assert not (tmp_path / "sweep").exists(), "nothing was launched, nothing written"
+
+
+def test_the_strategy_group_is_composed_by_hydra_with_its_inherited_defaults() -> None:
+    from hpo_cli.build import compose_config
+    from hpo_cli.sweeper.sweep import strategy_config
+
+    drmad = strategy_config("drmad", {})
+    assert drmad == compose_config(["strategy=drmad"]).strategy  # what hpo run composes
+    assert drmad["_target_"] == compose_config(["strategy=rmad"]).strategy["_target_"] and drmad["method"] == "drmad"
+    tpe = strategy_config("tpe", {"gamma": 0.3, "n_startup_trials": 4})
+    assert (tpe["gamma"], tpe["n_startup_trials"], tpe["max_good"]) == (0.3, 4, 25)
+
+
+def test_each_trial_records_its_own_job_s_seconds_not_the_batch_s() -> None:
+    """Jobs run in a TimedTask (the sweeper wraps the app's task function); a batch of a fast and
+    a slow job gives each its own duration."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from hpo_cli.executors.base import Job
+    from hpo_cli.sweeper.launched import LauncherExecutor
+    from hpo_cli.sweeper.timing import TimedTask
+    from hpo_cli.trial import Suggestion
+
+    def app(delay: float) -> float:
+        time.sleep(delay)
+        if delay > 0.2:
+            raise ValueError("slow and failing")
+        return delay
+
+    def launch(batch: Any, first: int) -> list[JobReturn]:
+        timed, returns = TimedTask(app), []
+        for overrides in batch:
+            returned = JobReturn()
+            try:
+                returned.return_value = timed(float(overrides[0].split("=")[1]))
+                returned.status = JobStatus.COMPLETED
+            except ValueError as exc:
+                returned.return_value, returned.status = exc, JobStatus.FAILED
+            returns.append(returned)
+        time.sleep(0.5)  # the launcher's own overhead: in no job's seconds
+        return returns
+
+    executor = LauncherExecutor(launch, [], None, None, None, 3, "test")
+    for number, delay in enumerate((0.0, 0.1, 0.3)):
+        executor.submit(Job(number, Suggestion(number, {"delay": delay}, np.zeros(1)), 0), app)
+    outcomes = executor.wait()
+    seconds = [record.seconds for _, (record, _) in outcomes]
+    assert [record.state for _, (record, _) in outcomes] == ["complete", "complete", "failed"]
+    assert seconds[0] < 0.1 <= seconds[1] < 0.3 <= seconds[2] < 0.5, seconds  # the batch took over 0.9 s
 
 
 def test_a_sweep_refused_for_a_bad_key_leaves_its_directory_reusable(tmp_path: Path) -> None:
@@ -589,7 +647,7 @@ def test_hyperband_sends_each_trial_s_budget_to_its_job_through_budget_key(tmp_p
               "hydra.sweeper.batch_size=4", "x1=interval(-5, 10)", "x2=interval(0, 15)",
               f"hydra.sweep.dir={sweep}"]  # fmt: skip
     assert "hydra.sweeper.budget_key" in one_line_error(run_app(*common, cwd=tmp_path))
-    budgets = "+hydra.sweeper.strategy_params={min_budget: 1, max_budget: 9, eta: 3}"
+    budgets = "hydra.sweeper.strategy_params={min_budget: 1, max_budget: 9, eta: 3}"  # a dict, no '+' needed
     res = run_app(*common, "hydra.sweeper.budget_key=k", budgets, cwd=tmp_path)
     assert res.returncode == 0, res.output
     trials = read_trials(sweep)

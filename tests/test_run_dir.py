@@ -9,12 +9,15 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from conftest import Hpo, read_summary, read_trials
-from test_cli import run_and_signal, write_user_project
+from conftest import Hpo, count_lines, read_summary, read_trials
+from test_cli import write_user_project
 
 from hpo_cli.build import compose_config, compose_study
 from hpo_cli.errors import DiskFullError, RunDirError
@@ -140,16 +143,51 @@ def test_damaged_run_files_are_one_line_errors(hpo: Hpo, finished: Path, name: s
     assert "Traceback" not in res.output
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_sigterm_and_sighup_end_a_run_like_ctrl_c(hpo: Hpo, finished: Path, tmp_path: Path, sig: int) -> None:
-    write_user_project(tmp_path, sleep_s=0.05)
-    args = [a for a in user_run(tmp_path, "unused", 12) if not a.startswith("hydra.run.dir=")]
-    run = run_and_signal(tmp_path, args, 3, sig)  # it checks the exit code: 128 + sig
+SLOW_WHEN_MARKED = """import os, time
+
+
+def f(params):
+    time.sleep(60 if os.path.exists("slow") else 0.01)
+    return (params['x'] - 1.0) ** 2 + (params['y'] + 2.0) ** 2
+"""
+
+
+@pytest.mark.parametrize(
+    "sig",
+    [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow)],  # SIGHUP: the same path (make test-slow)
+    ids=["SIGTERM", "SIGHUP"],
+)
+def test_a_signal_mid_trial_ends_the_run_at_once_and_resume_reruns_that_trial(
+    hpo: Hpo, finished: Path, tmp_path: Path, sig: int
+) -> None:
+    """The trial in flight sleeps 60 s: the run does not wait for it. The summary says
+    "interrupted" when the process ends, seconds after the signal; trials.csv and the plots wait
+    for the run's next end; the resumed run evaluates the abandoned trial again."""
+    (tmp_path / "my_objective.py").write_text(SLOW_WHEN_MARKED)
+    env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "runs" / "signalled"
+    argv = [sys.executable, "-m", "hpo_cli", *user_run(tmp_path, "signalled")]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while count_lines(run / "trials.jsonl") < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (tmp_path / "slow").touch()  # the next trial sleeps 60 s
+        time.sleep(1.0)
+        signalled = time.monotonic()
+        proc.send_signal(sig)
+        assert proc.wait(timeout=50) == 128 + sig
+        assert time.monotonic() - signalled < 50  # far less than the 60 s trial
+    finally:
+        proc.kill()
     summary = read_summary(run)
     assert summary["status"] == "interrupted" and signal.Signals(sig).name in summary["message"]
-    assert (run / "plots" / "history.png").is_file() and (run / "best.yaml").is_file()
+    assert summary["n_complete"] == len(read_trials(run)) >= 3 and (run / "best.yaml").is_file()
+    assert not (run / "plots").exists() and not (run / "trials.csv").exists()
+    (tmp_path / "slow").unlink()
     assert hpo("resume", str(run)).returncode == 0
     assert values(run) == values(finished)
+    assert (run / "plots" / "history.png").is_file() and (run / "trials.csv").is_file()
 
 
 def test_a_full_disk_fails_the_run_and_resume_continues_once_space_is_free(

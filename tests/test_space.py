@@ -171,3 +171,13 @@ def test_invalid_spaces_name_the_key_and_value(raw: dict, message: str) -> None:
 def test_grid_refuses_vector_parameters(vector_space: SearchSpace) -> None:
     with pytest.raises(ConfigError, match=r"space.params.h.size=5: grid search cannot enumerate"):
         vector_space.grid(3)
+
+
+def test_stepped_floats_are_written_without_float_noise() -> None:
+    """low + k·step in decimal: 0.9, not 0.8999999999999999 (or 0.30000000000000004)."""
+    tenths = FloatParam("d", 0.0, 1.0, step=0.1)
+    assert tenths.grid(11) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert [tenths.decode(np.array([k / 10])) for k in range(11)] == tenths.grid(11)
+    shifted = FloatParam("s", 0.1, 0.95, step=0.05)
+    assert shifted.grid(100)[-3:] == [0.85, 0.9, 0.95] and shifted.decode(np.array([1.0])) == 0.95
+    assert repr(FloatParam("t", 0.7, 1.0, step=0.1).grid(4)) == "[0.7, 0.8, 0.9, 1.0]"

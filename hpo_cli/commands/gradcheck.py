@@ -22,6 +22,7 @@ from hpo_cli.hypergrad.implicit import solve_inner
 from hpo_cli.hypergrad.problem import BilevelProblem
 from hpo_cli.hypergrad.registry import names
 from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.options import a_differentiable_task
 from hpo_cli.space import FloatParam, SearchSpace
 from hpo_cli.tasks.bilevel import BilevelTask
 
@@ -57,11 +58,7 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
     study = compose_study(overrides)
     task, space, settings = study.task, study.space, study.settings
     if not isinstance(task, BilevelTask):
-        raise ConfigError(
-            "task",
-            task.name,
-            "gradcheck needs a differentiable task (polynomial, ridge, softmax, digits, mnist, bilevel)",
-        )
+        raise ConfigError("task", task.name, f"gradcheck needs {a_differentiable_task()}")
     params = _point(space, str(options["point"]), int(_positive(options, "seed_point", int, zero=True) or 0))
     task.check_hypergradient(request, space.names)
     layout = task.layout_of(params)

@@ -10,7 +10,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hpo_cli.build import BUDGET_KEYS, RunNames, build_study, config_fingerprint, register_resolvers
 from hpo_cli.errors import ConfigError, ResumeError, RunDirError, fail
-from hpo_cli.interrupts import exit_code, interrupt_on
+from hpo_cli.interrupts import Interrupted, exit_code, interrupt_on, leave
 from hpo_cli.report.logs import configure_resume_logging
 from hpo_cli.runner import run_study
 from hpo_cli.store import SUMMARY, RunStore
@@ -34,6 +34,8 @@ def resume(run_dir: str, overrides: list[str]) -> int:
                 status = run_study(study, cfg, store, resume=True)
     except (ConfigError, RunDirError) as exc:
         fail(str(exc), exc.exit_code)
+    except Interrupted as exc:
+        leave(exc)
     except KeyboardInterrupt as exc:
         return exit_code(exc)
     return 1 if status == "failed" else 0

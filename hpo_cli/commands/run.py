@@ -27,7 +27,7 @@ def _job(cfg: DictConfig) -> None:
     from hydra.types import RunMode
 
     from hpo_cli.build import RunNames, build_study
-    from hpo_cli.interrupts import exit_code, interrupt_on
+    from hpo_cli.interrupts import Interrupted, exit_code, interrupt_on, leave
     from hpo_cli.runner import run_study
     from hpo_cli.store import RunStore
 
@@ -50,6 +50,8 @@ def _job(cfg: DictConfig) -> None:
     except (ConfigError, RunDirError) as exc:
         _discard_if_unused(run_dir)
         fail(str(exc), exc.exit_code)
+    except Interrupted as exc:
+        leave(exc)
     except KeyboardInterrupt as exc:
         raise SystemExit(exit_code(exc)) from None
     if status == "failed" and hc.mode != RunMode.MULTIRUN:
@@ -100,9 +102,9 @@ def hydra_message(exc: BaseException) -> str:
     """Hydra's own message as one line: an unknown option keeps the list of options."""
     from hydra.errors import OverrideParseException
 
-    hint = missing_gradient_space(str(exc))
-    if hint is not None:
-        return str(ConfigError("task", *hint))
+    missing = missing_gradient_space(exc)
+    if missing is not None:
+        return str(missing)
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(NOISE)]
     if isinstance(exc, OverrideParseException):

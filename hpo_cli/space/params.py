@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -45,13 +46,18 @@ class FloatParam:
             return min(max(math.exp(lo + u * (hi - lo)), self.low), self.high)
         value = self.low + u * (self.high - self.low)
         if self.step is not None:
-            value = self.low + round((value - self.low) / self.step) * self.step
+            value = self._on_step(round((value - self.low) / self.step))
         return float(min(max(value, self.low), self._top()))
 
     def _top(self) -> float:
         if self.step is None:
             return self.high
-        return self.low + math.floor((self.high - self.low) / self.step + 1e-9) * self.step
+        return self._on_step(math.floor((self.high - self.low) / self.step + 1e-9))
+
+    def _on_step(self, k: int) -> float:
+        """low + k·step in decimal (0.9, not 0.8999999999999999, for low 0 and step 0.1 × 9)."""
+        assert self.step is not None
+        return float(Decimal(repr(self.low)) + k * Decimal(repr(self.step)))
 
     def encode(self, value: ParamValue) -> np.ndarray:
         values = [value] if self.size is None else list(value)
@@ -72,7 +78,7 @@ class FloatParam:
         if self.step is not None:
             count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
             picks = _spread_indices(count, resolution)
-            return [float(self.low + k * self.step) for k in picks]
+            return [self._on_step(k) for k in picks]
         if self.log:
             return [float(v) for v in np.geomspace(self.low, self.high, resolution)]
         return [float(v) for v in np.linspace(self.low, self.high, resolution)]

@@ -19,6 +19,8 @@ def parse_space(
     ``dimensions`` names the vector lengths the task fixes (e.g. ``{"n_coefficients": 12}``).
     Raises :class:`ConfigError` naming the bad key and value.
     """
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ConfigError(prefix, raw, "expected a mapping {name: {type: ..., ...}}, one entry per parameter")
     if not raw:
         raise ConfigError(prefix, dict(raw or {}), "the space defines no parameters; pick one with space=NAME")
     params: list[Param] = []

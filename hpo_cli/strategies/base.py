@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -29,7 +29,12 @@ class Strategy(ABC):
 
     Subclasses implement :meth:`_propose` and, when they have state beyond the RNG, history
     and pending suggestions, :meth:`_extra_state` / :meth:`_load_extra_state`.
+
+    ``given_point``: the strategy evaluates a point named in its config (``params_file``, e.g.
+    an earlier run's ``best.yaml``), so the wiring may take that run's space for the study.
     """
+
+    given_point: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, seed: int, n_trials: int) -> None:
         self.space = space

@@ -32,6 +32,8 @@ log = logging.getLogger("hpo_cli")
 class FixedStrategy(Strategy):
     """Suggests ``params`` (or the mapping in ``params_file``) once, then finishes."""
 
+    given_point = True
+
     def __init__(
         self,
         space: SearchSpace,
@@ -49,16 +51,7 @@ class FixedStrategy(Strategy):
             if not path.is_file():
                 raise ConfigError("strategy.params_file", params_file, "no such file")
             params = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(params, Mapping) or not space.contains(dict(params)):
-            hint = ""
-            if isinstance(params, Mapping) and set(params) != set(space.names):
-                hint = ": name the space they come from with space=NAME (a best.yaml's header has the full command)"
-            raise ConfigError(
-                "strategy.params",
-                _short(params),
-                f"not a valid point of the space ({', '.join(space.names)}){hint}",
-            )
-        self.params = dict(params)
+        self.params = _checked_point(params, space)
         self.model_file = _weights_file(weights, params_file, self.params)
         self._asked = False
 
@@ -81,6 +74,26 @@ class FixedStrategy(Strategy):
 
     def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
         self._asked = bool(extra["asked"])
+
+
+HINT = "name the space they come from with space=NAME (a best.yaml's header has the full command)"
+
+
+def _checked_point(params: Any, space: SearchSpace) -> dict[str, Any]:
+    """``params`` when it is a point of ``space``; else a ConfigError naming the first unknown
+    parameter, or the first missing one, or the point."""
+    names = ", ".join(space.names)
+    if isinstance(params, Mapping):
+        unknown = [str(k) for k in params if k not in space.names]
+        if unknown:
+            key = unknown[0]
+            raise ConfigError(f"strategy.params.{key}", params[key], f"not a parameter of the space ({names}): {HINT}")
+        missing = [n for n in space.names if n not in params]
+        if missing and not space.contains(dict(params)):
+            raise ConfigError(f"strategy.params.{missing[0]}", None, f"missing from the point: {HINT}")
+    if not isinstance(params, Mapping) or not space.contains(dict(params)):
+        raise ConfigError("strategy.params", _short(params), f"not a valid point of the space ({names})")
+    return dict(params)
 
 
 def _short(params: object) -> object:

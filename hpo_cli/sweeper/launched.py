@@ -21,6 +21,7 @@ from typing import Any
 
 from hpo_cli.executors.base import Executor, Job, Objective, Outcome, evaluate_trial
 from hpo_cli.sweeper.grammar import as_override
+from hpo_cli.sweeper.timing import job_seconds, unwrapped
 from hpo_cli.trial import Evaluation
 
 
@@ -72,16 +73,17 @@ class LauncherExecutor(Executor):
         self.queue.clear()
         started = time.perf_counter()
         returns = self.launch([self.overrides(job) for job in jobs], jobs[0].number)
-        seconds = time.perf_counter() - started
+        batch_seconds = time.perf_counter() - started
         outcomes: list[tuple[Job, Outcome]] = []
         for job, returned in zip(jobs, returns, strict=True):
             record = evaluate_trial(partial(self.from_return, returned), job).record
+            seconds = job_seconds(returned, batch_seconds)  # the job's own (batch: the app was not wrapped)
             outcomes.append((job, Outcome(replace(record, seconds=seconds))))
         return outcomes
 
     def from_return(self, returned: Any, *_: Any) -> Evaluation:
         """The job's return value as an evaluation; raises the job's own error when it failed."""
-        value = returned.return_value  # Hydra re-raises a failed job's exception here
+        value = unwrapped(returned.return_value)  # Hydra re-raises a failed job's exception here
         if isinstance(value, Mapping):
             numbers = {str(k): float(v) for k, v in value.items() if _is_number(v)}
             if self.metric is None:

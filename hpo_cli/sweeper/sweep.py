@@ -10,34 +10,38 @@ refused; ``n_trials`` and ``timeout_s`` may grow.
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from hpo_cli.build import RunNames, Study, build_strategy, config_fingerprint
+from hpo_cli.build import RunNames, Study, assemble_study, build_space, compose_group, config_fingerprint
 from hpo_cli.errors import ConfigError, ResumeError, RunDirError
 from hpo_cli.runner import run_study
-from hpo_cli.settings import Settings
-from hpo_cli.space import SearchSpace, parse_space
-from hpo_cli.store import SUMMARY, RunStore
+from hpo_cli.settings import settings_of
+from hpo_cli.space import SearchSpace
+from hpo_cli.store import SUMMARY, RunStore, holds_run
 from hpo_cli.sweeper.grammar import parse_params
 from hpo_cli.sweeper.launched import LauncherExecutor
 from hpo_cli.tasks.base import Task
 from hpo_cli.trial import Evaluation
+from hpo_cli.validate import flag
 
-DIRECTIONS = ("minimize", "maximize")
+PREFIX = "hydra.sweeper."
+SETTINGS = ("seed", "n_trials", "timeout_s", "batch_size", "direction", "max_failure_rate")  # read as hpo run's
 
 
 class HydraApp(Task):
     """The user's Hydra app as the study's task: its jobs run through the launcher (the
-    executor), never through ``evaluate``."""
+    executor), never through ``evaluate``. ``fidelity``: the budget range of multi-fidelity
+    strategies (``strategy_params`` min_budget and max_budget)."""
 
-    def __init__(self, name: str, direction: str, metric: str) -> None:
-        self.name, self.direction, self.metric = name, direction, metric
+    def __init__(self, name: str, direction: str, metric: str, fidelity: tuple[float, float] | None) -> None:
+        self.name, self.direction, self.metric, self.fidelity = name, direction, metric, fidelity
 
     def evaluate(self, params: Mapping[str, Any], budget: float | None = None, request: Any = None) -> Evaluation:
         raise RuntimeError("a Hydra app's trials run as jobs through its launcher")
@@ -58,46 +62,61 @@ def run_sweep(
     Every check that can refuse runs before anything is written into ``sweep_dir``: the
     options, the space, the strategy, whether the app composes with a job's overrides
     (``validate``), a resume's config; then ``save_config`` (Hydra's ``multirun.yaml``)."""
-    space, fixed = sweep_space(options, arguments)
-    settings = sweep_settings(options)
-    metric = options.get("metric")
-    strategy_cfg = strategy_config(str(options.get("strategy", "tpe")), options.get("strategy_params") or {})
-    if "min_budget" in strategy_cfg and not options.get("budget_key"):
-        raise ConfigError(
-            "hydra.sweeper.budget_key",
-            None,
-            f"strategy {options.get('strategy')} varies a budget: name the override "
-            "that receives it (e.g. trainer.max_epochs) and set strategy_params min_budget and max_budget",
-        )
-    strategy = build_strategy(strategy_cfg, space, settings, fidelity_of(options))
-    task = HydraApp(app_name, settings.direction or "minimize", str(metric or "value"))
-    strategy.check_task(task)
-    executor = LauncherExecutor(
-        launch, fixed, metric, options.get("seed_key"), options.get("budget_key"), settings.batch_size, launcher_name
-    )
-    study = Study(
-        settings, task, space, strategy, task.direction, RunNames(str(options["strategy"]), app_name, "hydra.sweeper"),
-        task.metric, "none", executor,
-    )  # fmt: skip
+    resume = flag(options.get("resume", False), f"{PREFIX}resume")
+    if resume and not holds_run(sweep_dir):
+        raise ConfigError(f"{PREFIX}resume", True, f"{sweep_dir} holds no sweep to continue (drop it to start one)")
+    study, fixed = sweep_study(options, arguments, launch, launcher_name, app_name)
+    executor = study.executor
+    assert isinstance(executor, LauncherExecutor)
     fingerprinted = OmegaConf.create(
         {
             "sweeper": {k: v for k, v in options.items() if k not in ("resume", "n_trials", "timeout_s")},
             "fixed": list(fixed),
-            "space": [repr(p) for p in space.params],
-            "n_trials": settings.n_trials,
+            "space": [repr(p) for p in study.space.params],
+            "n_trials": study.settings.n_trials,
         }
     )
+    space = study.space
     validate([executor.overrides_of(space.decode(np.full(space.dim, 0.5)), seed=0, budget=None)])
     store = RunStore(sweep_dir)
-    resume = bool(options.get("resume", False)) and store.holds_run()
     with store.exclusive():
         if resume:
             _refuse_a_changed_sweep(store, fingerprinted)
         elif store.holds_run():
-            raise RunDirError(f"{sweep_dir} already holds a sweep: continue it with hydra.sweeper.resume=true")
+            raise RunDirError(f"{sweep_dir} already holds a sweep: continue it with {PREFIX}resume=true")
         save_config()
-        hint = f"the same command with hydra.sweeper.resume=true hydra.sweep.dir={sweep_dir}"
+        hint = f"the same command with {PREFIX}resume=true hydra.sweep.dir={sweep_dir}"
         return run_study(study, fingerprinted, store, resume=resume, resume_hint=hint)
+
+
+def sweep_study(
+    options: Mapping[str, Any],
+    arguments: Sequence[str],
+    launch: Callable[[Sequence[Sequence[str]], int], Sequence[Any]],
+    launcher_name: str,
+    app_name: str,
+) -> tuple[Study, list[str]]:
+    """The sweep's study, wired by :func:`hpo_cli.build.assemble_study` like ``hpo run``'s
+    (settings read by the same checks, the strategy composed by Hydra from hpo_cli's configs);
+    and the fixed overrides every job gets."""
+    space, fixed = sweep_space(options, arguments)
+    settings = settings_of({k: options.get(k) for k in SETTINGS if k in options}, prefix=PREFIX)
+    name = str(options.get("strategy", "tpe"))
+    strategy_cfg = strategy_config(name, options.get("strategy_params") or {})
+    if "min_budget" in strategy_cfg and not options.get("budget_key"):
+        raise ConfigError(
+            f"{PREFIX}budget_key",
+            None,
+            f"strategy {name} varies a budget: name the override that receives it (e.g. trainer.max_epochs) "
+            "and set strategy_params min_budget and max_budget",
+        )
+    metric = options.get("metric")
+    task = HydraApp(app_name, settings.direction or "minimize", str(metric or "value"), fidelity_of(options))
+    executor = LauncherExecutor(
+        launch, fixed, metric, options.get("seed_key"), options.get("budget_key"), settings.batch_size, launcher_name
+    )
+    names = RunNames(name, app_name, "hydra.sweeper")
+    return assemble_study(settings, task, space, strategy_cfg, lambda: executor, names), fixed
 
 
 def sweep_space(options: Mapping[str, Any], arguments: Sequence[str]) -> tuple[SearchSpace, list[str]]:
@@ -135,54 +154,31 @@ def _is_sweep(argument: str) -> bool:
 def space_file(path: str) -> SearchSpace:
     """One of our space YAML files (``params: {name: {type: ..., ...}}``)."""
     file = Path(path).expanduser()
+    key = f"{PREFIX}space"
     if not file.is_file():
-        raise ConfigError("hydra.sweeper.space", path, "no such file")
-    raw = OmegaConf.to_container(OmegaConf.load(file), resolve=True)
-    if not isinstance(raw, dict) or set(raw) - {"params"}:
-        raise ConfigError("hydra.sweeper.space", path, "a space file holds only 'params'")
-    return parse_space(raw.get("params"), {}, prefix="hydra.sweeper.space.params")
-
-
-def sweep_settings(options: Mapping[str, Any]) -> Settings:
-    from hpo_cli.validate import positive_int
-
-    direction = options.get("direction", "minimize")
-    if direction not in DIRECTIONS:
-        raise ConfigError("hydra.sweeper.direction", direction, "must be minimize or maximize")
-    rate = options.get("max_failure_rate", 0.5)
-    if not isinstance(rate, int | float) or not 0 <= rate <= 1:
-        raise ConfigError("hydra.sweeper.max_failure_rate", rate, "must be a number in [0, 1]")
-    timeout = options.get("timeout_s")
-    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-        raise ConfigError("hydra.sweeper.timeout_s", timeout, "must be a positive number of seconds or null")
-    seed = options.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError("hydra.sweeper.seed", seed, "must be an integer >= 0")
-    return Settings(
-        seed=seed,
-        n_trials=positive_int(options.get("n_trials", 20), "hydra.sweeper.n_trials"),
-        timeout_s=timeout,
-        batch_size=positive_int(options.get("batch_size", 1), "hydra.sweeper.batch_size"),
-        device="cpu",
-        dtype=None,
-        direction=direction,
-        max_failure_rate=float(rate),
-    )
+        raise ConfigError(key, path, "no such file")
+    try:
+        node = OmegaConf.load(file)
+    except yaml.MarkedYAMLError as exc:
+        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark is not None else ""
+        raise ConfigError(key, path, f"YAML syntax error{line}: {exc.problem}") from None
+    except (OSError, yaml.YAMLError, OmegaConfBaseException) as exc:
+        raise ConfigError(key, path, " ".join(str(exc).split())[:200]) from None
+    if not isinstance(node, DictConfig):
+        raise ConfigError(key, path, "a space file is a mapping holding 'params'")
+    return build_space(node, HydraApp("app", "minimize", "value", None), key=key)
 
 
 def strategy_config(name: str, overrides: Mapping[str, Any]) -> DictConfig:
-    """Our ``conf/strategy/NAME.yaml`` with ``strategy_params`` merged in."""
-    folder = importlib.resources.files("hpo_cli.conf") / "strategy"
-    available = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
-    if name not in available:
-        raise ConfigError("hydra.sweeper.strategy", name, f"not a strategy (they are: {', '.join(available)})")
-    node = OmegaConf.create((folder / f"{name}.yaml").read_text())
-    assert isinstance(node, DictConfig)
-    node.pop("defaults", None)
-    unknown = sorted(set(overrides) - set(node))
+    """``strategy=NAME`` composed by Hydra from hpo_cli's configs, ``strategy_params`` merged in."""
+    try:
+        node = compose_group("strategy", name)
+    except ConfigError as exc:
+        raise ConfigError(f"{PREFIX}strategy", name, exc.reason) from None
+    unknown = sorted(set(overrides) - set(node) - {"_target_", "_partial_"})
     if unknown:
-        key = f"hydra.sweeper.strategy_params.{unknown[0]}"
-        raise ConfigError(key, overrides[unknown[0]], f"not an option of {name}")
+        key = f"{PREFIX}strategy_params.{unknown[0]}"
+        raise ConfigError(key, overrides[unknown[0]], f"not an option of {name} ({', '.join(sorted(node))})")
     merged = OmegaConf.merge(node, dict(overrides))
     assert isinstance(merged, DictConfig)
     return merged

@@ -76,12 +76,9 @@ class Task(ABC):
 
     def check_hypergradient(self, request: HypergradRequest, names: list[str]) -> None:
         """Raise a ConfigError unless ``evaluate`` can answer ``request`` for hyperparameters ``names``."""
-        raise ConfigError(
-            "task",
-            self.name,
-            f"strategy {request.method!r} needs a differentiable task "
-            "(polynomial, ridge, softmax, digits, mnist, bilevel)",
-        )
+        from hpo_cli.options import a_differentiable_task
+
+        raise ConfigError("task", self.name, f"strategy {request.method!r} needs {a_differentiable_task()}")
 
     def refit(self, params: Mapping[str, Any], budget: float | None = None) -> dict[str, Any] | None:
         """Metrics of ``params`` trained again by the task's standard training, with a

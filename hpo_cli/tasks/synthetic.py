@@ -6,12 +6,15 @@
   0.311652, 0.6573);
 * ``rosenbrock`` and ``levy`` of any dimension ``dim``: minimum 0 at (1, …, 1).
 
-The point is the parameter ``x`` (a vector; ``size: dim``), or ``x1``, ``x2`` for branin.
+The point is the parameter ``x`` (a vector; ``size: dim``), or ``x1``, ``x2`` for branin. One
+class per function (``task=branin`` builds :class:`Branin`), its optimum, minimizers and
+dimension as class attributes.
 """
 
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,44 +61,84 @@ def levy(x: np.ndarray) -> float:
     return float(head + middle + tail)
 
 
-def minimizers(function: str, dim: int) -> tuple[dict[str, Any], ...]:
-    """Where each function reaches its known minimum, as parameter dicts."""
-    if function == "branin":
-        return tuple({"x1": x1, "x2": x2} for x1, x2 in ((-math.pi, 12.275), (math.pi, 2.275), (9.42478, 2.475)))
-    if function == "hartmann6":
-        return ({"x": [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]},)
-    return ({"x": [1.0] * dim},)
-
-
 class SyntheticTask(Task):
-    """Value = f(x); metrics: the value and its simple regret f(x) − f*."""
+    """A test function with a known optimum: value = f(x); metrics: the value and its simple
+    regret f(x) − f*. Each function is a subclass naming its optimum, its minimizers and, when
+    it has one, its fixed dimension (``fixed_dim``); the others take ``dim``."""
 
     metric = "value"
+    known_optimum: float = 0.0
+    fixed_dim: int | None = None
 
-    def __init__(self, function: str = "branin", dim: int = 2, seed: int = 0, device: str = "cpu") -> None:
-        functions = {"branin": 0.397887, "hartmann6": -3.32237, "rosenbrock": 0.0, "levy": 0.0}
-        if function not in functions:
-            from hpo_cli.errors import ConfigError
+    def __init__(self, dim: int = 2, seed: int = 0, device: str = "cpu") -> None:
+        self.dim = self.fixed_dim or positive_int(dim, "task.dim")
+        self.known_minimizers = self.minimizers(self.dim)
 
-            raise ConfigError("task.function", function, f"must be one of {', '.join(functions)}")
-        self.function, self.name, self.known_optimum = function, function, functions[function]
-        self.dim = {"branin": 2, "hartmann6": 6}.get(function, positive_int(dim, "task.dim"))
-        self.known_minimizers = minimizers(function, self.dim)
+    @classmethod
+    def minimizers(cls, dim: int) -> tuple[dict[str, Any], ...]:
+        """Where the function reaches ``known_optimum``, as parameter dicts (default: x = 1)."""
+        return ({"x": [1.0] * dim},)
+
+    @abstractmethod
+    def function(self, x: np.ndarray) -> float:
+        """f at the point ``x`` (shape (dim,))."""
+
+    def point(self, params: Mapping[str, Any]) -> np.ndarray:
+        """The parameters as the point x, shape (dim,)."""
+        x = np.asarray(params["x"], dtype=float)
+        if x.shape != (self.dim,):
+            raise ValueError(f"x has shape {x.shape}; {self.name} takes ({self.dim},)")
+        return x
 
     def dimensions(self) -> dict[str, int]:
         return {"dim": self.dim}
 
     def value(self, params: Mapping[str, Any]) -> float:
-        if self.function == "branin":
-            return branin(float(params["x1"]), float(params["x2"]))
-        x = np.asarray(params["x"], dtype=float)
-        if x.shape != (self.dim,):
-            raise ValueError(f"x has shape {x.shape}; {self.function} takes ({self.dim},)")
-        return {"hartmann6": hartmann6, "rosenbrock": rosenbrock, "levy": levy}[self.function](x)
+        return self.function(self.point(params))
 
     def evaluate(
         self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
         value = self.value(params)
-        assert self.known_optimum is not None
         return Evaluation(value, {"value": value, "regret": value - self.known_optimum})
+
+
+class Branin(SyntheticTask):
+    """Branin on x1 ∈ [−5, 10], x2 ∈ [0, 15] (parameters ``x1``, ``x2``)."""
+
+    name, known_optimum, fixed_dim = "branin", 0.397887, 2
+
+    @classmethod
+    def minimizers(cls, dim: int) -> tuple[dict[str, Any], ...]:
+        return tuple({"x1": x1, "x2": x2} for x1, x2 in ((-math.pi, 12.275), (math.pi, 2.275), (9.42478, 2.475)))
+
+    def point(self, params: Mapping[str, Any]) -> np.ndarray:
+        return np.array([float(params["x1"]), float(params["x2"])])
+
+    def function(self, x: np.ndarray) -> float:
+        return branin(float(x[0]), float(x[1]))
+
+
+class Hartmann6(SyntheticTask):
+    name, known_optimum, fixed_dim = "hartmann6", -3.32237, 6
+
+    @classmethod
+    def minimizers(cls, dim: int) -> tuple[dict[str, Any], ...]:
+        return ({"x": [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]},)
+
+    def function(self, x: np.ndarray) -> float:
+        return hartmann6(x)
+
+
+class Rosenbrock(SyntheticTask):
+    name = "rosenbrock"
+
+    def function(self, x: np.ndarray) -> float:
+        return rosenbrock(x)
+
+
+class Levy(SyntheticTask):
+    name = "levy"
+
+    def function(self, x: np.ndarray) -> float:
+        return levy(x)

@@ -57,6 +57,12 @@ class HpoSweeper(Sweeper):
         from hydra.core.plugins import Plugins
 
         self.hydra_context, self.config = hydra_context, config
+        try:  # each job timed on its own (a broken hpo_cli is reported by sweep(), in one line)
+            from hpo_cli.sweeper.timing import TimedTask
+
+            task_function = TimedTask(task_function)
+        except Exception:  # the sweep stops with hpo_cli's own error, before any job runs
+            pass
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -115,8 +121,12 @@ def _refuse(message: str, code: int) -> NoReturn:
 def _register() -> None:
     try:
         from hydra.core.config_store import ConfigStore
+        from omegaconf import OmegaConf
 
-        ConfigStore.instance().store(group="hydra/sweeper", name="hpo", node=HpoSweeperConf, provider="hpo_cli")
+        node = OmegaConf.structured(HpoSweeperConf)
+        for open_ended in ("strategy_params", "params"):  # new keys without '+': strategy_params.gamma=5
+            OmegaConf.set_struct(node[open_ended], False)
+        ConfigStore.instance().store(group="hydra/sweeper", name="hpo", node=node, provider="hpo_cli")
     except Exception as exc:  # never break the other Hydra apps of this environment
         warnings.warn(f"hydra/sweeper=hpo is unavailable: {type(exc).__name__}: {exc}", stacklevel=1)
 

@@ -100,6 +100,9 @@ class CrossValidation(Criterion):
 
     def check(self, model: BilevelModel, names: Sequence[str]) -> None:
         refuse_example_weights(self.name, names)
+        n = model.train.X.shape[0] + model.val.X.shape[0]
+        if self.k > n:
+            raise ConfigError("criterion.k", self.k, f"exceeds the {n} examples to split")
 
     def wrap(self, model: BilevelModel, theta0: Tensor, context: Context) -> CriterionModel:
         return FoldsModel(model, theta0, self.k, context)

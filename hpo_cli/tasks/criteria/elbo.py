@@ -21,6 +21,7 @@ zero; for each of ``prune_thresholds`` a trial reports the task's test metrics a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,7 +40,7 @@ from hpo_cli.tasks.criteria.base import (
     refuse_example_weights,
 )
 from hpo_cli.tasks.criteria.evidence import precisions
-from hpo_cli.validate import one_of, positive_int
+from hpo_cli.validate import is_number, one_of, positive_int
 
 EXPECTATIONS = ("auto", "analytic", "sampled")
 
@@ -130,6 +131,8 @@ class Elbo(Criterion):
     ) -> None:
         self.samples = positive_int(samples, "criterion.samples")
         self.eval_samples = positive_int(eval_samples, "criterion.eval_samples")
+        if not is_number(init_log_variance) or not math.isfinite(init_log_variance):
+            raise ConfigError("criterion.init_log_variance", init_log_variance, "must be a finite number")
         self.init_log_variance = float(init_log_variance)
         self.expectation = one_of(expectation, "criterion.expectation", EXPECTATIONS)
         self.prune_thresholds = tuple(_threshold(t) for t in prune_thresholds or ())
