@@ -41,6 +41,11 @@ SPACE_TASK = {
     "softmax_gradient": "softmax",
     "digits_gradient": "digits",
     "mnist_gradient": "mnist",
+    "polynomial_implicit": "polynomial",
+    "ridge_implicit": "ridge",
+    "softmax_implicit": "softmax",
+    "digits_implicit": "digits",
+    "mnist_implicit": "mnist",
     "mnist_per_layer": "digits",
     "mnist_per_param": "digits",
     "mnist_lr_schedule": "digits",
@@ -55,7 +60,7 @@ def options(group: str) -> list[str]:
 
 
 # Spaces that only stand in for the user's own (task=function, task=bilevel).
-PLACEHOLDERS = ("function", "bilevel", "bilevel_gradient")
+PLACEHOLDERS = ("function", "bilevel", "bilevel_gradient", "bilevel_implicit")
 GROUPS = ("task", "space", "strategy", "criterion")
 CASES = [(g, o) for g in GROUPS for o in options(g) if not (g == "space" and o in PLACEHOLDERS)]
 

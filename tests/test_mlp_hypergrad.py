@@ -187,16 +187,26 @@ def test_polynomial_reports_rmse_under_parameter_noise() -> None:
 
 
 @pytest.mark.parametrize("strategy", ["hoag", "rmad", "drmad", "greedy", "rtho", "forward"])
-def test_gradient_strategies_default_to_per_layer_precisions_on_the_mlps(strategy: str) -> None:
+def test_gradient_strategies_default_spaces_on_the_mlps(strategy: str) -> None:
+    """HOAG: per-layer precisions (learning rates do not move the optimum); the unrolled methods:
+    a learning rate per tensor per stage and per-layer precisions over the untuned default's
+    training length on mnist (the defaults of the README's "Defaults that pay off")."""
+    precisions = {"type": "float", "low": -5.0, "high": 9.0, "size": "n_tensors"}
     for task in ("mnist", "digits"):
         cfg = compose_config([f"strategy={strategy}", f"task={task}"])
-        assert dict(cfg.space.params) == {
-            "log_precision": {"type": "float", "low": -5.0, "high": 9.0, "size": "n_tensors"}
-        }
+        if strategy == "hoag":
+            assert dict(cfg.space.params) == {"log_precision": precisions}
+        else:
+            assert dict(cfg.space.params) == {
+                "log_lr": {"type": "float", "low": -5.0, "high": 0.4, "size": "n_schedule"},
+                "log_precision": precisions,
+            }
+            assert cfg.task.lr_stages == 4 and cfg.strategy.lr == 0.3
+    mnist = compose_config([f"strategy={strategy}", "task=mnist"])
+    assert (mnist.n_trials, mnist.task.inner_steps) == ((30, 100) if strategy == "hoag" else (25, 240))
     named = compose_config([f"strategy={strategy}", "task=digits", "space=mnist_lr_schedule"])
     assert set(named.space.params) == {"log_lr", "log_precision"} and named.task.lr_stages == 4
     assert "optimizer" in compose_config(["strategy=random", "task=mnist"]).space.params
-    assert compose_config([f"strategy={strategy}", "task=mnist"]).n_trials == 30  # ~5 minutes on 2 cores
     assert compose_config([f"strategy={strategy}", "task=mnist", "n_trials=7"]).n_trials == 7
     assert compose_config(["strategy=random", "task=mnist"]).n_trials == 128
 

@@ -62,7 +62,7 @@ class GradientStrategy(Strategy):
         n_trials: int,
         method: str = "reverse",
         outer: str = "adam",
-        lr: float = 0.1,
+        lr: float = 0.3,
         sign: bool = False,
         init: str = "center",
         l1_budget: Mapping[str, float] | None = None,
