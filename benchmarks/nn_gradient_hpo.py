@@ -171,7 +171,7 @@ def quartiles(rows: list[dict[str, Any]], key: str) -> str:
     if not values:
         return "-"
     q25, q50, q75 = np.percentile(values, [25, 50, 75])
-    return f"{q50:.4f} [{q25:.4f}, {q75:.4f}]"
+    return f"{q50:.4g} [{q25:.4g}, {q75:.4g}]"
 
 
 def quality_table(b: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -190,7 +190,8 @@ def quality_table(b: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines += [
         "",
         "untuned: the task's default torch.optim training (adam, no prior). random@S, tpe@S: the best of the "
-        "first k trials of one 30-trial run over strategy S's space, k = S's inner steps / one trial's steps.",
+        f"first k trials of one {BASELINE_TRIALS}-trial run over strategy S's space, k = S's inner steps / one "
+        "trial's steps.",
     ]
     return lines
 
