@@ -182,3 +182,15 @@ def test_the_summary_box_shows_headline_numbers_first() -> None:
         "cleaning_f1",
         "test_accuracy_pnoise_0.01",
     ]
+
+
+def test_learning_rates_refit_with_their_own_inner_training() -> None:
+    """log_lr means nothing to Adam: a space with learning rates refits with the inner SGD from
+    θ0, the training random search over that space sees (so the refit is its evaluation)."""
+    task = DigitsTask(seed=2, hidden=16, inner_steps=10, lr_stages=2)
+    n = task.dimensions()["n_schedule"]
+    params = {"log_lr": [-2.0] * n, "log_precision": [0.0] * task.model().tensors.count}
+    refit = task.refit(params)
+    assert refit is not None and refit["protocol"].startswith("inner SGD from θ0")
+    evaluated = task.evaluate(params).metrics
+    assert refit["val_loss"] == evaluated["val_loss"] and refit["test_accuracy"] == evaluated["test_accuracy"]
