@@ -14,10 +14,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,tracking,optuna]'
 	@touch $@
 
-install: $(STAMP) ## Create .venv and install hpo_cli with its dev tools, the ray/slurm executors and Hydra's launchers (torch pinned by constraints.txt)
+install: $(STAMP) ## Create .venv and install hpo_cli with its dev tools, the ray/slurm executors, Hydra's launchers, the loggers and Optuna's export/plots (torch pinned by constraints.txt)
 
 run: $(STAMP) ## Run `hpo run` on the embedded defaults (sobol on the polynomial task)
 	$(BIN)/hpo run
@@ -45,7 +45,7 @@ wheel-check: $(STAMP) ## Build the wheel, install it into a fresh venv, run a gr
 	  'x1=interval(-5, 10)' 'x2=interval(0, 15)' hydra.sweep.dir=sweep && test $$(wc -l < sweep/trials.jsonl) -eq 4
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,tracking,optuna,bench]'
 	@touch $@
 
 bench: $(STAMP) bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha ## Benchmarks: HOAG vs random, trade-offs, Hyperband vs random, black-box vs Optuna, hypergradients vs higher/torchopt, MLP (benchmarks/results/)

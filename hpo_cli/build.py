@@ -14,7 +14,7 @@ import inspect
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hpo_cli.errors import ConfigError
+from hpo_cli.loggers.base import Loggers, build_loggers
 from hpo_cli.loop import Budget
 from hpo_cli.settings import Settings, read_settings, resolve_device
 from hpo_cli.space import SearchSpace, parse_space
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 CONFIG_PACKAGE = "pkg://hpo_cli.conf"
 # Keys a resumed run may change: they extend or shorten the budget, not the experiment.
 BUDGET_KEYS = ("n_trials", "timeout_s")
-NOT_FINGERPRINTED = (*BUDGET_KEYS, "runs_dir")
+NOT_FINGERPRINTED = (*BUDGET_KEYS, "runs_dir", "logger")  # loggers observe a run, they do not change it
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Study:
     metric: str  # what a trial's value is
     criterion: str  # the model-selection criterion in words ("none": the task has none)
     executor: Executor  # where trials run
+    loggers: Loggers = field(default_factory=Loggers)  # observers of each trial (logger=)
 
     @property
     def budget(self) -> Budget:
@@ -82,6 +84,7 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     metric, direction = task.objective_for(space.names)
     criterion = task.criterion_text()
     executor = build_executor(cfg.get("executor"), cfg)
+    loggers = build_loggers(cfg.get("logger"))
     return Study(
         settings,
         task,
@@ -92,6 +95,7 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
         metric,
         criterion,
         executor,
+        loggers,
     )
 
 

@@ -27,7 +27,7 @@ class Settings:
 
 KEYS = (
     *("task", "space", "strategy", "seed", "n_trials", "timeout_s", "batch_size", "device", "dtype"),
-    *("direction", "max_failure_rate", "runs_dir", "criterion", "executor"),
+    *("direction", "max_failure_rate", "runs_dir", "criterion", "executor", "logger"),
 )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from hpo_cli.curves import recording
 from hpo_cli.hypergrad.request import HypergradRequest, InnerState
 from hpo_cli.store import finite_or_none
 from hpo_cli.trial import Evaluation, Suggestion, TrialRecord, TrialState
@@ -70,9 +71,11 @@ def evaluate_trial(objective: Objective, job: Job) -> Outcome:
     cost: dict[str, int] = {}
     gradient: list[float] | None = None
     carry: InnerState | None = None
+    curves: dict[str, list[list[float]]] = {}
     suggestion = job.suggestion
     try:
-        ev = objective(suggestion.params, suggestion.budget, suggestion.request)
+        with recording() as curves:  # the trainers' per-epoch hook (hpo_cli.curves) reports here
+            ev = objective(suggestion.params, suggestion.budget, suggestion.request)
         value, state, error = float(ev.value), TrialState.COMPLETE, None
         metrics, cost, gradient, carry = finite_or_none(dict(ev.metrics)), dict(ev.cost), ev.gradient, ev.carry
         if not math.isfinite(value):
@@ -92,6 +95,7 @@ def evaluate_trial(objective: Objective, job: Job) -> Outcome:
         error=error,
         cost=cost,
         gradient=None if gradient is None else [float(g) for g in gradient],
+        curves=curves,
     )
     return record, carry if state == TrialState.COMPLETE else None
 
