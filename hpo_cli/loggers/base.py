@@ -123,6 +123,25 @@ def build_loggers(node: Any) -> Loggers:
     return Loggers(members)
 
 
+def loggers_named(names: Any, key: str = "hydra.sweeper.logger") -> Loggers:
+    """The group of ``conf/logger/NAME.yaml`` files by name (the Hydra sweeper's ``logger`` list)."""
+    import importlib.resources
+
+    from omegaconf import OmegaConf
+
+    if not names:
+        return Loggers()
+    listed = [names] if isinstance(names, str) else list(names)
+    folder = importlib.resources.files("hpo_cli.conf") / "logger"
+    available = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    merged = OmegaConf.create({})
+    for name in listed:
+        if name not in available:
+            raise ConfigError(key, name, f"not a logger (they are: {', '.join(available)})")
+        merged = OmegaConf.merge(merged, OmegaConf.create((folder / f"{name}.yaml").read_text()))
+    return build_loggers(OmegaConf.create({"logger": merged}).logger)
+
+
 def _instantiate(name: str, entry: Any) -> TrialLogger:
     from hydra.utils import instantiate
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hpo_cli.build import RunNames, Study, build_strategy, config_fingerprint
 from hpo_cli.errors import ConfigError, ResumeError, RunDirError
+from hpo_cli.loggers.base import loggers_named
 from hpo_cli.runner import run_study
 from hpo_cli.settings import Settings
 from hpo_cli.space import SearchSpace, parse_space
@@ -77,11 +78,11 @@ def run_sweep(
     )
     study = Study(
         settings, task, space, strategy, task.direction, RunNames(str(options["strategy"]), app_name, "hydra.sweeper"),
-        task.metric, "none", executor,
+        task.metric, "none", executor, loggers_named(options.get("logger")),
     )  # fmt: skip
     fingerprinted = OmegaConf.create(
         {
-            "sweeper": {k: v for k, v in options.items() if k not in ("resume", "n_trials", "timeout_s")},
+            "sweeper": {k: v for k, v in options.items() if k not in ("resume", "n_trials", "timeout_s", "logger")},
             "fixed": list(fixed),
             "space": [repr(p) for p in space.params],
             "n_trials": settings.n_trials,
