@@ -134,7 +134,7 @@ def loggers_named(names: Any, key: str = "hydra.sweeper.logger") -> Loggers:
     listed = [names] if isinstance(names, str) else list(names)
     folder = importlib.resources.files("hpo_cli.conf") / "logger"
     available = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
-    merged = OmegaConf.create({})
+    merged: Any = OmegaConf.create({})
     for name in listed:
         if name not in available:
             raise ConfigError(key, name, f"not a logger (they are: {', '.join(available)})")
