@@ -97,12 +97,12 @@ def to_trial(record: TrialRecord, distributions: Mapping[str, BaseDistribution])
 
 
 def flat_values(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Vectors as ``name[i]``; inactive (absent or None) parameters left out."""
+    """Vectors as ``name[i]``; an inactive parameter is absent (None is a categorical choice)."""
     flat: dict[str, Any] = {}
     for name, value in params.items():
         if isinstance(value, list | tuple):
             flat.update({f"{name}[{i}]": v for i, v in enumerate(value)})
-        elif value is not None:
+        else:
             flat[name] = value
     return flat
 

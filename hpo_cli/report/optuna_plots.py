@@ -56,7 +56,20 @@ def _drawer(kind: str, params: list[str], studies: list[Any]) -> Callable[[Any],
         return lambda s: vm.plot_slice(s, params=params)
     if kind == "contour":
         return lambda s: vm.plot_contour(s, params=params[:MAX_CONTOUR])
-    return lambda s: vm.plot_edf(studies)
+    return lambda s: _distinct_colours(vm.plot_edf(studies))
+
+
+def _distinct_colours(ax: Any) -> Any:
+    """Optuna shades its EDF lines from one colour map: a qualitative one tells runs apart."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab10"].colors
+    for i, line in enumerate(ax.get_lines()):
+        line.set_color(colours[i % len(colours)])
+        line.set_linestyle(("-", "--", ":", "-.")[(i // len(colours)) % 4])
+    if ax.get_legend() is not None:
+        ax.legend(loc="best", fontsize=8)
+    return ax
 
 
 def _save(draw: Callable[[Any], Any], study: Any, path: Path, run: Run) -> bool:
