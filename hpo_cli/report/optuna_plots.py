@@ -63,7 +63,7 @@ def _distinct_colours(ax: Any) -> Any:
     """Optuna shades its EDF lines from one colour map: a qualitative one tells runs apart."""
     import matplotlib
 
-    colours = matplotlib.colormaps["tab10"].colors
+    colours = [matplotlib.colormaps["tab10"](i) for i in range(10)]
     for i, line in enumerate(ax.get_lines()):
         line.set_color(colours[i % len(colours)])
         line.set_linestyle(("-", "--", ":", "-.")[(i // len(colours)) % 4])
