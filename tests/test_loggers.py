@@ -242,3 +242,24 @@ def test_a_logger_whose_library_is_missing_names_the_install(monkeypatch: pytest
 def test_records_without_curves_keep_their_json_line() -> None:
     line = record(3).to_json()
     assert "curves" not in json.loads(line) and TrialRecord.from_json(line) == record(3)
+
+
+def test_tensorboard_shows_h_and_the_hypergradient_norm_of_each_hyper_iteration(tmp_path: Path) -> None:
+    from hpo_cli.loggers.tensorboard_logger import TensorBoardLogger
+
+    steps = [
+        TrialRecord(n, TrialState.COMPLETE, {"log_precision": [n, 2.0 * n, -1.0], "lr": 0.1}, 1.0 / (n + 1),
+                    gradient=[3.0 * n, 4.0 * n, 0.0, 1.0])
+        for n in range(3)
+    ]  # fmt: skip
+    group = Loggers([TensorBoardLogger()])
+    group.open(RunContext(tmp_path, {"direction": "minimize"}))
+    for step in steps:
+        group.trial_stored(step)
+    group.close()
+    study = tmp_path / "tb" / "study"
+    norms = [math.sqrt(25.0 * n * n + 1.0) for n in range(3)]
+    assert scalars(study, "hypergradient/norm") == [(n, pytest.approx(v)) for n, v in enumerate(norms)]
+    assert scalars(study, "h/log_precision/max") == [(n, pytest.approx(2.0 * n)) for n in range(3)]
+    assert scalars(study, "h/lr") == [(n, pytest.approx(0.1)) for n in range(3)]
+    assert scalars(study, "trial/best")[-1] == (2, pytest.approx(1.0 / 3))

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,32 +114,45 @@ def test_a_bad_storage_is_a_config_error_naming_it(url: str, reason: str) -> Non
 # -- through the CLI, on real runs ------------------------------------------------------------
 
 
+Cli = Callable[..., Result]
+
+
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], Any]:
-    """Random and sobol on hartmann6 (6 parameters), 12 trials each: (cwd, runs, hpo)."""
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """Random and sobol on hartmann6 (6 parameters), 12 trials each: (cwd, runs)."""
     import subprocess
 
     cwd = tmp_path_factory.mktemp("optuna")
     env = {**os.environ, "HPO_RUNS_DIR": str(cwd / "runs")}
-
-    def hpo(*args: str, path_env: str | None = None) -> Result:
-        proc = subprocess.run(
-            [sys.executable, "-m", "hpo_cli", *args],
-            cwd=cwd,
-            env={**env, "PATH": path_env} if path_env is not None else env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
-
     for strategy in ("random", "sobol"):
-        assert hpo("run", f"strategy={strategy}", "task=hartmann6", "n_trials=12").returncode == 0
-    return cwd, run_dirs(cwd), hpo
+        args = ["run", f"strategy={strategy}", "task=hartmann6", "n_trials=12"]
+        proc = subprocess.run(
+            [sys.executable, "-m", "hpo_cli", *args], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return cwd, run_dirs(cwd)
 
 
-def test_hpo_export_writes_one_study_per_run(two_runs: tuple[Path, list[Path], Any]) -> None:
-    cwd, runs, hpo = two_runs
+@pytest.fixture
+def hpo(two_runs: tuple[Path, list[Path]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """``hpo ARGS`` in this process (the subcommands other than run), in the runs' folder."""
+    from hpo_cli.cli import main
+
+    monkeypatch.chdir(two_runs[0])
+
+    def run(*args: str) -> Result:
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+def test_hpo_export_writes_one_study_per_run(two_runs: tuple[Path, list[Path]], hpo: Cli) -> None:
+    cwd, runs = two_runs
     res = hpo("export", *map(str, runs), "--storage", "sqlite:///hpo.db")
     assert res.returncode == 0, res.output
     names = optuna.get_all_study_names(f"sqlite:///{cwd / 'hpo.db'}")
@@ -160,35 +174,45 @@ def test_hpo_export_writes_one_study_per_run(two_runs: tuple[Path, list[Path], A
         (["export", "no/such/run", "--storage", "sqlite:///x.db"], "paths="),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(two_runs: tuple[Path, list[Path], Any], args: list[str], key: str) -> None:
-    _, runs, hpo = two_runs
+def test_bad_input_is_one_line_and_exit_2(
+    two_runs: tuple[Path, list[Path]], hpo: Cli, args: list[str], key: str
+) -> None:
+    _, runs = two_runs
     res = hpo(*[str(runs[0]) if a == "RUN" else a for a in args])
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.output, res.output
     assert lines[0].startswith(f"hpo: error: {key}")
 
 
-def test_hpo_plot_draws_optuna_s_plots_into_each_run_and_the_edf_across_runs(
-    two_runs: tuple[Path, list[Path], Any],
-) -> None:
+def check_plots(hpo: Cli, runs: list[Path], kinds: list[str]) -> None:
     import matplotlib.image
 
-    _, runs, hpo = two_runs
-    res = hpo("plot", *map(str, runs))
+    res = hpo("plot", *map(str, runs), "--kind", ",".join(kinds))
     assert res.returncode == 0, res.output
     for run in runs:
-        for kind in ("importance", "parallel", "slice", "contour", "edf"):
+        for kind in kinds:
             image = matplotlib.image.imread(run / "plots" / f"{kind}.png")
             assert image.shape[0] > 300 and image.shape[1] > 500 and image[..., :3].std() > 0.05
             assert f"wrote {run / 'plots' / kind}.png" in res.stdout
         assert (run / "plots" / "history.png").is_file()  # ours stays
 
 
+def test_hpo_plot_draws_the_importance_into_each_run_and_the_edf_across_runs(
+    two_runs: tuple[Path, list[Path]], hpo: Cli
+) -> None:
+    check_plots(hpo, two_runs[1], ["importance", "edf"])
+
+
+@pytest.mark.slow
+def test_hpo_plot_draws_every_kind(two_runs: tuple[Path, list[Path]], hpo: Cli) -> None:
+    check_plots(hpo, two_runs[1][:1], ["importance", "parallel", "slice", "contour", "edf"])
+
+
 def test_hpo_dashboard_starts_optuna_dashboard_on_loopback_and_names_the_url(
-    two_runs: tuple[Path, list[Path], Any], tmp_path: Path
+    two_runs: tuple[Path, list[Path]], hpo: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stand-in optuna-dashboard: it records its arguments and the studies it was given."""
-    _, runs, hpo = two_runs
+    _, runs = two_runs
     fake = tmp_path / "bin" / "optuna-dashboard"
     fake.parent.mkdir()
     seen = tmp_path / "seen.json"
@@ -198,7 +222,8 @@ def test_hpo_dashboard_starts_optuna_dashboard_on_loopback_and_names_the_url(
         f"json.dump({{'argv': sys.argv[1:], 'names': names}}, open({str(seen)!r}, 'w'))\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    res = hpo("dashboard", *map(str, runs), "--port", "8765", path_env=f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    res = hpo("dashboard", *map(str, runs), "--port", "8765")
     assert res.returncode == 0, res.output
     assert res.stdout.splitlines()[0].startswith("optuna-dashboard: http://127.0.0.1:8765/")
     got = json.loads(seen.read_text())
@@ -207,13 +232,11 @@ def test_hpo_dashboard_starts_optuna_dashboard_on_loopback_and_names_the_url(
 
 
 def test_hpo_dashboard_without_optuna_dashboard_says_how_to_install(
-    two_runs: tuple[Path, list[Path], Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    two_runs: tuple[Path, list[Path]], hpo: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import hpo_cli.commands.dashboard as dashboard
 
-    _, runs, _ = two_runs
     monkeypatch.setattr(dashboard, "dashboard_binary", lambda: None)
-    with pytest.raises(SystemExit) as exited:
-        dashboard.dashboard([str(runs[0])], 8080)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exited.value.code == 2 and len(err) == 1 and "pip install 'hpo_cli[optuna]'" in err[0]
+    res = hpo("dashboard", str(two_runs[1][0]))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and "pip install 'hpo_cli[optuna]'" in lines[0], res.output
