@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha bench-loggers bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,6 +68,9 @@ bench-parallel: $(BENCH_STAMP) ## Trials in parallel: process and Ray executors 
 
 bench-asha: $(STAMP) ## ASHA vs Hyperband vs random search on MNIST at equal wall-clock, 2 workers, 3 seeds (~9 min)
 	$(BIN)/python benchmarks/asha_mnist.py
+
+bench-loggers: $(STAMP) ## What each logger (csv, tensorboard, mlflow) costs per trial, as a ratio to logger=none (~3 min)
+	$(BIN)/python benchmarks/logger_overhead.py
 
 bench-peers: $(BENCH_STAMP) ## hpo's reverse and implicit hypergradients vs higher's and torchopt's, one process (~1 min)
 	$(BIN)/python benchmarks/hypergrad_vs_peers.py
