@@ -263,3 +263,23 @@ def test_tensorboard_shows_h_and_the_hypergradient_norm_of_each_hyper_iteration(
     assert scalars(study, "h/log_precision/max") == [(n, pytest.approx(2.0 * n)) for n in range(3)]
     assert scalars(study, "h/lr") == [(n, pytest.approx(0.1)) for n in range(3)]
     assert scalars(study, "trial/best")[-1] == (2, pytest.approx(1.0 / 3))
+
+
+def test_mlflow_takes_more_parameters_than_one_batch_holds(resumed: tuple[Path, Path], tmp_path: Path) -> None:
+    from hpo_cli.loggers.mlflow_logger import MlflowLogger
+
+    cwd, _ = resumed  # its database is set up already
+    params: dict[str, Any] = {f"p{i}": float(i) for i in range(50)} | {"v": [0.5 * i for i in range(60)]}
+    trial = TrialRecord(0, TrialState.PRUNED, params, 0.25, {"acc": 0.5}, budget=3.0, curves={"loss": [[1, 2.0]]})
+    group = Loggers([MlflowLogger(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}", experiment="many")])
+    group.open(RunContext(tmp_path, {"direction": "minimize", "task": "t"}))
+    group.trial_stored(trial)
+    group.close()
+    assert [m.name for m in group.members] == ["mlflow"]  # nothing failed
+    client = mlflow_client(cwd)
+    (child,) = client.search_runs([client.get_experiment_by_name("many").experiment_id], "tags.`hpo.trial` = '0'")
+    assert (
+        len(child.data.params) == 111 and child.data.params["v.59"] == "29.5" and child.data.params["budget"] == "3.0"
+    )
+    assert child.info.status == "KILLED" and child.data.tags["hpo.state"] == "pruned"
+    assert [(m.step, m.value) for m in client.get_metric_history(child.info.run_id, "value")] == [(3, 0.25)]

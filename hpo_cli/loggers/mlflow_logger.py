@@ -32,7 +32,7 @@ ARTIFACTS = ("best.yaml", "summary.json", "trials.csv", ".hydra/config.yaml")
 WEIGHTS = ("*.pt", "*.pth", "*.safetensors")
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "running": "KILLED"}
 TRIAL_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
-MAX_PARAMS, MAX_METRICS = 100, 1000  # MLflow's log_batch limits
+MAX_PARAMS, MAX_METRICS = 100, 1000  # MLflow's log_batch limits (params, and all entries of one call)
 
 
 class MlflowLogger(TrialLogger):
@@ -117,10 +117,11 @@ class MlflowLogger(TrialLogger):
 
         param_list = [Param(_key(k), str(v)[:6000]) for k, v in params.items()]
         metric_list = [Metric(key, float(value), ts, int(step)) for key, value, step, ts in metrics]
-        for chunk in _chunks(param_list, MAX_PARAMS):
-            self.client.log_batch(run_id, params=chunk)
-        for chunk in _chunks(metric_list, MAX_METRICS):
-            self.client.log_batch(run_id, metrics=chunk)
+        while param_list or metric_list:  # as few calls as MLflow's limits allow: each is a transaction
+            chunk, param_list = param_list[:MAX_PARAMS], param_list[MAX_PARAMS:]
+            room = MAX_METRICS - len(chunk)
+            self.client.log_batch(run_id, metrics=metric_list[:room], params=chunk)
+            metric_list = metric_list[room:]
 
     def close(self, summary: Mapping[str, Any]) -> None:
         if self.client is None:
@@ -163,8 +164,3 @@ def _parent_params(header: Mapping[str, Any]) -> dict[str, Any]:
 def _key(name: str) -> str:
     """An MLflow key (letters, digits, ``_ - . / space``): ``name[3]`` becomes ``name.3``."""
     return re.sub(r"[^\w\-./ ]", "_", re.sub(r"\[(\d+)\]", r".\1", name))
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
