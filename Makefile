@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha bench-loggers bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -14,10 +14,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,tracking,optuna]'
 	@touch $@
 
-install: $(STAMP) ## Create .venv and install hpo_cli with its dev tools, the ray/slurm executors and Hydra's launchers (torch pinned by constraints.txt)
+install: $(STAMP) ## Create .venv and install hpo_cli with its dev tools, the ray/slurm executors, Hydra's launchers, the loggers and Optuna's export/plots (torch pinned by constraints.txt)
 
 run: $(STAMP) ## Run `hpo run` on the embedded defaults (sobol on the polynomial task)
 	$(BIN)/hpo run
@@ -45,7 +45,7 @@ wheel-check: $(STAMP) ## Build the wheel, install it into a fresh venv, run a gr
 	  'x1=interval(-5, 10)' 'x2=interval(0, 15)' hydra.sweep.dir=sweep && test $$(wc -l < sweep/trials.jsonl) -eq 4
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,tracking,optuna,bench]'
 	@touch $@
 
 bench: $(STAMP) bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha ## Benchmarks: HOAG vs random, trade-offs, Hyperband vs random, black-box vs Optuna, hypergradients vs higher/torchopt, MLP (benchmarks/results/)
@@ -68,6 +68,9 @@ bench-parallel: $(BENCH_STAMP) ## Trials in parallel: process and Ray executors 
 
 bench-asha: $(STAMP) ## ASHA vs Hyperband vs random search on MNIST at equal wall-clock, 2 workers, 3 seeds (~9 min)
 	$(BIN)/python benchmarks/asha_mnist.py
+
+bench-loggers: $(STAMP) ## What each logger (csv, tensorboard, mlflow) costs per trial, as a ratio to logger=none (~3 min)
+	$(BIN)/python benchmarks/logger_overhead.py
 
 bench-peers: $(BENCH_STAMP) ## hpo's reverse and implicit hypergradients vs higher's and torchopt's, one process (~1 min)
 	$(BIN)/python benchmarks/hypergrad_vs_peers.py

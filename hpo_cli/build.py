@@ -13,7 +13,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hpo_cli.errors import ConfigError
+from hpo_cli.loggers.base import Loggers, build_loggers
 from hpo_cli.options import gradient_space_task, no_gradient_space
 from hpo_cli.settings import Budget, Settings, read_settings, resolve_device
 from hpo_cli.space import SearchSpace, parse_space
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 CONFIG_PACKAGE = "pkg://hpo_cli.conf"
 # Keys a resumed run may change: they extend or shorten the budget, not the experiment.
 BUDGET_KEYS = ("n_trials", "timeout_s")
-NOT_FINGERPRINTED = (*BUDGET_KEYS, "runs_dir")
+NOT_FINGERPRINTED = (*BUDGET_KEYS, "runs_dir", "logger")  # loggers observe a run, they do not change it
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Study:
     metric: str  # what a trial's value is
     criterion: str  # the model-selection criterion in words ("none": the task has none)
     executor: Executor  # where trials run
+    loggers: Loggers = field(default_factory=Loggers)  # observers of each trial (logger=)
 
     @property
     def budget(self) -> Budget:
@@ -75,9 +77,9 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     settings = dataclasses.replace(settings, device=resolve_device(settings.device))
     task = build_task(cfg.task, settings, build_criterion(cfg.get("criterion")))
     space = space_of_params_file(cfg.strategy, build_space(cfg.space, task), task)
-    return assemble_study(
-        settings, task, space, cfg.strategy, lambda: build_executor(cfg.get("executor"), cfg), names or names_of(cfg)
-    )
+    loggers = build_loggers(cfg.get("logger"))
+    executor = lambda: build_executor(cfg.get("executor"), cfg)  # noqa: E731 - built last, after every check
+    return assemble_study(settings, task, space, cfg.strategy, executor, names or names_of(cfg), loggers)
 
 
 def assemble_study(
@@ -87,6 +89,7 @@ def assemble_study(
     strategy_cfg: DictConfig,
     executor: Callable[[], Executor],
     names: RunNames,
+    loggers: Loggers | None = None,
 ) -> Study:
     """The study of built parts: the strategy built and checked against the task, the metric
     and direction the task gives this space, then the ``executor``. Every front door ends here
@@ -95,7 +98,8 @@ def assemble_study(
     strategy.check_task(task)
     metric, direction = task.objective_for(space.names)
     direction = settings.direction or direction
-    return Study(settings, task, space, strategy, direction, names, metric, task.criterion_text(), executor())
+    criterion = task.criterion_text()
+    return Study(settings, task, space, strategy, direction, names, metric, criterion, executor(), loggers or Loggers())
 
 
 def build_executor(executor_cfg: DictConfig | None, cfg: DictConfig) -> Executor:

@@ -60,9 +60,26 @@ def make_parser() -> Parser:
         metavar="KEY=VALUE",
         help="method=M point=center|random eps=E tol=T seed_point=N, and any hpo run override",
     )
+    add_optuna_commands(commands)
     completion = commands.add_parser("completion", help='shell completion: eval "$(hpo completion bash)"')
     completion.add_argument("shell", choices=["bash"], help="the shell to complete for")
     return parser
+
+
+PLOT_KINDS = "importance,parallel,slice,contour,edf"
+
+
+def add_optuna_commands(commands: argparse._SubParsersAction) -> None:
+    """export, plot, dashboard: runs seen through Optuna's storage, plots and dashboard."""
+    export = commands.add_parser("export", help="runs as Optuna studies in an Optuna storage (SQLite, journal file)")
+    export.add_argument("paths", nargs="+", metavar="RUN", help="run directories or folders holding runs")
+    export.add_argument("--storage", required=True, metavar="URL", help="sqlite:///FILE.db, or journal:FILE.log")
+    plot = commands.add_parser("plot", help="Optuna's plots of runs (importance, parallel, slice, contour, EDF)")
+    plot.add_argument("paths", nargs="+", metavar="RUN", help="run directories or folders holding runs")
+    plot.add_argument("--kind", default=PLOT_KINDS, metavar="KINDS", help=f"comma-separated, of {PLOT_KINDS}")
+    dashboard = commands.add_parser("dashboard", help="optuna-dashboard on the runs (127.0.0.1 only; Ctrl-C stops)")
+    dashboard.add_argument("paths", nargs="+", metavar="RUN", help="run directories or folders holding runs")
+    dashboard.add_argument("--port", type=int, default=8080, help="the local port (default 8080)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +115,8 @@ def dispatch(ns: argparse.Namespace) -> int:
 
         mode = "check" if ns.check else "update" if ns.update else None
         return bench(ns.suite, mode, ns.baseline_dir, ns.results_dir)
+    if ns.command in ("export", "plot", "dashboard"):
+        return dispatch_optuna(ns)
     if ns.command == "completion":
         from hpo_cli.commands.completion import completion
 
@@ -105,6 +124,20 @@ def dispatch(ns: argparse.Namespace) -> int:
     from hpo_cli.commands.gradcheck import gradcheck
 
     return gradcheck(ns.overrides)
+
+
+def dispatch_optuna(ns: argparse.Namespace) -> int:
+    if ns.command == "export":
+        from hpo_cli.commands.export import export
+
+        return export(ns.paths, ns.storage)
+    if ns.command == "plot":
+        from hpo_cli.commands.plot import plot
+
+        return plot(ns.paths, ns.kind)
+    from hpo_cli.commands.dashboard import dashboard
+
+    return dashboard(ns.paths, ns.port)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,12 @@ class Progress(Protocol):
     def trial_done(self, record: TrialRecord, best: TrialRecord | None) -> None: ...
 
 
+class TrialObserver(Protocol):
+    """Told each trial once, after it is stored (the loggers: :mod:`hpo_cli.loggers`)."""
+
+    def trial_stored(self, record: TrialRecord) -> None: ...
+
+
 @dataclass
 class LoopOutcome:
     status: str  # "finished" | "failed"
@@ -82,6 +88,7 @@ class StudyLoop:
     seconds_before: float = 0.0
     executor: Executor = field(default_factory=SerialExecutor)
     seed: int = 0
+    observer: TrialObserver | None = None
     records: list[TrialRecord] = field(default_factory=list)
     _last_checkpoint: float = field(default=-math.inf, repr=False)
     _told: int = field(default=0, repr=False)
@@ -290,6 +297,8 @@ class StudyLoop:
                 self.store.write_model(record, model)  # before the record: never a record without its model
         self.store.append_trial(record)
         self.records.append(record)
+        if self.observer is not None:
+            self.observer.trial_stored(record)
         if self.progress is not None:
             self.progress.trial_done(record, self.best())
 

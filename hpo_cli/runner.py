@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from hpo_cli.build import Study, compose_study, config_fingerprint
 from hpo_cli.errors import ConfigError, DiskFullError, RunDirError
 from hpo_cli.interrupts import Interrupted, describe
+from hpo_cli.loggers.base import RunContext
 from hpo_cli.loop import StudyLoop
 from hpo_cli.report.console import print_summary
 from hpo_cli.report.progress import make_progress
@@ -104,13 +105,16 @@ def run_study(
         seconds_before=seconds_before,
         executor=study.executor,
         seed=study.settings.seed,
+        observer=study.loggers,
     )
     refit = study.task.refit if study.settings.refit else None
+    study.loggers.open(RunContext(run_dir, header, previous))
     try:
         hint = resume_hint or f"hpo resume {store.dir}"
         return _drive(loop, store, header, previous, told, seconds_before, hint, refit)
     finally:
         study.executor.close()
+        study.loggers.close()  # after summary.json, best.yaml and the plots: the loggers upload them
 
 
 def _drive(

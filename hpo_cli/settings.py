@@ -42,7 +42,7 @@ class Budget:
 
 KEYS = (
     *("task", "space", "strategy", "seed", "n_trials", "timeout_s", "batch_size", "device", "dtype"),
-    *("direction", "max_failure_rate", "runs_dir", "criterion", "executor", "refit"),
+    *("direction", "max_failure_rate", "runs_dir", "criterion", "executor", "refit", "logger"),
 )
 
 

@@ -181,12 +181,16 @@ class TrialRecord:
     cost: dict[str, int] = field(default_factory=dict)
     gradient: list[float] | None = None  # only for evaluations that returned one
     finished_s: float | None = None  # when its result reached the driver: seconds since the run started
+    # learning curves the trainer reported (hpo_cli.curves): name -> [[step, value], ...]
+    curves: dict[str, list[list[float]]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         row = asdict(self)
         for optional in ("gradient", "finished_s"):
             if row[optional] is None:
                 del row[optional]
+        if not row["curves"]:
+            del row["curves"]
         return json.dumps(row, allow_nan=False, default=json_default)
 
     @classmethod
@@ -204,6 +208,7 @@ class TrialRecord:
             cost=dict(d.get("cost") or {}),
             gradient=d.get("gradient"),
             finished_s=d.get("finished_s"),
+            curves=dict(d.get("curves") or {}),
         )
 
 

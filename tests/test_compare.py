@@ -35,7 +35,10 @@ def test_compare_a_multirun_of_three_strategies_and_three_seeds(hpo: Callable[..
     sobol = [s["best"]["value"] for s in summaries if s["strategy"] == "sobol"]
     assert float(rows["sobol"]["best_median"]) == pytest.approx(statistics.median(sobol))
     assert rows["sobol"]["test_metric"] == "test_mse" and float(rows["sobol"]["evaluations"]) == 8
-    assert "| ridge | holdout | sobol | 3 |" in (sweep / "comparison.md").read_text()
+    table = (sweep / "comparison.md").read_text()
+    assert "| ridge | holdout | sobol | 3 |" in table
+    header, _, *lines = table.splitlines()
+    assert "| test_mse (median) |" in header and all("test_mse" not in line for line in lines)  # named once
     for name in ("best_vs_evaluations_ridge.png", "best_vs_seconds_ridge.png"):
         assert (sweep / "plots" / name).stat().st_size > 10_000
 
@@ -66,3 +69,24 @@ def test_several_run_directories_write_into_their_common_parent(hpo: Callable[..
     runs = sorted(str(p.parent) for p in (tmp_path / "runs").glob("20*/*/summary.json"))
     assert hpo("compare", *runs).returncode == 0
     assert (Path(runs[0]).parent / "comparison.csv").is_file()
+
+
+def test_the_test_metric_gets_a_column_of_its_own_when_rows_differ(tmp_path: Path) -> None:
+    from hpo_cli.commands.compare import write_tables
+
+    rows = [
+        {"task": t, "criterion": "holdout", "strategy": "random", "runs": 1, "test_metric": m, "test_median": v}
+        | {"evaluations": 4, "inner_steps": 0, "wall_seconds": 1.0}
+        for t, m, v in (("ridge", "test_mse", 3088.9), ("digits", "test_accuracy", 0.9))
+    ]
+    write_tables(rows, tmp_path)
+    header, _, ridge, digits = (tmp_path / "comparison.md").read_text().splitlines()
+    assert "| test metric | test (median) |" in header
+    assert "| test_mse | 3088.9 |" in ridge and "| test_accuracy | 0.9 |" in digits
+
+
+def test_trajectory_lines_stay_distinct_for_forty_hyperparameters() -> None:
+    from hpo_cli.report.compare_plots import line_styles
+
+    styles = line_styles(40)
+    assert len(set(styles)) == 40 and len({colour for colour, _ in styles[:20]}) == 20

@@ -91,6 +91,13 @@ def noise_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     return sorted(names, key=lambda c: float(c.removeprefix("test_pnoise_")))
 
 
+def test_header(rows: Sequence[dict[str, Any]]) -> str | None:
+    """The test metric's name when every row reports the same one (the header names it once and
+    cells hold numbers only); None when rows differ (a "test metric" column names each)."""
+    names = {r["test_metric"] for r in rows if r.get("test_metric")}
+    return names.pop() if len(names) == 1 else None
+
+
 def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> None:
     noise = noise_columns(rows)
     columns = [*COLUMNS[: COLUMNS.index("test_median") + 1], *noise, *COLUMNS[COLUMNS.index("test_median") + 1 :]]
@@ -98,8 +105,10 @@ def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows({c: row.get(c) for c in columns} for row in rows)
-    header = ["task", "criterion", "strategy", "runs", "best (median)", "IQR", "mean ± std", "test (median)"]
-    header += [f"test, σ={c.removeprefix('test_pnoise_')}" for c in noise]
+    test = test_header(rows)
+    header = ["task", "criterion", "strategy", "runs", "best (median)", "IQR", "mean ± std"]
+    header += ["test metric", "test (median)"] if test is None else [f"{test} (median)"]
+    header += [f"{test or 'test'}, σ={c.removeprefix('test_pnoise_')}" for c in noise]
     header += ["evaluations", "inner steps", "seconds", "Conv."]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -111,7 +120,8 @@ def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> None:
             format_value(r.get("best_median"), 5),
             f"{format_value(r.get('best_q25'), 5)} – {format_value(r.get('best_q75'), 5)}",
             f"{format_value(r.get('best_mean'), 5)} ± {format_value(r.get('best_std'), 5)}",
-            f"{format_value(r.get('test_median'), 5)} {r['test_metric']}".strip(),
+            *([] if test is not None else [r["test_metric"] or "—"]),
+            format_value(r.get("test_median"), 5),
             *(format_value(r.get(c), 5) for c in noise),
             format_value(r["evaluations"], 5),
             format_value(r["inner_steps"], 5),
@@ -127,11 +137,13 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
     from rich.table import Table
 
     noise = noise_columns(rows)
+    test = test_header(rows)
     table = Table(title="hpo compare")
-    names = ["task", "criterion", "strategy", "runs", "best (median)", "IQR", "test (median)"]
+    names = ["task", "criterion", "strategy", "runs", "best (median)", "IQR"]
+    names += ["test metric", "test (median)"] if test is None else [f"{test} (median)"]
     names += [f"σ={c.removeprefix('test_pnoise_')}" for c in noise] + ["evals", "seconds", "Conv."]
     for name in names:
-        table.add_column(name, justify="left" if name in ("task", "criterion", "strategy") else "right")
+        table.add_column(name, justify="left" if name in ("task", "criterion", "strategy", "test metric") else "right")
     for r in rows:
         table.add_row(
             r["task"],
@@ -140,7 +152,8 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
             str(r["runs"]),
             format_value(r.get("best_median"), 5),
             f"{format_value(r.get('best_q25'), 5)} – {format_value(r.get('best_q75'), 5)}",
-            f"{format_value(r.get('test_median'), 5)} {r['test_metric']}",
+            *([] if test is not None else [r["test_metric"] or "—"]),
+            format_value(r.get("test_median"), 5),
             *(format_value(r.get(c), 5) for c in noise),
             format_value(r["evaluations"], 5),
             format_value(r["wall_seconds"], 5),

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hpo_cli.curves import recording
 from hpo_cli.hypergrad.request import InnerState
 from hpo_cli.store import finite_or_none
 from hpo_cli.trial import Evaluation, Request, SavedModel, Suggestion, TrainedModel, TrialRecord, TrialState
@@ -80,9 +81,11 @@ def evaluate_trial(objective: Objective, job: Job) -> Outcome:
     gradient: list[float] | None = None
     carry: InnerState | None = None
     model: TrainedModel | None = None
+    curves: dict[str, list[list[float]]] = {}
     suggestion = job.suggestion
     try:
-        ev = objective(suggestion.params, suggestion.budget, request_of(suggestion))
+        with recording() as curves:  # the trainers' per-epoch hook (hpo_cli.curves) reports here
+            ev = objective(suggestion.params, suggestion.budget, request_of(suggestion))
         value, state, error = float(ev.value), TrialState.COMPLETE, None
         metrics, cost, gradient, carry = finite_or_none(dict(ev.metrics)), dict(ev.cost), ev.gradient, ev.carry
         model = ev.model
@@ -103,6 +106,7 @@ def evaluate_trial(objective: Objective, job: Job) -> Outcome:
         error=error,
         cost=cost,
         gradient=None if gradient is None else [float(g) for g in gradient],
+        curves=curves,
     )
     if state != TrialState.COMPLETE:
         return Outcome(record)

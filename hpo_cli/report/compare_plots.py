@@ -125,20 +125,35 @@ def plot_trajectories(groups: Mapping[Key, list[Run]], folder: Path) -> list[Pat
         if not any(r.gradient is not None for r in run.records):
             continue
         names, series = _flat_params(run)
-        fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
-        for name, values in zip(names[:20], series[:20], strict=False):
-            ax.plot(range(len(values)), values, lw=1.2, label=name)
+        shown = min(len(names), MAX_TRAJECTORIES)
+        fig, ax = plt.subplots(figsize=(8.5 + 1.2 * ((shown - 1) // 10), 4.5), dpi=110)
+        for (name, values), (colour, style) in zip(zip(names, series, strict=False), line_styles(shown), strict=False):
+            ax.plot(range(len(values)), values, lw=1.2, color=colour, linestyle=style, label=name)
         ax.set_xlabel("hyper-iteration")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_ylabel("hyperparameter value")
-        ax.set_title(f"{strategy} on {task}: hyperparameter trajectories" + (" (first 20)" if len(names) > 20 else ""))
+        more = f" (first {shown})" if len(names) > shown else ""
+        ax.set_title(f"{strategy} on {task}: hyperparameter trajectories{more}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2 if len(names) > 10 else 1)
+        ax.legend(fontsize=6, ncol=1 + (shown - 1) // 10, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         path = folder / f"trajectories_{task}_{strategy}.png"
         fig.savefig(path)
         plt.close(fig)
         written.append(path)
     return written
+
+
+MAX_TRAJECTORIES = 40
+
+
+def line_styles(n: int) -> list[tuple[tuple[float, ...], str]]:
+    """(colour, line style) of ``n`` lines, all different: tab20's 20 colours, then the same
+    colours dashed, dotted, dash-dotted."""
+    import matplotlib
+
+    colours = [matplotlib.colormaps["tab20"](i) for i in range(20)]
+    return [(colours[i % 20], ("-", "--", ":", "-.")[(i // 20) % 4]) for i in range(n)]
 
 
 def _flat_params(run: Run) -> tuple[list[str], list[list[float]]]:

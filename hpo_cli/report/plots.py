@@ -41,6 +41,7 @@ def plot_history(records: Sequence[TrialRecord], direction: str, path: Path, tit
     for i, t in enumerate(failed):
         ax.axvline(t, color="tab:red", alpha=0.25, lw=1, label="failed trial" if i == 0 else None)
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylabel(f"{metric} ({direction})")
     ax.set_title(title)
     ax.grid(alpha=0.3)

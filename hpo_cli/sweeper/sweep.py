@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hpo_cli.build import RunNames, Study, assemble_study, build_space, compose_group, config_fingerprint
 from hpo_cli.errors import ConfigError, ResumeError, RunDirError
+from hpo_cli.loggers.base import loggers_named
 from hpo_cli.runner import run_study
 from hpo_cli.settings import settings_of
 from hpo_cli.space import SearchSpace
@@ -70,7 +71,7 @@ def run_sweep(
     assert isinstance(executor, LauncherExecutor)
     fingerprinted = OmegaConf.create(
         {
-            "sweeper": {k: v for k, v in options.items() if k not in ("resume", "n_trials", "timeout_s")},
+            "sweeper": {k: v for k, v in options.items() if k not in ("resume", "n_trials", "timeout_s", "logger")},
             "fixed": list(fixed),
             "space": [repr(p) for p in study.space.params],
             "n_trials": study.settings.n_trials,
@@ -116,7 +117,8 @@ def sweep_study(
         launch, fixed, metric, options.get("seed_key"), options.get("budget_key"), settings.batch_size, launcher_name
     )
     names = RunNames(name, app_name, "hydra.sweeper")
-    return assemble_study(settings, task, space, strategy_cfg, lambda: executor, names), fixed
+    loggers = loggers_named(options.get("logger"))
+    return assemble_study(settings, task, space, strategy_cfg, lambda: executor, names, loggers), fixed
 
 
 def sweep_space(options: Mapping[str, Any], arguments: Sequence[str]) -> tuple[SearchSpace, list[str]]:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hpo_cli import curves
 from hpo_cli.tasks.bilevel_models import Split
 from hpo_cli.tasks.mlp_model import mlp_logits
 
@@ -65,13 +66,14 @@ def train_epochs(state: Checkpoint, sizes: Sequence[int], hp: Mapping[str, Any],
     steps = 0
     while state.epochs < epochs:
         order = torch.randperm(len(train.y), generator=state.generator).to(train.X.device)
-        worst = torch.zeros((), device=train.X.device)
-        for rows in order.split(int(hp["batch_size"])):
-            worst = torch.maximum(
-                worst, train_step(state, sizes, hp, train.X[rows], train.y[rows]).nan_to_num(math.inf)
-            )
+        worst = total = torch.zeros((), device=train.X.device)
+        batches = order.split(int(hp["batch_size"]))
+        for rows in batches:
+            loss = train_step(state, sizes, hp, train.X[rows], train.y[rows])
+            worst, total = torch.maximum(worst, loss.nan_to_num(math.inf)), total + loss
             steps += 1
         if not math.isfinite(float(worst)):  # one host sync per epoch, not per step
             raise FloatingPointError(f"the training loss became not finite during epoch {state.epochs + 1}")
         state.epochs += 1
+        curves.report(state.epochs, train_loss=total / len(batches))  # the loggers' learning curve
     return steps

@@ -43,6 +43,7 @@ class HpoSweeperConf:
     max_failure_rate: float = 0.5
     timeout_s: Optional[float] = None
     resume: bool = False  # continue the sweep in hydra.sweep.dir
+    logger: List[str] = field(default_factory=list)  # hpo_cli's loggers, e.g. [tensorboard, mlflow] (conf/logger/)
 
 
 class HpoSweeper(Sweeper):
