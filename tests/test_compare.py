@@ -35,10 +35,14 @@ def test_compare_a_multirun_of_three_strategies_and_three_seeds(hpo: Callable[..
     sobol = [s["best"]["value"] for s in summaries if s["strategy"] == "sobol"]
     assert float(rows["sobol"]["best_median"]) == pytest.approx(statistics.median(sobol))
     assert rows["sobol"]["test_metric"] == "test_mse" and float(rows["sobol"]["evaluations"]) == 8
+    refits = [s["refit"]["test_mse"] for s in summaries if s["strategy"] == "sobol"]  # the refit yardstick
+    assert float(rows["sobol"]["refit_test_median"]) == pytest.approx(statistics.median(refits))
+    assert float(rows["sobol"]["refit_val_median"]) == pytest.approx(statistics.median(sobol))  # scikit-learn: itself
     table = (sweep / "comparison.md").read_text()
     assert "| ridge | holdout | sobol | 3 |" in table
     header, _, *lines = table.splitlines()
-    assert "| test_mse (median) |" in header and all("test_mse" not in line for line in lines)  # named once
+    assert "| test_mse (median) | refit val (median) | refit test (median) |" in header
+    assert all("test_mse" not in line for line in lines)  # named once
     for name in ("best_vs_evaluations_ridge.png", "best_vs_seconds_ridge.png"):
         assert (sweep / "plots" / name).stat().st_size > 10_000
 

@@ -72,6 +72,7 @@ def aggregate(key: Key, runs: Sequence[Run]) -> dict[str, Any]:
         prefix = test_name + PNOISE
         for name in sorted({k for r in done for k in r.summary["best"]["metrics"] if k.startswith(prefix)}):
             row["test_pnoise_" + name.removeprefix(prefix)] = _median_metric(done, name)
+    row.update(_refit_medians(done, test_name))
     row["evaluations"] = float(np.median([r.summary.get("cost", {}).get("evaluations", len(r.records)) for r in runs]))
     row["inner_steps"] = float(np.median([r.summary.get("cost", {}).get("inner_steps", 0) for r in runs]))
     row["wall_seconds"] = float(np.median([r.summary.get("wall_seconds", 0.0) for r in runs]))
@@ -83,6 +84,28 @@ def _median_metric(runs: Sequence[Run], name: str) -> float | None:
     """The median over runs of their best trial's metric ``name`` (None where none has it)."""
     values = [v for r in runs if (v := r.summary["best"]["metrics"].get(name)) is not None]
     return float(np.median(values)) if values else None
+
+
+REFIT = {"refit_val_median": "refit val (median)", "refit_test_median": "refit test (median)"}
+
+
+def _refit_medians(runs: Sequence[Run], test_name: str | None) -> dict[str, float]:
+    """The medians over runs of their refit's validation and test scores (summary.json ``refit``:
+    the best parameters trained again by the task's standard training, one yardstick)."""
+    if not test_name:
+        return {}
+    names = {"refit_test_median": test_name, "refit_val_median": "val_" + test_name.removeprefix("test_")}
+    out = {}
+    for column, name in names.items():
+        values = [v for r in runs if (v := (r.summary.get("refit") or {}).get(name)) is not None]
+        if values:
+            out[column] = float(np.median(values))
+    return out
+
+
+def refit_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The refit columns some row has."""
+    return [c for c in REFIT if any(r.get(c) is not None for r in rows)]
 
 
 def noise_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -99,8 +122,9 @@ def test_header(rows: Sequence[dict[str, Any]]) -> str | None:
 
 
 def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> None:
-    noise = noise_columns(rows)
-    columns = [*COLUMNS[: COLUMNS.index("test_median") + 1], *noise, *COLUMNS[COLUMNS.index("test_median") + 1 :]]
+    noise, refit = noise_columns(rows), refit_columns(rows)
+    at = COLUMNS.index("test_median") + 1
+    columns = [*COLUMNS[:at], *refit, *noise, *COLUMNS[at:]]
     with (out / "comparison.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
@@ -108,6 +132,7 @@ def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> None:
     test = test_header(rows)
     header = ["task", "criterion", "strategy", "runs", "best (median)", "IQR", "mean ± std"]
     header += ["test metric", "test (median)"] if test is None else [f"{test} (median)"]
+    header += [REFIT[c] for c in refit]
     header += [f"{test or 'test'}, σ={c.removeprefix('test_pnoise_')}" for c in noise]
     header += ["evaluations", "inner steps", "seconds", "Conv."]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -122,6 +147,7 @@ def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> None:
             f"{format_value(r.get('best_mean'), 5)} ± {format_value(r.get('best_std'), 5)}",
             *([] if test is not None else [r["test_metric"] or "—"]),
             format_value(r.get("test_median"), 5),
+            *(format_value(r.get(c), 5) for c in refit),
             *(format_value(r.get(c), 5) for c in noise),
             format_value(r["evaluations"], 5),
             format_value(r["inner_steps"], 5),
@@ -136,11 +162,12 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    noise = noise_columns(rows)
+    noise, refit = noise_columns(rows), refit_columns(rows)
     test = test_header(rows)
     table = Table(title="hpo compare")
     names = ["task", "criterion", "strategy", "runs", "best (median)", "IQR"]
     names += ["test metric", "test (median)"] if test is None else [f"{test} (median)"]
+    names += [REFIT[c] for c in refit]
     names += [f"σ={c.removeprefix('test_pnoise_')}" for c in noise] + ["evals", "seconds", "Conv."]
     for name in names:
         table.add_column(name, justify="left" if name in ("task", "criterion", "strategy", "test metric") else "right")
@@ -154,6 +181,7 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
             f"{format_value(r.get('best_q25'), 5)} – {format_value(r.get('best_q75'), 5)}",
             *([] if test is not None else [r["test_metric"] or "—"]),
             format_value(r.get("test_median"), 5),
+            *(format_value(r.get(c), 5) for c in refit),
             *(format_value(r.get(c), 5) for c in noise),
             format_value(r["evaluations"], 5),
             format_value(r["wall_seconds"], 5),
