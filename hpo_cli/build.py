@@ -301,13 +301,22 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
     search = [f"hydra.searchpath=[file://{extra}]"] if extra else []
     try:
         with initialize_config_module("hpo_cli.conf", version_base="1.3"):
-            return compose("config", overrides=[*search, *overrides])
+            return compose("config", overrides=[*search, *method_option_overrides(overrides)])
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = missing_gradient_space(str(exc))
         if hint is not None:
             raise ConfigError("task", hint[0], hint[1]) from None
         raise ConfigError("overrides", list(overrides), first) from None
+
+
+METHOD_OPTION = re.compile(r"^strategy\.options\.\w+=")
+
+
+def method_option_overrides(overrides: Sequence[str]) -> list[str]:
+    """``strategy.options.K=V`` as ``++strategy.options.K=V``: a hypergradient method's options are
+    checked by the registry (which names an option of another method), not by Hydra's schema."""
+    return [f"++{o}" if METHOD_OPTION.match(o) else o for o in overrides]
 
 
 GRADIENT_SPACE = re.compile(r"Could not find 'space/(?P<task>[\w.-]+)_gradient'")

@@ -118,7 +118,7 @@ def test_implicit_matches_reverse_run_to_convergence_where_the_prior_makes_it_st
     params = {"log_precision": [7.0, 6.5, 7.0, 6.5]}
     problem, h = problem_of(task, params)
     unrolled = compute("reverse", problem, h)
-    at_optimum = compute("implicit", problem, h, inner_tol=1e-12, cg_rtol=1e-12)
+    at_optimum = compute("implicit", problem, h, tol=1e-12, curvature="hessian")
     assert relative_error(at_optimum.extras["theta"], unrolled.extras["theta"]) <= 1e-6
     assert at_optimum.extras["cg_damping"] == 0.0
     assert relative_error(at_optimum.grad, unrolled.grad) <= 1e-5

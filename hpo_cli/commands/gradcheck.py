@@ -52,7 +52,9 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
     if method not in names(checkable=True):
         raise ConfigError("method", method, f"must be one of {', '.join(names(checkable=True))}")
     request = (
-        HypergradRequest(method, tol=1e-13, warm_start=False) if method == "implicit" else HypergradRequest(method)
+        HypergradRequest(method, tol=1e-13, warm_start=False, curvature="hessian")
+        if method == "implicit"
+        else HypergradRequest(method)
     )
     study = compose_study(overrides)
     task, space, settings = study.task, study.space, study.settings

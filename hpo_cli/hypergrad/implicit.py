@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 from torch.func import grad
 
+from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.problem import (
     BilevelProblem,
     Cost,
@@ -119,14 +120,34 @@ def hvp_operator(problem: BilevelProblem, theta: Tensor, h: Tensor) -> Callable[
     return matvec
 
 
-def damped_solve(problem: BilevelProblem, theta: Tensor, h: Tensor, b: Tensor, **cg: Any) -> tuple[CGResult, float]:
-    """CG on (H + λI) x = b with λ = 0 first, raised on negative curvature; (result, λ). The
+def curvature_operator(
+    problem: BilevelProblem, theta: Tensor, h: Tensor, curvature: str = "hessian"
+) -> tuple[Callable[[Tensor], Tensor], str]:
+    """(v ↦ A v, the curvature used) for the implicit linear system: ``hessian``, the exact
+    ∇²θθL; ``ggn``, the problem's generalized Gauss-Newton matrix (positive definite: no
+    damping, but it drops the term of the model's own curvature); ``auto``, ggn where offered."""
+    if curvature in ("ggn", "auto"):
+        gauss_newton = problem.gauss_newton_operator(theta, h)
+        if gauss_newton is not None:
+            return gauss_newton, "ggn"
+        if curvature == "ggn":
+            raise ConfigError(
+                "strategy.curvature",
+                curvature,
+                "this problem offers no Gauss-Newton products (its inner loss is not a likelihood of model "
+                "outputs plus a prior, e.g. criterion=elbo or a user's bilevel problem): use hessian",
+            )
+    return hvp_operator(problem, theta, h), "hessian"
+
+
+def damped_solve(matrix: Callable[[Tensor], Tensor], b: Tensor, **cg: Any) -> tuple[CGResult, float]:
+    """CG on (A + λI) x = b with λ = 0 first, raised on negative curvature; (result, λ). The
     result's ``iterations`` count the products of the abandoned attempts too."""
-    damping, hessian, spent = 0.0, hvp_operator(problem, theta, h), 0
+    damping, spent = 0.0, 0
     for _ in range(MAX_DAMPING_TRIES + 1):
 
         def matvec(w: Tensor, lam: float = damping) -> Tensor:
-            return hessian(w) + lam * w if lam else hessian(w)
+            return matrix(w) + lam * w if lam else matrix(w)
 
         try:
             solved = conjugate_gradient(matvec, b, **cg)
@@ -243,13 +264,16 @@ def implicit(
     cg_rtol: float = 1e-10,
     q0: Tensor | None = None,
     inner_steps: int = 0,
+    curvature: str = "hessian",
 ) -> Hypergradient:
-    """The implicit hypergradient at a (near-)optimal θ*; extras carry ``q`` for a warm start
-    and the CG iteration count and residual."""
+    """The implicit hypergradient at a (near-)optimal θ*, the linear system on ``curvature``
+    (see :func:`curvature_operator`); extras carry ``q`` for a warm start, the CG iteration
+    count and residual, the damping used and ``ggn`` (1.0 when the system used the GGN)."""
     started = time.perf_counter()
     value, d_theta, d_h = outer_gradients(problem, theta_star, h)
+    matrix, used = curvature_operator(problem, theta_star, h, curvature)
     cg = {"x0": q0, "rtol": cg_rtol, "max_iter": max(problem.solve_iterations, 10)}
-    solved, damping = damped_solve(problem, theta_star, h, d_theta, **cg)
+    solved, damping = damped_solve(matrix, d_theta, **cg)
     _, back = pullback(lambda hh: grad(problem.full_inner_loss)(theta_star, hh), h)
     (mixed,) = back(solved.x)
     cost = Cost(
@@ -263,5 +287,6 @@ def implicit(
         "cg_iterations": solved.iterations,
         "cg_residual": solved.residual,
         "cg_damping": damping,
+        "ggn": float(used == "ggn"),
     }
     return Hypergradient(float(value), (d_h - mixed).detach(), cost, extras)

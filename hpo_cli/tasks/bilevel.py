@@ -19,8 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hpo_cli.hypergrad import compute
-from hpo_cli.hypergrad.carried import implicit_step, online_step
+from hpo_cli.hypergrad import answer
 from hpo_cli.hypergrad.problem import BilevelProblem, Hypergradient, HyperLayout
 from hpo_cli.hypergrad.registry import check_support
 from hpo_cli.hypergrad.request import HypergradRequest, InnerState
@@ -86,17 +85,5 @@ class BilevelTask(Task):
         self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, request: HypergradRequest
     ) -> tuple[Hypergradient, InnerState | None]:
         """The hypergradient ``request`` asks for, and the state to carry to the next call."""
-        spec = request.spec
-        check_support(spec, layout.names, problem.optimizer.convention)
-        if spec.online:
-            return online_step(problem, h, request)
-        if spec.warm:
-            return implicit_step(problem, h, request)
-        options = {
-            "truncate": request.truncate,
-            "tape": request.tape,
-            "memory_mb": request.memory_mb,
-            "skip": request.skip,
-            "stride": request.stride,
-        }
-        return compute(request.method, problem, h, fraction_bits=request.fraction_bits, **options), None
+        check_support(request.spec, layout.names, problem.optimizer.convention)
+        return answer(problem, h, request)
