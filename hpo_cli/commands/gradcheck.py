@@ -9,6 +9,7 @@ the per-component relative error and one PASS/FAIL line (exit code 0/1).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 
@@ -26,6 +27,7 @@ from hpo_cli.space import FloatParam, SearchSpace
 from hpo_cli.tasks.bilevel import BilevelTask
 
 OPTIONS = {"method": "reverse", "point": "center", "eps": None, "tol": None, "seed_point": "0"}
+CONVERGED_ITERATIONS = 20_000  # L-BFGS iterations an implicit check's inner solves may take
 EPS, EPS_AT_KINKS = 1e-5, 1e-7  # a criterion with kinks (relu) needs steps too short to cross one
 
 
@@ -68,10 +70,13 @@ def _check(options: dict[str, str | None], overrides: list[str]) -> int:
     task.check_hypergradient(request, space.names)
     layout = task.layout_of(params)
     problem, h = task.problem(layout), task.hyper_vector(layout, params)
+    if method == "implicit":  # converged inner solves, whatever the task allows a HOAG iteration
+        problem = dataclasses.replace(problem, solve_iterations=max(problem.solve_iterations, CONVERGED_ITERATIONS))
     result, _ = task.hypergradient(problem, layout, h, request)
     kinks = task.kinks()
     eps = _positive(options, "eps", float) or (EPS if kinks is None else EPS_AT_KINKS)
-    reference = finite_difference(_criterion(problem, method), h, eps=eps)
+    theta = result.extras.get("theta")
+    reference = finite_difference(_criterion(problem, method, theta), h, eps=eps)
     tolerance = _positive(options, "tol", float) or (1e-4 if {"log_lr", "momentum"} & set(layout.names) else 1e-6)
     _print_table(layout.names, [s for _, s in layout.shapes], result.grad, reference)
     error = relative_error(result.grad, reference)
@@ -113,13 +118,16 @@ def _point(space: SearchSpace, point: str, seed: int) -> dict[str, object]:
     return space.decode(u)
 
 
-def _criterion(problem: BilevelProblem, method: str) -> Callable[[torch.Tensor], float]:
-    """Q(h) as the method differentiates it: after unrolled training, or at the optimum."""
+def _criterion(problem: BilevelProblem, method: str, theta: object) -> Callable[[torch.Tensor], float]:
+    """Q(h) as the method differentiates it: after unrolled training, or at the optimum (solved
+    to ‖∇θL‖∞ ≤ 1e-13 from the method's own θ*(h), so that a non-convex model stays in the same
+    basin)."""
     if method != "implicit":
         return lambda h: float(problem.objective(h))
+    start = theta if isinstance(theta, torch.Tensor) else problem.theta0
 
     def at_optimum(h: torch.Tensor) -> float:
-        solution = solve_inner(problem, h, problem.theta0, tol=1e-13)
+        solution = solve_inner(problem, h, start, tol=1e-13)
         return float(problem.outer(solution.theta, h))
 
     return at_optimum

@@ -169,7 +169,7 @@ METHODS = MappingProxyType(
                 (
                     Option("tol", 1e-10, _positive("number"), "inner and CG tolerance (relative)"),
                     Option("warm_start", True, flag, "start from the previous θ and q"),
-                    Option("curvature", "auto", _choice(CURVATURES), "hessian | ggn | auto (ggn where offered)"),
+                    Option("curvature", "auto", _choice(CURVATURES), "hessian | ggn | auto (GGN if not PD)"),
                 ),
                 warm=True,
                 kinds=AT_THE_OPTIMUM,

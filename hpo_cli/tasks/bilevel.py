@@ -79,6 +79,8 @@ class BilevelTask(Task):
             **{k: v for k, v in result.extras.items() if isinstance(v, int | float) and not isinstance(v, bool)},
         }
         cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp, "held_bytes": result.cost.peak_bytes}
+        if "cg_damping" in result.extras:  # summed over trials into summary.json's cost: never silent
+            cost["damped_hypergradients"] = int(float(result.extras["cg_damping"]) > 0)  # type: ignore[arg-type]
         return Evaluation(result.value, metrics, cost, [float(g) for g in result.grad.cpu()], carry)
 
     def hypergradient(
