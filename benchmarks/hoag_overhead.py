@@ -4,7 +4,10 @@ Three numbers, measured in one process: a HOAG hyper-iteration through the whole
 solve, implicit hypergradient, outer step, trial row and checkpoint on disk) as the marginal cost
 of 100 more hyper-iterations; the implicit hypergradient alone at the inner optimum
 (``hpo_cli.hypergrad.implicit``); and the same hypergradient in closed form with numpy (θ* and
-(βΦᵀΦ + Λ)⁻¹∇θQ by dense solves), the floor a 12-parameter model allows. Writes
+(βΦᵀΦ + Λ)⁻¹∇θQ by dense solves), the floor a 12-parameter model allows. On the MLP
+(``task=digits``: a 64-16-10 tanh MLP in float64 and the default 64-256-10 relu one), the ratio
+of one HOAG hypergradient (CG warm-started from the previous q) to its warm-started inner solve,
+with the Hessian and with the Gauss-Newton matrix (:mod:`hoag_curvature`). Writes
 benchmarks/results/hoag_overhead.{md,json}.
 
     python benchmarks/hoag_overhead.py
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hoag_curvature import DEFAULT, SMALL, load, overhead
 
 from hpo_cli.build import compose_study
 from hpo_cli.hypergrad.check import relative_error
@@ -78,6 +82,10 @@ def main() -> int:
         "closed_form_s": fastest(lambda: closed_form(task, h_np)),
         "relative_error_vs_closed_form": relative_error(torch.as_tensor(ours), torch.as_tensor(exact)),
     }
+    for name, overrides in (("mlp_tanh16", SMALL), ("mlp_relu256", DEFAULT)):
+        for curvature, measured in overhead(*load(overrides), tol=1e-4, steps=6).items():
+            assert isinstance(measured, dict)
+            row[f"{name}_{curvature}_hypergradient_over_inner_solve"] = measured["median_ratio"]
     lines = ["| quantity | value |", "|---|---|"] + [f"| {k} | {v:.3g} |" for k, v in row.items()]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "hoag_overhead.md").write_text("\n".join(lines) + "\n")

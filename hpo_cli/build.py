@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -342,12 +343,21 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
     search = [f"hydra.searchpath=[file://{extra}]"] if extra else []
     try:
         with initialize_config_module("hpo_cli.conf", version_base="1.3"):
-            return compose("config", overrides=[*search, *overrides])
+            return compose("config", overrides=[*search, *method_option_overrides(overrides)])
     except (HydraException, OmegaConfBaseException) as exc:
         missing = missing_gradient_space(exc)
         if missing is not None:
             raise missing from None
         raise ConfigError("overrides", list(overrides), _first_line(exc)) from None
+
+
+METHOD_OPTION = re.compile(r"^strategy\.options\.\w+=")
+
+
+def method_option_overrides(overrides: Sequence[str]) -> list[str]:
+    """``strategy.options.K=V`` as ``++strategy.options.K=V``: a hypergradient method's options are
+    checked by the registry (which names an option of another method), not by Hydra's schema."""
+    return [f"++{o}" if METHOD_OPTION.match(o) else o for o in overrides]
 
 
 def missing_gradient_space(exc: BaseException) -> ConfigError | None:

@@ -26,7 +26,7 @@ def test_cuda_hypergradients_match_cpu(method: str) -> None:
         task = SoftmaxTask(seed=0, inner_steps=20, device=device)
         layout = task.layout_of(params)
         problem, h = task.problem(layout), task.hyper_vector(layout, params)
-        extra = {"inner_tol": 1e-10} if method == "implicit" else {}
+        extra = {"tol": 1e-10} if method == "implicit" else {}
         grads.append(compute(method, problem, h, **extra).grad.cpu())
     assert relative_error(grads[1], grads[0]) <= 1e-8
 
@@ -59,7 +59,7 @@ def test_cuda_mlp_hypergradients_match_cpu_in_float64(method: str) -> None:
         layout = task.layout_of(params)
         problem, h = task.problem(layout), task.hyper_vector(layout, params)
         assert problem.theta0.device.type == device and problem.tensors.index.device.type == device
-        extra = {"inner_tol": 1e-10} if method == "implicit" else {}
+        extra = {"tol": 1e-10} if method == "implicit" else {}
         grads.append(compute(method, problem, h, **extra).grad.cpu())
     assert relative_error(grads[1], grads[0]) <= tolerance
 

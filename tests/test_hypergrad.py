@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad import compute
 from hpo_cli.hypergrad.check import finite_difference, relative_error
 from hpo_cli.hypergrad.implicit import conjugate_gradient, solve_inner
 from hpo_cli.hypergrad.problem import BilevelProblem, InnerOptimizer
+from hpo_cli.hypergrad.registry import AT_THE_OPTIMUM, method, names
 from hpo_cli.hypergrad.unrolled import one_step
 from hpo_cli.tasks.bilevel_models import (
     LinearRegressionModel,
@@ -61,22 +63,48 @@ def fd_of_unrolled(problem: BilevelProblem, h: torch.Tensor) -> torch.Tensor:
     return finite_difference(lambda x: float(problem.objective(x)), h)
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-@pytest.mark.parametrize(
-    ("method", "convention"),
-    [
-        ("reverse", "torch"),
-        ("reverse", "maclaurin"),
-        ("forward", "torch"),
-        ("forward", "maclaurin"),
-        ("rmad_exact", "maclaurin"),
-    ],
-)
-def test_iterative_methods_match_finite_differences(method: str, convention: str, kind: str) -> None:
-    problem, h = regression_problem(kind, convention)
-    result = compute(method, problem, h)
-    assert result.value == pytest.approx(float(problem.objective(h)), rel=1e-10)
-    assert relative_error(result.grad, fd_of_unrolled(problem, h)) <= TOLERANCE.get(kind, 1e-6)
+def checkable_cases() -> list[tuple[str, str, str]]:
+    """(method, convention, kind) for every method gradcheck may check, in every convention and
+    hyperparameter kind it supports (the registry says which)."""
+    return [
+        (name, convention, kind)
+        for name in names(checkable=True)
+        for convention in method(name).conventions
+        for kind, (hp_names, _) in KINDS.items()
+        if all(n in method(name).kinds for n, _ in hp_names)
+    ]
+
+
+def fd_reference(problem: BilevelProblem, h: torch.Tensor, at_optimum: bool) -> torch.Tensor:
+    """Central differences of Q as the method differentiates it: after the unrolled training, or
+    at the inner optimum (solved to round-off)."""
+    if not at_optimum:
+        return fd_of_unrolled(problem, h)
+    return finite_difference(lambda x: float(problem.outer(solve_inner(problem, x, problem.theta0, 1e-13).theta, x)), h)
+
+
+@pytest.mark.parametrize(("method_name", "convention", "kind"), checkable_cases())
+def test_every_checkable_method_matches_finite_differences(method_name: str, convention: str, kind: str) -> None:
+    spec = method(method_name)
+    steps = 25 if spec.exact else 1  # an approximation (drmad) is exact on a single step only
+    problem, h = regression_problem(kind, convention, steps=steps)
+    result = compute(method_name, problem, h, **({"tol": 1e-13} if spec.warm else {}))
+    at_optimum = spec.kinds == AT_THE_OPTIMUM
+    if not at_optimum:
+        assert result.value == pytest.approx(float(problem.objective(h)), rel=1e-10)
+    reference = fd_reference(problem, h, at_optimum)
+    assert relative_error(result.grad, reference) <= TOLERANCE.get(kind, 1e-6)
+
+
+def test_the_checked_cases_cover_every_checkable_method() -> None:
+    assert {case[0] for case in checkable_cases()} == set(names(checkable=True)) >= {"reverse", "implicit", "drmad"}
+
+
+def test_options_of_another_method_are_refused_naming_key_and_value() -> None:
+    problem, h = regression_problem("shared_precision")
+    with pytest.raises(ConfigError, match=r"^reverse.steps=50: not an option of method reverse \(its options: trunc"):
+        compute("reverse", problem, h, steps=50)
+    assert compute("reverse", problem, h).extras["graph_tape"] == 1.0  # the default tape: auto, as strategies'
 
 
 @pytest.mark.parametrize("kind", ["shared_precision", "per_param_precision", "momentum"])
@@ -102,8 +130,8 @@ def test_softmax_hypergradients_match_finite_differences() -> None:
     )
     h = torch.cat([torch.linspace(-1, 1, model.n_params, dtype=F64), torch.linspace(0.1, 1, 20, dtype=F64)])
     reference = fd_of_unrolled(problem, h)
-    for method in ("reverse", "forward", "rmad_exact"):
-        assert relative_error(compute(method, problem, h).grad, reference) <= 1e-6, method
+    for name in ("reverse", "forward", "rmad_exact"):
+        assert relative_error(compute(name, problem, h).grad, reference) <= 1e-6, name
 
 
 def test_rmad_exact_restores_theta0_bit_for_bit_and_buffers_log2_one_over_mu_bits() -> None:
@@ -155,7 +183,7 @@ def test_implicit_matches_the_closed_form_ridge_hypergradient(per_feature: bool)
     closed = -(lam * theta_star * torch.linalg.solve(A, theta.grad))
     if not per_feature:
         closed = closed.sum().reshape(1)
-    result = compute("implicit", problem, h, inner_tol=1e-13, cg_rtol=1e-13)
+    result = compute("implicit", problem, h, tol=1e-13)
     assert relative_error(result.extras["theta"], theta_star) <= 1e-10
     assert relative_error(result.grad, closed) <= 1e-8
 
@@ -163,7 +191,7 @@ def test_implicit_matches_the_closed_form_ridge_hypergradient(per_feature: bool)
 @pytest.mark.parametrize("kind", ["shared_precision", "per_param_precision", "example_weights"])
 def test_implicit_at_tight_tolerance_matches_finite_differences(kind: str) -> None:
     problem, h = regression_problem(kind)
-    result = compute("implicit", problem, h, inner_tol=1e-13, cg_rtol=1e-13)
+    result = compute("implicit", problem, h, tol=1e-13)
 
     def q_at_optimum(x: torch.Tensor) -> float:
         solution = solve_inner(problem, x, result.extras["theta"], tol=1e-13)
@@ -204,9 +232,9 @@ def test_drmad_is_exact_on_a_single_step_and_an_approximation_after() -> None:
 
 def test_truncated_reverse_keeps_only_the_last_steps() -> None:
     problem, h = regression_problem("shared_precision", steps=30)
-    full = compute("reverse", problem, h)
-    assert torch.equal(compute("reverse", problem, h, truncate=30).grad, full.grad)
-    short = compute("reverse", problem, h, truncate=5)
+    full = compute("reverse", problem, h, tape="recompute")  # its memory: θ_t, v_t of the steps it reverses
+    assert torch.equal(compute("reverse", problem, h, truncate=30, tape="recompute").grad, full.grad)
+    short = compute("reverse", problem, h, truncate=5, tape="recompute")
     assert short.cost.peak_bytes == full.cost.peak_bytes * 5 // 30
     assert not torch.allclose(short.grad, full.grad)
 
@@ -230,5 +258,7 @@ def test_forward_memory_is_flat_in_steps_and_reverse_memory_grows() -> None:
     short, h = regression_problem("shared_precision", steps=10)
     long, _ = regression_problem("shared_precision", steps=40)
     assert compute("forward", short, h).cost.peak_bytes == compute("forward", long, h).cost.peak_bytes
-    assert compute("reverse", long, h).cost.peak_bytes == 4 * compute("reverse", short, h).cost.peak_bytes
+    tape = {"tape": "recompute"}
+    reverse_bytes = [compute("reverse", p, h, **tape).cost.peak_bytes for p in (short, long)]
+    assert reverse_bytes[1] == 4 * reverse_bytes[0]
     assert compute("drmad", short, h).cost.peak_bytes == compute("drmad", long, h).cost.peak_bytes

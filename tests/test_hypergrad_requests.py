@@ -59,10 +59,27 @@ def test_requests_round_trip_and_refuse_unknown_or_bad_options() -> None:
     request = HypergradRequest("greedy", steps=5, state=state)
     assert HypergradRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
     assert request.stateful and not HypergradRequest("reverse").stateful
-    with pytest.raises(ConfigError, match=r"strategy.options.trunc=3: not an option"):
+    with pytest.raises(ConfigError, match=r"strategy.options.trunc=3: not an option of method reverse \(its options"):
         HypergradRequest.of("reverse", {"trunc": 3})
+    with pytest.raises(ConfigError, match=r"strategy.options.steps=50: not an option of method reverse"):
+        HypergradRequest.of("reverse", {"steps": 50})  # greedy's: refused, not ignored
     with pytest.raises(ConfigError, match=r"strategy.options.skip=1.5: must be a fraction in \[0, 1\)"):
         HypergradRequest("drmad", skip=1.5)
+
+
+def test_a_request_holds_its_method_s_options_at_the_registry_s_defaults() -> None:
+    request = HypergradRequest.of("reverse", {"truncate": 5})
+    assert dict(request.options) == {"truncate": 5, "tape": "auto", "memory_mb": 1024.0}
+    assert dict(HypergradRequest("implicit").options) == method("implicit").defaults
+    assert all(len({o.name for o in spec.options}) == len(spec.options) for spec in METHODS.values())
+
+
+def test_requests_of_earlier_checkpoints_read_back() -> None:
+    """Before the registry held the options, a request was one flat field per option of every
+    method: such a checkpoint still resumes, with this method's options only."""
+    flat = {"method": "greedy", "truncate": None, "tape": "auto", "memory_mb": 1024.0, "skip": 0.0, "stride": 1}
+    flat |= {"fraction_bits": 44, "tol": 1e-10, "warm_start": True, "steps": 7, "state": None}
+    assert HypergradRequest.from_dict(flat) == HypergradRequest("greedy", steps=7)
 
 
 def test_the_task_keeps_no_state_between_evaluations() -> None:

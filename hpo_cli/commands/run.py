@@ -10,7 +10,13 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from hpo_cli.build import CONFIG_PACKAGE, missing_gradient_space, register_resolvers, user_config_dir
+from hpo_cli.build import (
+    CONFIG_PACKAGE,
+    method_option_overrides,
+    missing_gradient_space,
+    register_resolvers,
+    user_config_dir,
+)
 from hpo_cli.errors import ConfigError, RunDirError, fail
 
 
@@ -74,7 +80,7 @@ def hydra_run(args: list[str]) -> int:
 
     main = hydra.main(version_base="1.3", config_path=CONFIG_PACKAGE, config_name="config")(_job)
     saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-    sys.argv = ["hpo run", *args]
+    sys.argv = ["hpo run", *method_option_overrides(args)]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing: one line here
     try:
         main()

@@ -1,6 +1,8 @@
 """Hypergradients: pure functions over a :class:`~hpo_cli.hypergrad.problem.BilevelProblem`.
 
-:func:`compute` is the one entry point by method name; each method returns a
+:func:`compute` is the one entry point by method name, :func:`answer` the one for a
+:class:`~hpo_cli.hypergrad.request.HypergradRequest` (it carries the inner state); both read the
+method's function and options from :mod:`.registry`. Each method returns a
 :class:`~hpo_cli.hypergrad.problem.Hypergradient` (value Q, dQ/dh, cost counters).
 """
 
@@ -14,60 +16,30 @@ if TYPE_CHECKING:  # torch is imported by the methods themselves: this package i
     from torch import Tensor
 
     from hpo_cli.hypergrad.problem import BilevelProblem, Hypergradient
+    from hpo_cli.hypergrad.request import HypergradRequest, InnerState
 
 
 def compute(name: str, problem: BilevelProblem, h: Tensor, **options: Any) -> Hypergradient:
-    """The hypergradient of ``problem`` at ``h`` by method ``name`` (see :mod:`.registry`).
-
-    Options: reverse ``truncate``, ``tape`` (recompute by default here; requests default to
-    auto), ``memory_mb``; rmad_exact ``fraction_bits``; drmad ``skip``, ``stride``;
-    implicit ``inner_tol``, ``cg_rtol``, ``theta_init``, ``q0`` (it first solves the inner
-    problem to ``inner_tol`` (dense Newton for small models, else L-BFGS), warm-started from
-    ``theta_init``).
-    """
-    if method(name).online:
-        raise ValueError(f"{name} carries state between calls: use hpo_cli.hypergrad.carried.online_step")
-    if name == "reverse":
-        from hpo_cli.hypergrad.unrolled import reverse_auto
-
-        return reverse_auto(
-            problem,
-            h,
-            truncate=options.get("truncate"),
-            tape=options.get("tape", "recompute"),
-            memory_mb=options.get("memory_mb", 1024.0),
-        )
-    if name == "forward":
-        from hpo_cli.hypergrad.unrolled import forward
-
-        return forward(problem, h)
-    if name == "drmad":
-        from hpo_cli.hypergrad.unrolled import drmad
-
-        return drmad(problem, h, skip=options.get("skip", 0.0), stride=options.get("stride", 1))
-    if name == "rmad_exact":
-        from hpo_cli.hypergrad.exact import rmad_exact
-
-        return rmad_exact(problem, h, fraction_bits=options.get("fraction_bits", 44))
-    if name == "implicit":
-        return _implicit(problem, h, options)
-    raise AssertionError(f"the registry lists {name!r} but compute() does not know it")
+    """The hypergradient of ``problem`` at ``h`` by method ``name``, from scratch (no carried
+    state); ``options`` are the method's own (see :data:`.registry.METHODS`), the others at the
+    registry's defaults: reverse ``truncate``, ``tape`` (auto, as strategies), ``memory_mb``;
+    drmad ``skip``, ``stride``; rmad_exact ``fraction_bits``; implicit ``tol`` (inner gradient
+    relative to its size at θ0, and CG), ``curvature``. An option of another method is a
+    ConfigError naming it."""
+    spec = method(name, "method")
+    if spec.online:
+        raise ValueError(f"{name} carries state between calls: use hpo_cli.hypergrad.answer with a request")
+    options = spec.validated(options, name)
+    if spec.stateful:
+        result, _ = spec.load()(problem, h, None, **options)
+        return result
+    return spec.load()(problem, h, **options)
 
 
-def _implicit(problem: BilevelProblem, h: Tensor, options: dict[str, Any]) -> Hypergradient:
-    """Solve the inner problem to ``inner_tol`` (from ``theta_init``), then the implicit hypergradient."""
-    from hpo_cli.hypergrad.implicit import implicit, solve_inner
-
-    start = options.get("theta_init")
-    solution = solve_inner(problem, h, problem.theta0 if start is None else start, options.get("inner_tol", 1e-10))
-    result = implicit(
-        problem,
-        h,
-        solution.theta,
-        cg_rtol=options.get("cg_rtol", 1e-10),
-        q0=options.get("q0"),
-        inner_steps=solution.iterations,
-    )
-    result.extras["theta"] = solution.theta
-    result.extras["inner_grad_norm"] = solution.grad_norm
-    return result
+def answer(problem: BilevelProblem, h: Tensor, request: HypergradRequest) -> tuple[Hypergradient, InnerState | None]:
+    """The hypergradient ``request`` asks for and the state to carry to the next request (None
+    for methods that start from θ0 each time)."""
+    spec = request.spec
+    if spec.stateful:
+        return spec.load()(problem, h, request.state, **request.options)
+    return spec.load()(problem, h, **request.options), None

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from hpo_cli.hypergrad.problem import BilevelProblem, Cost, Hypergradient, outer_gradients
-from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.hypergrad.request import InnerState
 from hpo_cli.hypergrad.unrolled import one_step, push_tangents
 
 
@@ -34,31 +34,46 @@ def _array(t: Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
 
 
-def online_step(problem: BilevelProblem, h: Tensor, request: HypergradRequest) -> tuple[Hypergradient, InnerState]:
-    """``request.steps`` more inner steps with the current h from the carried state (θ0 at first)."""
-    started, like, state = time.perf_counter(), problem.theta0, request.state
+def _start(problem: BilevelProblem, state: InnerState | None) -> tuple[Tensor, Tensor, int]:
+    """(θ, velocity, step) to continue from: the carried state, or θ0 at rest."""
+    like = problem.theta0
     if state is None:
-        theta, velocity, step = like, torch.zeros_like(like), 0
-    else:
-        theta, velocity = _tensor(state.arrays["theta"], like), _tensor(state.arrays["velocity"], like)
-        step = state.step
-    if request.method == "greedy":
-        with torch.no_grad():
-            for _ in range(request.steps - 1):
-                theta, velocity = problem.step(theta, velocity, h, step)
-                step += 1
-        theta, velocity, grad, value = one_step(problem, theta, velocity, h, step)
-        step += 1
-        arrays = {"theta": _array(theta), "velocity": _array(velocity)}
-        result = Hypergradient(value, grad, Cost(inner_steps=request.steps, hvp=1), {"theta": theta})
-    else:
-        result, theta, velocity, tangents = _rtho(problem, h, request.steps, theta, velocity, step, state)
-        step += request.steps
-        arrays = {"theta": _array(theta), "velocity": _array(velocity), **tangents}
+        return like, torch.zeros_like(like), 0
+    return _tensor(state.arrays["theta"], like), _tensor(state.arrays["velocity"], like), state.step
+
+
+def _finish(result: Hypergradient, arrays: dict[str, np.ndarray], step: int, started: float) -> InnerState:
     result.extras["online_step"] = step
     result.cost.seconds = time.perf_counter() - started
     result.cost.peak_bytes = sum(a.nbytes for a in arrays.values())  # the carried state: θ, v (and tangents)
-    return result, InnerState(arrays, step)
+    return InnerState(arrays, step)
+
+
+def greedy_step(
+    problem: BilevelProblem, h: Tensor, state: InnerState | None, steps: int
+) -> tuple[Hypergradient, InnerState]:
+    """``steps`` more inner steps with the current h from the carried state (θ0 at first); the
+    hypergradient is the one-step look-ahead one of the last step."""
+    started = time.perf_counter()
+    theta, velocity, step = _start(problem, state)
+    with torch.no_grad():
+        for _ in range(steps - 1):
+            theta, velocity = problem.step(theta, velocity, h, step)
+            step += 1
+    theta, velocity, grad, value = one_step(problem, theta, velocity, h, step)
+    result = Hypergradient(value, grad, Cost(inner_steps=steps, hvp=1), {"theta": theta})
+    return result, _finish(result, {"theta": _array(theta), "velocity": _array(velocity)}, step + 1, started)
+
+
+def rtho_step(
+    problem: BilevelProblem, h: Tensor, state: InnerState | None, steps: int
+) -> tuple[Hypergradient, InnerState]:
+    """``steps`` more inner steps from the carried state, the tangents dθ/dh carried along."""
+    started = time.perf_counter()
+    theta, velocity, step = _start(problem, state)
+    result, theta, velocity, tangents = _rtho(problem, h, steps, theta, velocity, step, state)
+    arrays = {"theta": _array(theta), "velocity": _array(velocity), **tangents}
+    return result, _finish(result, arrays, step + steps, started)
 
 
 def _rtho(
@@ -81,28 +96,30 @@ def _rtho(
     return result, theta, velocity, {"z_theta": _array(z_theta), "z_velocity": _array(z_velocity)}
 
 
-def implicit_step(problem: BilevelProblem, h: Tensor, request: HypergradRequest) -> tuple[Hypergradient, InnerState]:
-    """HOAG's hypergradient at tolerance ``request.tol`` (relative to the carried scale)."""
-    from hpo_cli.hypergrad import compute
+def implicit_step(
+    problem: BilevelProblem, h: Tensor, state: InnerState | None, tol: float, warm_start: bool, curvature: str
+) -> tuple[Hypergradient, InnerState]:
+    """HOAG's hypergradient at tolerance ``tol``: the inner solve to ‖∇θL‖∞ ≤ tol·scale (scale:
+    its size at θ0, carried), CG to relative residual ``tol``; warm-started from the carried θ
+    and q when ``warm_start``."""
+    from hpo_cli.hypergrad.implicit import implicit, solve_inner
 
-    like, state = problem.theta0, request.state
+    like = problem.theta0
     if state is None or "scale" not in state.arrays:
         g0 = torch.func.grad(problem.full_inner_loss)(problem.theta0, h)
         scale = np.array(max(float(g0.abs().max()), 1e-300))
     else:
         scale = state.arrays["scale"]
-    warm = request.warm_start and state is not None and "theta" in state.arrays
-    result = compute(
-        "implicit",
-        problem,
-        h,
-        inner_tol=request.tol * float(scale),
-        cg_rtol=request.tol,
-        theta_init=_tensor(state.arrays["theta"], like) if warm and state is not None else None,
-        q0=_tensor(state.arrays["q"], like) if warm and state is not None else None,
-    )
+    warm = warm_start and state is not None and "theta" in state.arrays
+    start = _tensor(state.arrays["theta"], like) if warm and state is not None else like
+    q0 = _tensor(state.arrays["q"], like) if warm and state is not None else None
+    solution = solve_inner(problem, h, start, tol * float(scale))
+    result = implicit(problem, h, solution.theta, tol, q0, solution.iterations, curvature)
     q = result.extras.pop("q")
     assert isinstance(q, Tensor)
-    theta = result.extras["theta"]
-    assert isinstance(theta, Tensor)
-    return result, InnerState({"theta": _array(theta), "q": _array(q), "scale": scale})
+    result.extras["theta"] = solution.theta
+    result.extras["inner_grad_norm"] = solution.grad_norm
+    # Q at an inexact θ misses Q(θ*) by ≈ ∇θQᵀ(θ − θ*) ≈ qᵀ∇θL(θ) (q = A⁻¹∇θQ): what HOAG allows for
+    inner_grad = torch.func.grad(problem.full_inner_loss)(solution.theta, h)
+    result.extras["value_error"] = abs(float(q @ inner_grad))
+    return result, InnerState({"theta": _array(solution.theta), "q": _array(q), "scale": scale})

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 from torch.func import grad
 
+from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.problem import (
     BilevelProblem,
     Cost,
@@ -36,6 +37,8 @@ from hpo_cli.hypergrad.problem import (
 
 MAX_DAMPING_TRIES = 8
 DENSE_NEWTON_MAX = 200  # parameters: up to this many, inner solves use the dense Hessian
+NEWTON_HANDOFF = 1e-4  # of the starting gradient: below it, inexact Newton steps finish the solve
+NEWTON_BELOW = 1e-7  # ‖∇θL‖∞ below which L-BFGS hands over anyway (it stalls near 1e-9 on networks)
 
 
 class NegativeCurvature(ValueError):
@@ -66,7 +69,8 @@ def conjugate_gradient(
 
     Stops when the *true* residual ‖b − A x‖ ≤ max(rtol·‖b‖, atol) and returns that final
     iterate. The cheap recursive residual drifts from the true one near round-off, so when it
-    claims convergence the true residual is checked and, if short, CG restarts from x.
+    claims convergence the true residual is checked and, if short, CG restarts from x (until a
+    restart no longer halves it: the round-off floor).
     ``x0`` warm-starts the solve; ``iterations`` counts matrix-vector products.
     """
     x = torch.zeros_like(b) if x0 is None else x0.clone()
@@ -75,14 +79,16 @@ def conjugate_gradient(
     k = 0
     r = b - matvec(x) if x0 is not None else b.clone()
     k += x0 is not None
+    previous = float("inf")
     while True:
         x, r, k = _cg_run(matvec, x, r, target, k, limit)
         true_residual = b - matvec(x)
         k += 1
         residual = float(torch.linalg.vector_norm(true_residual))
-        if residual <= target or k >= limit or float(torch.linalg.vector_norm(true_residual - r)) == 0.0:
+        stalled = residual > 0.5 * previous  # a restart that did not halve it: round-off reached
+        if residual <= target or k >= limit or stalled or float(torch.linalg.vector_norm(true_residual - r)) == 0.0:
             return CGResult(x, k, residual, residual <= target)
-        r = true_residual
+        r, previous = true_residual, residual
 
 
 def _cg_run(
@@ -119,14 +125,52 @@ def hvp_operator(problem: BilevelProblem, theta: Tensor, h: Tensor) -> Callable[
     return matvec
 
 
-def damped_solve(problem: BilevelProblem, theta: Tensor, h: Tensor, b: Tensor, **cg: Any) -> tuple[CGResult, float]:
-    """CG on (H + λI) x = b with λ = 0 first, raised on negative curvature; (result, λ). The
+def curvature_operator(
+    problem: BilevelProblem, theta: Tensor, h: Tensor, curvature: str = "hessian"
+) -> tuple[Callable[[Tensor], Tensor], str]:
+    """(v ↦ A v, the curvature used) for the implicit linear system: ``hessian``, the exact
+    ∇²θθL; ``ggn``, the problem's generalized Gauss-Newton matrix (positive definite with a
+    prior: no damping, but it drops the term of the model's own curvature)."""
+    if curvature == "ggn":
+        gauss_newton = problem.gauss_newton_operator(theta, h)
+        if gauss_newton is None:
+            raise ConfigError(
+                "strategy.curvature",
+                curvature,
+                "this problem offers no Gauss-Newton products (its inner loss is not a likelihood of model "
+                "outputs plus a prior, e.g. criterion=elbo or a user's bilevel problem): use hessian or auto",
+            )
+        return gauss_newton, "ggn"
+    return hvp_operator(problem, theta, h), "hessian"
+
+
+def solve_system(
+    problem: BilevelProblem, theta: Tensor, h: Tensor, b: Tensor, curvature: str, **cg: Any
+) -> tuple[CGResult, float, str]:
+    """A q = b by CG: (result, damping, curvature used). ``auto``: the exact Hessian while it is
+    positive definite along CG's directions; where it is not, the Gauss-Newton matrix when the
+    problem offers one (positive definite: no damping), else the Hessian damped."""
+    if curvature == "auto":
+        gauss_newton = problem.gauss_newton_operator(theta, h)
+        if gauss_newton is None:
+            return (*damped_solve(hvp_operator(problem, theta, h), b, **cg), "hessian")
+        try:
+            return conjugate_gradient(hvp_operator(problem, theta, h), b, **cg), 0.0, "hessian"
+        except NegativeCurvature as exc:
+            solved, damping = damped_solve(gauss_newton, b, **{**cg, "x0": None})
+            return dataclasses.replace(solved, iterations=solved.iterations + exc.iterations), damping, "ggn"
+    matrix, used = curvature_operator(problem, theta, h, curvature)
+    return (*damped_solve(matrix, b, **cg), used)
+
+
+def damped_solve(matrix: Callable[[Tensor], Tensor], b: Tensor, **cg: Any) -> tuple[CGResult, float]:
+    """CG on (A + λI) x = b with λ = 0 first, raised on negative curvature; (result, λ). The
     result's ``iterations`` count the products of the abandoned attempts too."""
-    damping, hessian, spent = 0.0, hvp_operator(problem, theta, h), 0
+    damping, spent = 0.0, 0
     for _ in range(MAX_DAMPING_TRIES + 1):
 
         def matvec(w: Tensor, lam: float = damping) -> Tensor:
-            return hessian(w) + lam * w if lam else hessian(w)
+            return matrix(w) + lam * w if lam else matrix(w)
 
         try:
             solved = conjugate_gradient(matvec, b, **cg)
@@ -157,8 +201,12 @@ def solve_inner(
 
     Small problems (≤ DENSE_NEWTON_MAX parameters) take Newton steps with the exact Hessian
     (one Cholesky factorization each, backtracking on the loss) while it is positive definite;
-    otherwise L-BFGS does the bulk. When either stalls short of ``tol`` (near round-off), Newton
-    steps with CG on Hessian-vector products finish the job. ``iterations`` counts them all.
+    otherwise L-BFGS does the bulk, down to NEWTON_HANDOFF of the starting gradient (or
+    NEWTON_BELOW), and
+    inexact Newton steps (CG on Hessian-vector products, forcing term min(0.1, √‖g‖∞): locally
+    superlinear) finish the job: L-BFGS alone stalls near 1e-9 on a network in float64. Where
+    the Hessian is not positive definite (not near a minimum yet), L-BFGS goes on to ``tol``.
+    ``iterations`` counts them all.
     """
     h = h.detach()
     max_iter = problem.solve_iterations if max_iter is None else max_iter
@@ -167,22 +215,39 @@ def solve_inner(
     iterations = 0
     if theta.numel() <= DENSE_NEWTON_MAX:
         theta, iterations = _dense_newton(problem, h, theta, tol, max_iter)
-    if float(gradient(theta, h).abs().max()) > tol:
+    start = float(gradient(theta, h).abs().max())
+    if start > tol:
+        theta, more = _lbfgs(problem, h, theta, max(tol, NEWTON_HANDOFF * start, NEWTON_BELOW), max_iter)
+        iterations += more
+    theta, more, g_max = _newton_cg(problem, h, theta, tol, newton_steps, max_iter)
+    iterations += more
+    if g_max > tol:  # Newton met negative curvature: L-BFGS the rest of the way
         theta, more = _lbfgs(problem, h, theta, tol, max_iter)
         iterations += more
+        g_max = float(gradient(theta, h).abs().max())
+    return InnerSolution(theta, iterations, g_max)
+
+
+def _newton_cg(
+    problem: BilevelProblem, h: Tensor, theta: Tensor, tol: float, steps: int, max_iter: int
+) -> tuple[Tensor, int, float]:
+    """Inexact Newton steps until ‖∇θL‖∞ ≤ tol or a direction of non-positive curvature:
+    (θ, steps taken, final ‖∇θL‖∞)."""
+    gradient = grad(problem.full_inner_loss)
     g = gradient(theta, h)
-    for _ in range(newton_steps):
-        if float(g.abs().max()) <= tol:
-            break
-        rtol = 1e-3 * tol / max(float(g.abs().max()), tol)
+    g_max, taken = float(g.abs().max()), 0
+    while g_max > tol and taken < steps:
+        rtol = min(0.1, g_max**0.5)
         try:
             step = conjugate_gradient(hvp_operator(problem, theta, h), g, rtol=rtol, max_iter=max_iter)
-        except NegativeCurvature:  # not at a minimum of a convex model: keep L-BFGS's point
+        except NegativeCurvature:
             break
-        theta = theta - step.x
-        g = gradient(theta, h)
-        iterations += 1
-    return InnerSolution(theta, iterations, float(g.abs().max()))
+        candidate = theta - step.x
+        g_new = gradient(candidate, h)
+        if not float(g_new.abs().max()) < g_max:  # round-off: no progress left
+            break
+        theta, g, g_max, taken = candidate, g_new, float(g_new.abs().max()), taken + 1
+    return theta, taken, g_max
 
 
 def _dense_newton(problem: BilevelProblem, h: Tensor, theta: Tensor, tol: float, max_iter: int) -> tuple[Tensor, int]:
@@ -243,13 +308,15 @@ def implicit(
     cg_rtol: float = 1e-10,
     q0: Tensor | None = None,
     inner_steps: int = 0,
+    curvature: str = "hessian",
 ) -> Hypergradient:
-    """The implicit hypergradient at a (near-)optimal θ*; extras carry ``q`` for a warm start
-    and the CG iteration count and residual."""
+    """The implicit hypergradient at a (near-)optimal θ*, the linear system on ``curvature``
+    (hessian | ggn | auto, see :func:`solve_system`); extras carry ``q`` for a warm start, the CG iteration
+    count and residual, the damping used and ``ggn`` (1.0 when the system used the GGN)."""
     started = time.perf_counter()
     value, d_theta, d_h = outer_gradients(problem, theta_star, h)
     cg = {"x0": q0, "rtol": cg_rtol, "max_iter": max(problem.solve_iterations, 10)}
-    solved, damping = damped_solve(problem, theta_star, h, d_theta, **cg)
+    solved, damping, used = solve_system(problem, theta_star, h, d_theta, curvature, **cg)
     _, back = pullback(lambda hh: grad(problem.full_inner_loss)(theta_star, hh), h)
     (mixed,) = back(solved.x)
     cost = Cost(
@@ -263,5 +330,6 @@ def implicit(
         "cg_iterations": solved.iterations,
         "cg_residual": solved.residual,
         "cg_damping": damping,
+        "ggn": float(used == "ggn"),
     }
     return Hypergradient(float(value), (d_h - mixed).detach(), cost, extras)

@@ -3,6 +3,9 @@
     inner:  θ_T = T steps of SGD with momentum on L(θ, h, t), from θ_0
     outer:  minimize Q(θ_T, h) over h
 
+``gauss_newton`` (optional): the generalized Gauss-Newton products of the full inner loss, for
+the implicit method's linear system (``curvature=ggn``).
+
 Shapes: θ is a flat tensor (p,); h is a flat tensor (m,) whose named pieces are described by a
 :class:`HyperLayout` (e.g. ``log_precision`` (12,), ``log_lr`` (), ``momentum`` ()).
 
@@ -33,6 +36,7 @@ from torch import Tensor
 Hyper = Mapping[str, Tensor]
 InnerLoss = Callable[[Tensor, Hyper, "int | None"], Tensor]  # (θ, hp, step or None=full) -> ()
 OuterLoss = Callable[[Tensor, Hyper], Tensor]  # (θ, hp) -> ()
+GaussNewton = Callable[[Tensor, Hyper], "Callable[[Tensor], Tensor] | None"]
 CONVENTIONS = ("torch", "maclaurin")
 
 
@@ -152,6 +156,7 @@ class BilevelProblem:
     optimizer: InnerOptimizer = field(default_factory=InnerOptimizer)
     tensors: ParameterTensors | None = None  # None: θ is one tensor
     solve_iterations: int = 1000  # the most L-BFGS iterations of an inner solve to tolerance
+    gauss_newton: GaussNewton | None = None  # (θ, hp) -> v ↦ G v of the full inner loss, where offered
 
     def __post_init__(self) -> None:
         if self.tensors is None:
@@ -202,6 +207,13 @@ class BilevelProblem:
 
     def outer(self, theta: Tensor, h: Tensor) -> Tensor:
         return self.outer_loss(theta, self.layout.unflatten(h))
+
+    def gauss_newton_operator(self, theta: Tensor, h: Tensor) -> Callable[[Tensor], Tensor] | None:
+        """v ↦ G v, the generalized Gauss-Newton matrix of the full inner loss at (θ, h) (positive
+        definite with a prior), or None when the problem offers none."""
+        if self.gauss_newton is None:
+            return None
+        return self.gauss_newton(theta.detach(), self.layout.unflatten(h.detach()))
 
 
 @dataclass

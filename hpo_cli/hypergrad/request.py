@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.registry import MethodSpec, method
-from hpo_cli.validate import flag, is_int, is_number
 
 
 @dataclass(frozen=True)
@@ -58,41 +57,32 @@ def _decode(d: Mapping[str, Any]) -> np.ndarray:
     return np.frombuffer(base64.b64decode(d["b64"]), dtype=dtype).reshape(d["shape"]).astype(dtype.newbyteorder("="))
 
 
-TAPES = ("auto", "recompute", "graph")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class HypergradRequest:
-    """A hypergradient of ``method`` (a name in :mod:`hpo_cli.hypergrad.registry`) with its options:
-
-    * ``truncate`` (reverse): differentiate through the last K steps only;
-    * ``tape`` (reverse): ``recompute`` (store θ_t, v_t; recompute each step's linearization on
-      the way back: least memory), ``graph`` (keep autograd's graph of the whole unroll, as
-      higher and torchopt do: fastest), ``auto`` (graph when its estimated size fits
-      ``memory_mb``, else recompute);
-    * ``skip``, ``stride`` (drmad): skip the first fraction of the line, sample every n-th step;
-    * ``fraction_bits`` (rmad_exact): the fixed-point precision;
-    * ``tol`` (implicit): inner and CG tolerance; ``warm_start``: start from the previous solution;
-    * ``steps`` (greedy, rtho): inner steps per hyper-iteration.
+    """A hypergradient of ``method`` (a name in :mod:`hpo_cli.hypergrad.registry`) with every
+    option of that method, checked and completed with the registry's defaults (``options``: e.g.
+    reverse's ``truncate``, ``tape``, ``memory_mb``; implicit's ``tol``, ``warm_start``,
+    ``curvature``; greedy's and rtho's ``steps``). An option of another method is a ConfigError.
 
     ``state`` is what the previous hyper-iteration left (None at the first one, and for methods
     that start from θ0 each time)."""
 
     method: str
-    truncate: int | None = None
-    tape: str = "auto"
-    memory_mb: float = 1024.0
-    skip: float = 0.0
-    stride: int = 1
-    fraction_bits: int = 44
-    tol: float = 1e-10
-    warm_start: bool = True
-    steps: int = 1
-    state: InnerState | None = None
+    options: Mapping[str, Any]
+    state: InnerState | None
 
-    def __post_init__(self) -> None:
-        method(self.method)
-        _check_options(self)
+    def __init__(self, method_name: str, state: InnerState | None = None, **options: Any) -> None:
+        spec = method(method_name)
+        object.__setattr__(self, "method", method_name)
+        object.__setattr__(self, "options", MappingProxyType(spec.validated(options)))
+        object.__setattr__(self, "state", state)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HypergradRequest):
+            return NotImplemented
+        return (self.method, dict(self.options), self.state) == (other.method, dict(other.options), other.state)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def spec(self) -> MethodSpec:
@@ -101,49 +91,28 @@ class HypergradRequest:
     @property
     def stateful(self) -> bool:
         """True when the result depends on state carried from earlier hyper-iterations."""
-        return self.spec.online or (self.spec.warm and self.warm_start)
+        return self.spec.online or (self.spec.warm and bool(self.options["warm_start"]))
 
     def with_state(self, state: InnerState | None) -> HypergradRequest:
-        return HypergradRequest(**{**self.options(), "method": self.method, "state": state})
-
-    def options(self) -> dict[str, Any]:
-        """The options by name (not the method, not the state)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("method", "state")}
+        return HypergradRequest(self.method, state, **self.options)
 
     def to_dict(self) -> dict[str, Any]:
         state = None if self.state is None else self.state.to_dict()
-        return {"method": self.method, **self.options(), "state": state}
+        return {"method": self.method, "options": dict(self.options), "state": state}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> HypergradRequest:
-        state = d.get("state")
-        options = {k: v for k, v in d.items() if k != "state"}
-        return cls(**options, state=None if state is None else InnerState.from_dict(state))
+        """The inverse of :meth:`to_dict`; also reads the flat form of earlier checkpoints, whose
+        requests held one field per option of every method (only this method's are kept)."""
+        state = None if d.get("state") is None else InnerState.from_dict(d["state"])
+        if "options" in d and isinstance(d["options"], Mapping):
+            return cls(str(d["method"]), state, **d["options"])
+        own = method(d["method"]).defaults
+        return cls(str(d["method"]), state, **{k: v for k, v in d.items() if k in own})
 
     @classmethod
     def of(cls, method_name: str, options: Mapping[str, Any], key: str = "strategy.options") -> HypergradRequest:
-        """A request built from a strategy's config; unknown options are a ConfigError."""
-        known = {f.name for f in fields(cls)} - {"method", "state"}
-        for name, value in options.items():
-            if name not in known:
-                raise ConfigError(f"{key}.{name}", value, f"not an option (they are: {', '.join(sorted(known))})")
-        return cls(method_name, **dict(options))
-
-
-def _check_options(r: HypergradRequest) -> None:
-    key = "strategy.options"
-    if r.truncate is not None and (not is_int(r.truncate) or r.truncate < 1):
-        raise ConfigError(f"{key}.truncate", r.truncate, "must be a positive integer or null")
-    if r.tape not in TAPES:
-        raise ConfigError(f"{key}.tape", r.tape, f"must be one of {', '.join(TAPES)}")
-    if not is_number(r.memory_mb) or not r.memory_mb > 0:
-        raise ConfigError(f"{key}.memory_mb", r.memory_mb, "must be a positive number of megabytes")
-    if not is_number(r.skip) or not 0.0 <= r.skip < 1.0:
-        raise ConfigError(f"{key}.skip", r.skip, "must be a fraction in [0, 1)")
-    for name in ("stride", "steps", "fraction_bits"):
-        value = getattr(r, name)
-        if not is_int(value) or value < 1:
-            raise ConfigError(f"{key}.{name}", value, "must be a positive integer")
-    if not is_number(r.tol) or not r.tol > 0:
-        raise ConfigError(f"{key}.tol", r.tol, "must be a positive number")
-    flag(r.warm_start, f"{key}.warm_start")
+        """A request built from a strategy's config: an option that is not one of the method's is
+        a ConfigError naming ``key.option`` and its value."""
+        method(method_name).validated(options, key)
+        return cls(method_name, None, **dict(options))

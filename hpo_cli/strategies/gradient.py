@@ -15,6 +15,7 @@ hyper-iteration). HOAG is :class:`hpo_cli.strategies.hoag.HoagStrategy`.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from hpo_cli.validate import flag, one_of, positive_float
 if TYPE_CHECKING:
     from hpo_cli.tasks.base import Task
 
+log = logging.getLogger("hpo_cli")
 DIVERGENCE = 1e4  # stop when the criterion exceeds the best one by this factor
 OUTER = ("sgd", "adam")
 INITS = ("random", "center", "low", "high")
@@ -83,6 +85,7 @@ class GradientStrategy(Strategy):
         self.moments = (np.zeros_like(self.z), np.zeros_like(self.z), 0)
         self.stopped: str | None = None
         self.best_loss: float | None = None
+        self.damped = (0, 0.0)  # hypergradients whose CG was damped, and the largest damping
 
     # -- space -------------------------------------------------------------------------
 
@@ -215,6 +218,7 @@ class GradientStrategy(Strategy):
             )
             return None
         self.best_loss = observation.loss if self.best_loss is None else min(self.best_loss, observation.loss)
+        self._note_damping(number, float(observation.metrics.get("cg_damping", 0.0)))
         g = np.asarray(observation.gradient, dtype=float)
         if g.size and not np.any(g):
             self.stopped = (
@@ -225,6 +229,21 @@ class GradientStrategy(Strategy):
             return None
         value_per_z = np.exp(np.where(self.is_log, self.z, 0.0))  # d value / d log value = value
         return np.where(self.is_log, g * value_per_z, g)
+
+    def _note_damping(self, number: int, damping: float) -> None:
+        """Count hypergradients whose linear system met negative curvature and was damped (their
+        direction is biased); say so once per run, with the way out."""
+        if damping <= 0:
+            return
+        self.damped = (self.damped[0] + 1, max(self.damped[1], damping))
+        if self.damped[0] == 1:
+            log.warning(
+                "hyper-iteration %d: the inner Hessian was indefinite; conjugate gradient damped it by %g (the "
+                "hypergradient is biased; trials record cg_damping, summary.json counts damped_hypergradients). "
+                "curvature=ggn (strategy.curvature with hoag) solves with the positive definite Gauss-Newton matrix",
+                number,
+                damping,
+            )
 
     def _step(self, g: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):
@@ -254,6 +273,7 @@ class GradientStrategy(Strategy):
             "t": t,
             "stopped": self.stopped,
             "best_loss": self.best_loss,
+            "damped": list(self.damped),
             "inner": None if self.inner is None else self.inner.to_dict(),
         }
 
@@ -266,4 +286,6 @@ class GradientStrategy(Strategy):
         )
         self.stopped = extra["stopped"]
         self.best_loss = extra["best_loss"]
+        count, largest = extra.get("damped", (0, 0.0))
+        self.damped = (int(count), float(largest))
         self.inner = None if extra.get("inner") is None else InnerState.from_dict(extra["inner"])

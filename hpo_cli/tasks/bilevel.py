@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hpo_cli.hypergrad import compute
-from hpo_cli.hypergrad.carried import implicit_step, online_step
+from hpo_cli.hypergrad import answer
 from hpo_cli.hypergrad.problem import BilevelProblem, Hypergradient, HyperLayout
 from hpo_cli.hypergrad.registry import check_support
 from hpo_cli.hypergrad.request import HypergradRequest, InnerState
@@ -83,6 +82,8 @@ class BilevelTask(Task):
             **{k: v for k, v in result.extras.items() if isinstance(v, int | float) and not isinstance(v, bool)},
         }
         cost = {"inner_steps": result.cost.inner_steps, "hvp": result.cost.hvp, "held_bytes": result.cost.peak_bytes}
+        if "cg_damping" in result.extras:  # summed over trials into summary.json's cost: never silent
+            cost["damped_hypergradients"] = int(float(result.extras["cg_damping"]) > 0)  # type: ignore[arg-type]
         gradient = [float(g) for g in result.grad.cpu()]
         spec = request.spec
         unrolled = not (spec.online or spec.warm)  # trained inner_steps from θ0, as nothing else
@@ -122,17 +123,5 @@ class BilevelTask(Task):
         self, problem: BilevelProblem, layout: HyperLayout, h: Tensor, request: HypergradRequest
     ) -> tuple[Hypergradient, InnerState | None]:
         """The hypergradient ``request`` asks for, and the state to carry to the next call."""
-        spec = request.spec
-        check_support(spec, layout.names, problem.optimizer.convention)
-        if spec.online:
-            return online_step(problem, h, request)
-        if spec.warm:
-            return implicit_step(problem, h, request)
-        options = {
-            "truncate": request.truncate,
-            "tape": request.tape,
-            "memory_mb": request.memory_mb,
-            "skip": request.skip,
-            "stride": request.stride,
-        }
-        return compute(request.method, problem, h, fraction_bits=request.fraction_bits, **options), None
+        check_support(request.spec, layout.names, problem.optimizer.convention)
+        return answer(problem, h, request)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,6 +183,35 @@ class BilevelModel:
             return theta.new_zeros(())
         return 0.5 * (precision * theta**2).sum() / self.prior_count
 
+    def gauss_newton(self, theta: Tensor, hp: Hyper, scale: float = 1.0) -> Callable[[Tensor], Tensor]:
+        """v ↦ G v for the full-batch inner loss (``scale`` × the data term): the generalized
+        Gauss-Newton matrix (1/n) Σ_i w_i J_iᵀ Λ_i J_i of the (weighted) mean data loss, with J_i
+        the Jacobian of example i's outputs and Λ_i the Hessian of its loss in them (positive
+        semi-definite for cross-entropy and Gaussian likelihoods), plus the prior's Hessian
+        diag(α)/prior_count, which makes G positive definite. The Hessian without the term
+        Σ_i ℓ_i'·∇²outputs_i: exact for linear models, PSD everywhere for networks.
+
+        θ (p,), v (p,) -> (p,). The outputs' vector-Jacobian product is linearized once; each
+        product costs one forward-mode and one reverse pass through the model."""
+        X, y = self.train.X, self.train.y
+        theta = theta.detach()
+        vjp = torch.func.vjp(lambda th: self.outputs(th, X), theta)
+        out, pull = vjp[0].detach(), vjp[1]
+        weights = hp.get("example_weights")
+        coef = scale / X.shape[0] if weights is None else (scale / X.shape[0]) * weights.detach()[:, None]
+        loss_grad = torch.func.grad(lambda o: self.output_losses(o, y, hp).sum())
+        precision = self.precision(hp)
+        prior = 0.0 if precision is None else (precision.detach() if isinstance(precision, Tensor) else precision)
+        prior = prior / self.prior_count
+
+        def matvec(v: Tensor) -> Tensor:
+            jv = torch.func.jvp(lambda th: self.outputs(th, X), (theta,), (v,))[1]
+            lam_jv = torch.func.jvp(loss_grad, (out,), (jv,))[1]
+            (gv,) = pull(coef * lam_jv)
+            return (gv + prior * v).detach()
+
+        return matvec
+
     def _batch(self, t: int | None) -> tuple[Tensor, Tensor, Tensor | None]:
         rows = self._rows(t)
         if rows is None:
@@ -254,7 +283,15 @@ def build_problem(
 ) -> BilevelProblem:
     """``options``: BilevelProblem's ``solve_iterations``."""
     return BilevelProblem(
-        theta0, model.inner_loss, model.outer_loss, layout, n_steps, optimizer, model.tensors, **options
+        theta0,
+        model.inner_loss,
+        model.outer_loss,
+        layout,
+        n_steps,
+        optimizer,
+        model.tensors,
+        gauss_newton=model.gauss_newton,
+        **options,
     )
 
 

@@ -192,6 +192,7 @@ class DifferentiableTask(BilevelTask):
                 self.inner_steps,
                 self.inner_optimizer(layout, model),
                 wrapped.tensors,
+                gauss_newton=wrapped.gauss_newton,
                 **self.solve_options(),
             )
         return self._problems[layout.shapes]

@@ -55,6 +55,11 @@ class CriterionModel(ABC):
     def points(self, theta: Tensor) -> list[Tensor]:
         """The model parameters (p,) that θ holds; test metrics are averaged over them."""
 
+    def gauss_newton(self, theta: Tensor, hp: Hyper) -> Callable[[Tensor], Tensor] | None:
+        """v ↦ G v, the generalized Gauss-Newton matrix of the full inner loss at θ (positive
+        definite with a prior), or None where L is no likelihood of model outputs plus a prior."""
+        return None
+
     def report(self, theta: Tensor, hp: Hyper, scores: Scores) -> dict[str, float]:
         """Metrics the criterion adds to a trial (per-fold values, pruning, …)."""
         return {}

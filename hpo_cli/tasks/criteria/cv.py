@@ -18,7 +18,7 @@ Test metrics are the mean over the k fold models.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -72,6 +72,16 @@ class FoldsModel(CriterionModel):
         for fold, scale, w in zip(self.folds, self.scale, self.split(theta), strict=True):
             total = total + scale * fold.data_loss(w, hp, t) + fold.prior(w, hp)
         return total
+
+    def gauss_newton(self, theta: Tensor, hp: Hyper) -> Callable[[Tensor], Tensor]:
+        """Block-diagonal: one block per fold model."""
+        parts = zip(self.folds, self.scale, self.split(theta), strict=True)
+        blocks = [fold.gauss_newton(w, hp, scale) for fold, scale, w in parts]
+
+        def matvec(v: Tensor) -> Tensor:
+            return torch.cat([block(part) for block, part in zip(blocks, self.split(v), strict=True)])
+
+        return matvec
 
     def fold_values(self, theta: Tensor, hp: Hyper) -> list[Tensor]:
         return [fold.outer_loss(w, hp) for fold, w in zip(self.folds, self.split(theta), strict=True)]

@@ -20,7 +20,7 @@ The noise precision β is the task's, or exp(log_noise_precision) when the space
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -104,6 +104,9 @@ class EvidenceModel(CriterionModel):
 
     def outer_loss(self, theta: Tensor, hp: Hyper) -> Tensor:
         return self.neg_log_evidence(theta, hp) / self.model.n
+
+    def gauss_newton(self, theta: Tensor, hp: Hyper) -> Callable[[Tensor], Tensor]:
+        return self.model.gauss_newton(theta, hp)
 
     def points(self, theta: Tensor) -> list[Tensor]:
         return [theta.detach()]

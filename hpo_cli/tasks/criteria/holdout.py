@@ -4,6 +4,8 @@ per-example weights (hyper-cleaning)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor
 
 from hpo_cli.hypergrad.problem import Hyper
@@ -20,6 +22,9 @@ class HoldoutModel(CriterionModel):
 
     def outer_loss(self, theta: Tensor, hp: Hyper) -> Tensor:
         return self.model.outer_loss(theta, hp)
+
+    def gauss_newton(self, theta: Tensor, hp: Hyper) -> Callable[[Tensor], Tensor]:
+        return self.model.gauss_newton(theta, hp)
 
     def points(self, theta: Tensor) -> list[Tensor]:
         return [theta]
