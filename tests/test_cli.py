@@ -442,6 +442,7 @@ complete_line() {
         ("hpo gradcheck space=polynomial_p", "polynomial_per_coef"),
         ("hpo bench q", "quick"),
         ("hpo completion b", "bash"),
+        ("hpo exp", "export"),
     ],
 )
 def test_bash_completion_of_subcommands_and_overrides(tmp_path: Path, line: str, expected: str) -> None:

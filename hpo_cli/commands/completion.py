@@ -16,7 +16,8 @@ _hpo_complete() {
     [[ -z $cur ]] && n=$((n + 1))
     local candidates=""
     if (( n <= 2 )); then
-        candidates=$(compgen -W "run resume compare bench gradcheck completion --help --version" -- "$cur")
+        local commands="run resume compare export plot dashboard bench gradcheck completion --help --version"
+        candidates=$(compgen -W "$commands" -- "$cur")
     else
         case ${words[1]} in
             run|gradcheck)
@@ -24,6 +25,8 @@ _hpo_complete() {
                 candidates=$(COMP_LINE="hpo$rest" COMP_POINT=$((3 + ${#rest})) hpo run -sc query=bash 2>/dev/null) ;;
             resume|compare)
                 candidates=$(compgen -d -- "$cur"; compgen -W "--help --out" -- "$cur") ;;
+            export|plot|dashboard)
+                candidates=$(compgen -d -- "$cur"; compgen -W "--help --storage --kind --port" -- "$cur") ;;
             bench)
                 candidates=$(compgen -W "quick --check --update --baseline-dir --results-dir --help" -- "$cur") ;;
             completion)
