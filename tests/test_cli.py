@@ -280,31 +280,46 @@ def test_a_space_file_whose_params_is_a_list_is_one_line_and_leaves_no_folder(hp
     assert not list((tmp_path / "runs").glob("*/*")), "a refused config leaves no run directory behind"
 
 
+@pytest.mark.parametrize("read_only", ["folder and files", "folder"])
 def test_resume_of_a_folder_it_cannot_write_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], read_only: str
 ) -> None:
-    """A read-only run folder (simulated: the tests may run as root, whom permissions do not stop)."""
+    """A read-only run folder, simulated (the tests may run as root, whom permissions do not
+    stop): its lock file cannot be opened for writing, or only its new files cannot be made."""
     import errno
+    import tempfile
 
     import hpo_cli.store
+    from hpo_cli.build import compose_config, compose_study
     from hpo_cli.commands.resume import resume
+    from hpo_cli.runner import run_study
+    from hpo_cli.store import RunStore
 
+    overrides = ["task=polynomial", "strategy=random", "n_trials=2"]
     run = tmp_path / "run"
-    (run / ".hydra").mkdir(parents=True)
-    (run / "summary.json").write_text("{}")
+    run_study(compose_study(overrides), compose_config(overrides), RunStore(run))
+    kept = lambda: {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name not in (".lock", "hpo.log")}  # noqa: E731
+    before = kept()
+    capsys.readouterr()
+
+    def denied(*_: object, **__: object) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", str(run / "x"))
+
     real_open = os.open
-
-    def read_only(path: object, flags: int, *args: object) -> int:
-        if str(path).endswith(".lock"):
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, flags, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(hpo_cli.store.os, "open", read_only)
+    if read_only == "folder and files":
+        monkeypatch.setattr(
+            hpo_cli.store.os, "open", lambda p, *a: denied() if str(p).endswith(".lock") else real_open(p, *a)
+        )
+    else:
+        monkeypatch.setattr(hpo_cli.store.tempfile, "mkstemp", denied)
+        assert hpo_cli.store.tempfile is tempfile
     with pytest.raises(SystemExit) as exited:
-        resume(str(run), [])
+        resume(str(run), ["n_trials=4"])
     assert exited.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"hpo: error: {run}: cannot write here (Permission denied): a run is continued where it was written"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hpo: error: ") and "Traceback" not in err[0]
+    assert err[0].endswith(": cannot write here (Permission denied): a run is continued where it was written")
+    assert kept() == before
 
 
 @pytest.mark.skipif(
