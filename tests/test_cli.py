@@ -298,7 +298,10 @@ def test_resume_of_a_folder_it_cannot_write_is_one_line(
     overrides = ["task=polynomial", "strategy=random", "n_trials=2"]
     run = tmp_path / "run"
     run_study(compose_study(overrides), compose_config(overrides), RunStore(run))
-    kept = lambda: {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name not in (".lock", "hpo.log")}  # noqa: E731
+
+    def kept() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name not in (".lock", "hpo.log")}
+
     before = kept()
     capsys.readouterr()
 
