@@ -60,8 +60,8 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
 
 
 @pytest.mark.parametrize("command", ["resume", "compare", "bench", "gradcheck"])
-def test_every_subcommand_has_its_own_help(hpo: Hpo, command: str) -> None:
-    res = hpo(command, "--help")
+def test_every_subcommand_has_its_own_help(hpo_refusal: Hpo, command: str) -> None:
+    res = hpo_refusal(command, "--help")
     assert res.returncode == 0 and f"usage: hpo {command}" in res.stdout
 
 
@@ -80,8 +80,8 @@ def test_bad_command_lines_are_one_line_errors(hpo_refusal: Hpo, args: list[str]
     assert res.stderr.startswith("hpo: error: ")
 
 
-def test_version(hpo: Hpo) -> None:
-    res = hpo("--version")
+def test_version(hpo_refusal: Hpo) -> None:
+    res = hpo_refusal("--version")
     assert res.returncode == 0 and res.stdout.startswith("hpo_cli ")
 
 
@@ -156,13 +156,13 @@ def test_multirun_writes_one_numbered_folder_per_job(hpo: Hpo, tmp_path: Path) -
     ]
 
 
-def test_hydra_flags_keep_working(hpo: Hpo) -> None:
-    res = hpo("run", "--cfg", "job", "strategy=lhs", "task=lasso")
+def test_hydra_flags_keep_working(hpo_refusal: Hpo) -> None:
+    res = hpo_refusal("run", "--cfg", "job", "strategy=lhs", "task=lasso")
     assert res.returncode == 0
     cfg = yaml.safe_load(res.stdout)
     assert cfg["strategy"]["_target_"].endswith("LatinHypercubeStrategy")
     assert cfg["space"]["params"]["alpha"]["high"] == 100.0
-    helped = hpo("run", "--help")
+    helped = hpo_refusal("run", "--help")
     assert (
         "strategy: asha, cmaes, drmad, evolution, fixed, forward, gp_bo, greedy, grid, halton, hammersley, hoag, "
         "hyperband, lhs, poisson_disk, random, reverse, rmad, rtho, sobol, successive_halving, tpe"
@@ -406,17 +406,17 @@ def test_ctrl_c_writes_an_interrupted_summary_and_resume_finishes(hpo: Hpo, tmp_
     assert read_summary(run)["status"] == "finished" and len(read_trials(run)) == 60
 
 
-def test_resume_refuses_a_changed_config(hpo: Hpo, tmp_path: Path) -> None:
+def test_resume_refuses_a_changed_config(hpo: Hpo, hpo_refusal: Hpo, tmp_path: Path) -> None:
     assert hpo("run", "task=ridge", "n_trials=4").returncode == 0
     run = run_dirs(tmp_path)[0]
-    res = hpo("resume", str(run), "seed=1")
+    res = hpo_refusal("resume", str(run), "seed=1")
     assert res.returncode == 2
     assert "refusing to resume: 'seed' cannot change in a resumed run" in res.stderr
     config = run / ".hydra" / "config.yaml"
     config.write_text(config.read_text().replace("seed: 0", "seed: 9"))
-    res = hpo("resume", str(run))
+    res = hpo_refusal("resume", str(run))
     assert res.returncode == 2 and "differs from the config the run started with" in res.stderr
-    assert hpo("resume", str(tmp_path)).returncode == 2
+    assert hpo_refusal("resume", str(tmp_path)).returncode == 2
 
 
 def test_resume_with_a_larger_budget_continues_the_sequence(hpo: Hpo, tmp_path: Path) -> None:
