@@ -143,16 +143,22 @@ def _drive(
         message = f"disk full writing {exc.filename or store.dir}; free some space, then: {hint}"
         raise DiskFullError(message) from None
     finally:
-        records = store.read_trials()
-        if status == "finished" and best_trial(records, str(header["direction"])) is None:
-            status, message = "failed", "no trial completed; " + message
-        summary = _summary(header, records, status, message, before + time.monotonic() - started)
-        try:
-            _write_outputs(store, summary, records, reports=not signalled)
-        except OSError as exc:  # the disk is still full: the trials are safe, the summary is not
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            log.error("could not write the summary (%s): the disk is full", exc.strerror)
+        status = _finish(store, header, status, message, before + time.monotonic() - started, not signalled)
+    return status
+
+
+def _finish(store: RunStore, header: Mapping[str, Any], status: str, message: str, wall: float, reports: bool) -> str:
+    """Write the summary and best.yaml (and, with ``reports``, trials.csv and plots); the final
+    status ("failed" when no trial completed)."""
+    records = store.read_trials()
+    if status == "finished" and best_trial(records, str(header["direction"])) is None:
+        status, message = "failed", "no trial completed; " + message
+    try:
+        _write_outputs(store, _summary(header, records, status, message, wall), records, reports)
+    except OSError as exc:  # the disk is still full: the trials are safe, the summary is not
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        log.error("could not write the summary (%s): the disk is full", exc.strerror)
     return status
 
 
