@@ -259,12 +259,12 @@ def test_bad_input_gets_one_error_line_and_exit_code_2(
     assert not list((tmp_path / "runs").glob("20*/*")), "a refused config leaves no run directory behind"
 
 
-def test_condition_naming_an_unknown_parameter_is_refused(hpo: Hpo, tmp_path: Path) -> None:
+def test_condition_naming_an_unknown_parameter_is_refused(hpo_refusal: Hpo, tmp_path: Path) -> None:
     (tmp_path / "conf" / "space").mkdir(parents=True)
     (tmp_path / "conf" / "space" / "bad.yaml").write_text(
         "params:\n  alpha: {type: float, low: 1.0, high: 2.0, when: {modle: ridge}}\n"
     )
-    res = hpo("run", "task=ridge", "space=bad")
+    res = hpo_refusal("run", "task=ridge", "space=bad")
     assert res.returncode == 2
     assert res.stderr.startswith("hpo: error: space.params.alpha.when.modle='ridge': names unknown parameter")
 
