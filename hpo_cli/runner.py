@@ -151,20 +151,37 @@ def _drive(
         message = f"disk full writing {exc.filename or store.dir}; free some space, then: {hint}"
         raise DiskFullError(message) from None
     finally:
-        records = store.read_trials()
-        if status == "finished" and best_trial(records, str(header["direction"])) is None:
-            status, message = "failed", "no trial completed; " + message
-        summary = _summary(header, records, status, message, before + time.monotonic() - started)
-        if status == "finished" and refit is not None and summary["best"] is not None:
-            summary["refit"] = _refit(refit, best_trial(records, str(header["direction"])))
-        if (store.dir / BEST_MODEL).is_file():
-            summary["best_model"] = BEST_MODEL
-        try:
-            _write_outputs(store, summary, records, reports=not signalled)
-        except OSError as exc:  # the disk is still full: the trials are safe, the summary is not
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            log.error("could not write the summary (%s): the disk is full", exc.strerror)
+        wall = before + time.monotonic() - started
+        status = _finish(store, header, status, message, wall, not signalled, refit)
+    return status
+
+
+def _finish(
+    store: RunStore,
+    header: Mapping[str, Any],
+    status: str,
+    message: str,
+    wall: float,
+    reports: bool,
+    refit: Refit | None = None,
+) -> str:
+    """Write the summary and best.yaml (and, with ``reports``, trials.csv and plots; when the
+    run finished, the best parameters' ``refit``); the final status ("failed" when no trial
+    completed)."""
+    records = store.read_trials()
+    if status == "finished" and best_trial(records, str(header["direction"])) is None:
+        status, message = "failed", "no trial completed; " + message
+    summary = _summary(header, records, status, message, wall)
+    if status == "finished" and refit is not None and summary["best"] is not None:
+        summary["refit"] = _refit(refit, best_trial(records, str(header["direction"])))
+    if (store.dir / BEST_MODEL).is_file():
+        summary["best_model"] = BEST_MODEL
+    try:
+        _write_outputs(store, summary, records, reports)
+    except OSError as exc:  # the disk is still full: the trials are safe, the summary is not
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        log.error("could not write the summary (%s): the disk is full", exc.strerror)
     return status
 
 

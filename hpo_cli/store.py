@@ -28,6 +28,7 @@ line, or a JSON file that does not parse, stops with one line naming the file an
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -57,6 +58,7 @@ TORN = "trials.jsonl.torn"
 TOLD = "told.txt"
 
 log = logging.getLogger("hpo_cli")
+NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)  # a read-only folder or file system
 
 
 def finite_or_none(x: Any) -> Any:
@@ -216,10 +218,10 @@ class RunStore:
         holder's pid and host when another process has it."""
         try:
             fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        except PermissionError as exc:  # a read-only folder or file system
-            raise RunDirError(
-                f"{self.dir}: cannot write here ({exc.strerror}): a run is continued where it was written"
-            ) from None
+        except OSError as exc:
+            if exc.errno not in NOT_WRITABLE:
+                raise
+            raise not_writable(self.dir, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -312,6 +314,11 @@ def read_model(path: Path) -> TrainedModel:
     if not isinstance(meta, dict) or not arrays:
         raise ValueError(f"{path}: not a saved model (no weights or no meta)")
     return TrainedModel(arrays, meta, bool(meta.get("from_scratch", True)))
+
+
+def not_writable(path: Path | str, exc: OSError) -> RunDirError:
+    """The one-line refusal of a run folder this process cannot write."""
+    return RunDirError(f"{path}: cannot write here ({exc.strerror}): a run is continued where it was written")
 
 
 def holds_run(run_dir: Path) -> bool:

@@ -93,13 +93,14 @@ def hpo(tmp_path: Path) -> Hpo:
 def hpo_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Hpo:
     """`hpo ARGS` in this process, for commands refused before any trial: a subprocess costs
     seconds of imports per case, this costs none after the first. Hydra's logging setup (a
-    refused run may configure it) is undone after each call."""
+    refused run may configure it) and sys.path are restored after each call."""
     from hpo_cli.cli import main
 
     def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> Result:
         monkeypatch.setenv("HPO_RUNS_DIR", str(tmp_path / "runs"))
         monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
         monkeypatch.chdir(cwd or tmp_path)
+        monkeypatch.setattr(sys, "path", sys.path[:])  # a user's module folder joins it for this call only
         root = logging.getLogger()
         handlers, level = root.handlers[:], root.level
         try:

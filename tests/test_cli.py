@@ -60,8 +60,8 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
 
 
 @pytest.mark.parametrize("command", ["resume", "compare", "bench", "gradcheck"])
-def test_every_subcommand_has_its_own_help(hpo: Hpo, command: str) -> None:
-    res = hpo(command, "--help")
+def test_every_subcommand_has_its_own_help(hpo_refusal: Hpo, command: str) -> None:
+    res = hpo_refusal(command, "--help")
     assert res.returncode == 0 and f"usage: hpo {command}" in res.stdout
 
 
@@ -80,8 +80,8 @@ def test_bad_command_lines_are_one_line_errors(hpo_refusal: Hpo, args: list[str]
     assert res.stderr.startswith("hpo: error: ")
 
 
-def test_version(hpo: Hpo) -> None:
-    res = hpo("--version")
+def test_version(hpo_refusal: Hpo) -> None:
+    res = hpo_refusal("--version")
     assert res.returncode == 0 and res.stdout.startswith("hpo_cli ")
 
 
@@ -156,13 +156,13 @@ def test_multirun_writes_one_numbered_folder_per_job(hpo: Hpo, tmp_path: Path) -
     ]
 
 
-def test_hydra_flags_keep_working(hpo: Hpo) -> None:
-    res = hpo("run", "--cfg", "job", "strategy=lhs", "task=lasso")
+def test_hydra_flags_keep_working(hpo_refusal: Hpo) -> None:
+    res = hpo_refusal("run", "--cfg", "job", "strategy=lhs", "task=lasso")
     assert res.returncode == 0
     cfg = yaml.safe_load(res.stdout)
     assert cfg["strategy"]["_target_"].endswith("LatinHypercubeStrategy")
     assert cfg["space"]["params"]["alpha"]["high"] == 100.0
-    helped = hpo("run", "--help")
+    helped = hpo_refusal("run", "--help")
     assert (
         "strategy: asha, cmaes, drmad, evolution, fixed, forward, gp_bo, greedy, grid, halton, hammersley, hoag, "
         "hyperband, lhs, poisson_disk, random, reverse, rmad, rtho, sobol, successive_halving, tpe"
@@ -259,12 +259,12 @@ def test_bad_input_gets_one_error_line_and_exit_code_2(
     assert not list((tmp_path / "runs").glob("20*/*")), "a refused config leaves no run directory behind"
 
 
-def test_condition_naming_an_unknown_parameter_is_refused(hpo: Hpo, tmp_path: Path) -> None:
+def test_condition_naming_an_unknown_parameter_is_refused(hpo_refusal: Hpo, tmp_path: Path) -> None:
     (tmp_path / "conf" / "space").mkdir(parents=True)
     (tmp_path / "conf" / "space" / "bad.yaml").write_text(
         "params:\n  alpha: {type: float, low: 1.0, high: 2.0, when: {modle: ridge}}\n"
     )
-    res = hpo("run", "task=ridge", "space=bad")
+    res = hpo_refusal("run", "task=ridge", "space=bad")
     assert res.returncode == 2
     assert res.stderr.startswith("hpo: error: space.params.alpha.when.modle='ridge': names unknown parameter")
 
@@ -280,31 +280,49 @@ def test_a_space_file_whose_params_is_a_list_is_one_line_and_leaves_no_folder(hp
     assert not list((tmp_path / "runs").glob("*/*")), "a refused config leaves no run directory behind"
 
 
+@pytest.mark.parametrize("read_only", ["folder and files", "folder"])
 def test_resume_of_a_folder_it_cannot_write_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], read_only: str
 ) -> None:
-    """A read-only run folder (simulated: the tests may run as root, whom permissions do not stop)."""
+    """A read-only run folder, simulated (the tests may run as root, whom permissions do not
+    stop): its lock file cannot be opened for writing, or only its new files cannot be made."""
     import errno
+    import tempfile
 
     import hpo_cli.store
+    from hpo_cli.build import compose_config, compose_study
     from hpo_cli.commands.resume import resume
+    from hpo_cli.runner import run_study
+    from hpo_cli.store import RunStore
 
+    overrides = ["task=polynomial", "strategy=random", "n_trials=2"]
     run = tmp_path / "run"
-    (run / ".hydra").mkdir(parents=True)
-    (run / "summary.json").write_text("{}")
+    run_study(compose_study(overrides), compose_config(overrides), RunStore(run))
+
+    def kept() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name not in (".lock", "hpo.log")}
+
+    before = kept()
+    capsys.readouterr()
+
+    def denied(*_: object, **__: object) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", str(run / "x"))
+
     real_open = os.open
-
-    def read_only(path: object, flags: int, *args: object) -> int:
-        if str(path).endswith(".lock"):
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, flags, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(hpo_cli.store.os, "open", read_only)
+    if read_only == "folder and files":
+        monkeypatch.setattr(
+            hpo_cli.store.os, "open", lambda p, *a: denied() if str(p).endswith(".lock") else real_open(p, *a)
+        )
+    else:
+        monkeypatch.setattr(hpo_cli.store.tempfile, "mkstemp", denied)
+        assert hpo_cli.store.tempfile is tempfile
     with pytest.raises(SystemExit) as exited:
-        resume(str(run), [])
+        resume(str(run), ["n_trials=4"])
     assert exited.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"hpo: error: {run}: cannot write here (Permission denied): a run is continued where it was written"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hpo: error: ") and "Traceback" not in err[0]
+    assert err[0].endswith(": cannot write here (Permission denied): a run is continued where it was written")
+    assert kept() == before
 
 
 @pytest.mark.skipif(
@@ -388,17 +406,17 @@ def test_ctrl_c_writes_an_interrupted_summary_and_resume_finishes(hpo: Hpo, tmp_
     assert read_summary(run)["status"] == "finished" and len(read_trials(run)) == 60
 
 
-def test_resume_refuses_a_changed_config(hpo: Hpo, tmp_path: Path) -> None:
+def test_resume_refuses_a_changed_config(hpo: Hpo, hpo_refusal: Hpo, tmp_path: Path) -> None:
     assert hpo("run", "task=ridge", "n_trials=4").returncode == 0
     run = run_dirs(tmp_path)[0]
-    res = hpo("resume", str(run), "seed=1")
+    res = hpo_refusal("resume", str(run), "seed=1")
     assert res.returncode == 2
     assert "refusing to resume: 'seed' cannot change in a resumed run" in res.stderr
     config = run / ".hydra" / "config.yaml"
     config.write_text(config.read_text().replace("seed: 0", "seed: 9"))
-    res = hpo("resume", str(run))
+    res = hpo_refusal("resume", str(run))
     assert res.returncode == 2 and "differs from the config the run started with" in res.stderr
-    assert hpo("resume", str(tmp_path)).returncode == 2
+    assert hpo_refusal("resume", str(tmp_path)).returncode == 2
 
 
 def test_resume_with_a_larger_budget_continues_the_sequence(hpo: Hpo, tmp_path: Path) -> None:

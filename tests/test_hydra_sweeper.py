@@ -563,15 +563,10 @@ def test_a_float_range_is_a_categorical_of_the_values_hydra_lists(text: str) -> 
         ("nokey=interval(0, 1)", "nokey"),
         ("hydra.sweeper.params.nokey='interval(0, 1)'", "nokey"),
         ("hydra.sweeper.space=broken.yaml", "hydra.sweeper.space='broken.yaml': YAML syntax error (line 3)"),
-        ("hydra.sweeper.space=listed.yaml", "hydra.sweeper.space.params=['x2']: expected a mapping"),
-        ("hydra.sweeper.resume=true", "hydra.sweeper.resume=True: "),
-        ("hydra.sweeper.strategy_params.gama=0.2", "hydra.sweeper.strategy_params.gama=0.2: not an option of tpe"),
-        ("hydra.sweeper.strategy=drmad", "strategy 'drmad' needs a differentiable task"),  # rmad's _target_ came along
     ],
 )
 def test_a_bad_sweeper_config_is_refused_in_one_line_naming_the_key(tmp_path: Path, override: str, named: str) -> None:
     (tmp_path / "broken.yaml").write_text("params:\n  x2: {type: float, low: 0.0, high: [\n")
-    (tmp_path / "listed.yaml").write_text("params:\n  - x2\n")
     res = run_app(
         "-m", "hydra/sweeper=hpo", "hydra.sweeper.n_trials=2", "x1=interval(-5, 10)", override,
         f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
@@ -579,6 +574,42 @@ def test_a_bad_sweeper_config_is_refused_in_one_line_naming_the_key(tmp_path: Pa
     line = one_line_error(res)
     assert line.startswith("hpo sweeper: error: ") and named in line, line
     assert not (tmp_path / "sweep").exists(), "nothing was launched, nothing written"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"space": "listed.yaml"}, "hydra.sweeper.space.params=['x2']: expected a mapping"),
+        ({"resume": True}, "hydra.sweeper.resume=True: {sweep} holds no sweep to continue"),
+        ({"strategy_params": {"gama": 0.2}}, "hydra.sweeper.strategy_params.gama=0.2: not an option of tpe"),
+        ({"strategy": "drmad"}, "task='app': strategy 'drmad' needs a differentiable task"),  # rmad's _target_ came
+        ({"seed": -1}, "hydra.sweeper.seed=-1: must be a non-negative integer"),
+        ({"n_trials": 0}, "hydra.sweeper.n_trials=0: must be a positive integer"),
+    ],
+)
+def test_sweeper_refusals_come_before_anything_is_launched_or_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], message: str
+) -> None:
+    """run_sweep in-process (the plugin prints a ConfigError as one line, exit 2: tested above)."""
+    from omegaconf import OmegaConf
+
+    from hpo_cli.sweeper.sweep import run_sweep
+    from hydra_plugins.hpo_sweeper.hpo_sweeper import HpoSweeperConf
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "listed.yaml").write_text("params:\n  - x2\n")
+    defaults = OmegaConf.to_container(OmegaConf.structured(HpoSweeperConf))
+    assert isinstance(defaults, dict)
+    defaults.pop("_target_")
+    sweep = tmp_path / "sweep"
+
+    def never(*_: Any) -> Any:
+        raise AssertionError("nothing may be launched, validated or saved")
+
+    with pytest.raises(ConfigError) as refused:
+        run_sweep({**defaults, **options}, ["x1=interval(-5, 10)"], never, "basic", sweep, "app", never, never)
+    assert str(refused.value).startswith(message.format(sweep=sweep)), str(refused.value)
+    assert not sweep.exists()
 
 
 def test_the_strategy_group_is_composed_by_hydra_with_its_inherited_defaults() -> None:

@@ -296,12 +296,12 @@ def test_hydras_own_errors_are_one_line_and_exit_2(hpo: Hpo, override: str, expe
     ],
 )
 def test_more_bad_input_is_one_line_and_exit_2(
-    hpo: Hpo, tmp_path: Path, files: dict[str, str], args: list[str], expected: str
+    hpo_refusal: Hpo, tmp_path: Path, files: dict[str, str], args: list[str], expected: str
 ) -> None:
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    res = hpo(*args)
+    res = hpo_refusal(*args)
     assert res.returncode == 2, res.output
     assert expected in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "Traceback" not in res.output

@@ -13,7 +13,7 @@ from hpo_cli.errors import ConfigError, ResumeError, RunDirError, fail
 from hpo_cli.interrupts import Interrupted, exit_code, interrupt_on, leave
 from hpo_cli.report.logs import configure_resume_logging
 from hpo_cli.runner import run_study
-from hpo_cli.store import SUMMARY, RunStore
+from hpo_cli.store import NOT_WRITABLE, SUMMARY, RunStore, not_writable
 
 CONFIG = Path(".hydra") / "config.yaml"
 
@@ -34,6 +34,11 @@ def resume(run_dir: str, overrides: list[str]) -> int:
                 status = run_study(study, cfg, store, resume=True)
     except (ConfigError, RunDirError) as exc:
         fail(str(exc), exc.exit_code)
+    except OSError as exc:  # the folder (not its lock file) is read-only
+        if exc.errno not in NOT_WRITABLE:
+            raise
+        refusal = not_writable(exc.filename or directory, exc)
+        fail(str(refusal), refusal.exit_code)
     except Interrupted as exc:
         leave(exc)
     except KeyboardInterrupt as exc:
