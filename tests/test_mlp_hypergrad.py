@@ -4,6 +4,7 @@ spaces, and a gradient result re-evaluated as a black box."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from conftest import Hpo, read_summary, read_trials, run_dirs
 from hpo_cli.build import compose_config, compose_study
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad import compute
-from hpo_cli.hypergrad.check import relative_error
-from hpo_cli.hypergrad.implicit import conjugate_gradient, implicit
+from hpo_cli.hypergrad.check import finite_difference, relative_error
+from hpo_cli.hypergrad.implicit import conjugate_gradient, implicit, solve_inner
 from hpo_cli.hypergrad.problem import BilevelProblem, ParameterTensors, outer_gradients
 from hpo_cli.tasks.mlp import DigitsTask
 
@@ -312,11 +313,23 @@ def test_the_issue_commands_work(hpo: Hpo, tmp_path: Path, args: list[str]) -> N
     assert summary["best"]["metrics"]["test_accuracy"] > 0.8
 
 
-@pytest.mark.slow  # ~1 min: converged inner solves of a network
-def test_gradcheck_of_the_implicit_method_on_an_mlp_passes_with_converged_inner_solves(hpo: Hpo) -> None:
-    """The reference is finite differences of Q at inner solves converged to ‖∇θL‖∞ ≤ 1e-13
-    (warm-started from θ*, so the network stays in one basin), not at ``inner_steps`` L-BFGS
-    iterations (then: relative error 1.00)."""
-    args = ["method=implicit", "task=digits", "space=digits_gradient", "task.activation=tanh", "task.hidden=16"]
-    res = hpo("gradcheck", *args)
-    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1].startswith("PASS: relative error"), res.output
+@pytest.mark.slow  # ~2 min: converged inner solves of a network
+def test_implicit_on_an_mlp_matches_finite_differences_of_converged_solves_and_the_ggn_is_biased() -> None:
+    """A 64-16-10 tanh MLP on digits in float64, per-layer precisions: at θ* solved to
+    ‖∇θL‖∞ ≤ 1e-12, the Hessian's implicit hypergradient matches central differences of Q at
+    solves warm-started from θ* (measured 1.1e-6); the Gauss-Newton matrix drops the network's own
+    curvature and is off by ~11 %, which is why curvature=auto keeps the Hessian where it is
+    positive definite."""
+    study = compose_study(["strategy=hoag", "task=digits", "space=digits_gradient"])  # its space only
+    task = small_task(hidden=16, convention="torch", lr_stages=1, inner_steps=100, batch_size=128)
+    params = study.space.decode(np.full(study.space.dim, 0.4))
+    problem, h = problem_of(task, params)
+    problem = dataclasses.replace(problem, solve_iterations=20_000)
+    theta = solve_inner(problem, h, problem.theta0, tol=1e-12).theta
+    reference = finite_difference(
+        lambda x: float(problem.outer(solve_inner(problem, x, theta, tol=1e-12).theta, x)), h, eps=1e-5
+    )
+    hessian = implicit(problem, h, theta, cg_rtol=1e-10, curvature="hessian")
+    ggn = implicit(problem, h, theta, cg_rtol=1e-10, curvature="ggn")
+    assert relative_error(hessian.grad, reference) <= 1e-4
+    assert relative_error(ggn.grad, reference) > 1e-2 and ggn.extras["cg_damping"] == 0.0
