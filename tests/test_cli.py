@@ -237,7 +237,7 @@ BAD_INPUTS = [
         "criterion.init_log_variance=nan: must be a finite number",
     ),
     # the key as the user wrote it, not the Python class's complaint
-    (["strategy=hoag", "task=polynomial", "+strategy.lr=1"], "strategy.lr=1: not an option of this strategy (curvature, decay,"),
+    (["strategy=hoag", "task=polynomial", "+strategy.lr=1"], "strategy.lr=1: not an option of this strategy (curv"),
     (["strategy=tpe", "+strategy.gama=0.2"], "strategy.gama=0.2: not an option of this strategy (bandwidth,"),
     (["strategy=fixed", "strategy.params={beta: 1}"], "strategy.params.beta=1: not a parameter of the space (alpha)"),
     (

@@ -656,8 +656,8 @@ def test_each_trial_records_its_own_job_s_seconds_not_the_batch_s() -> None:
     for number, delay in enumerate((0.0, 0.1, 0.3)):
         executor.submit(Job(number, Suggestion(number, {"delay": delay}, np.zeros(1)), 0), app)
     outcomes = executor.wait()
-    seconds = [record.seconds for _, (record, _) in outcomes]
-    assert [record.state for _, (record, _) in outcomes] == ["complete", "complete", "failed"]
+    seconds = [outcome.record.seconds for _, outcome in outcomes]
+    assert [outcome.record.state for _, outcome in outcomes] == ["complete", "complete", "failed"]
     assert seconds[0] < 0.1 <= seconds[1] < 0.3 <= seconds[2] < 0.5, seconds  # the batch took over 0.9 s
 
 
