@@ -322,7 +322,7 @@ def test_implicit_on_an_mlp_matches_finite_differences_of_converged_solves_and_t
     solves warm-started from θ* (measured 1.1e-6); the Gauss-Newton matrix drops the network's own
     curvature and is off by ~11 %, which is why curvature=auto keeps the Hessian where it is
     positive definite."""
-    study = compose_study(["strategy=hoag", "task=digits", "space=digits_gradient"])  # its space only
+    study = compose_study(["strategy=hoag", "task=digits", "space=digits_implicit"])  # its space only
     task = small_task(hidden=16, convention="torch", lr_stages=1, inner_steps=100, batch_size=128)
     params = study.space.decode(np.full(study.space.dim, 0.4))
     problem, h = problem_of(task, params)
