@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import math
@@ -270,26 +271,18 @@ class RunStore:
             "value": record.value,
             "from_scratch": model.from_scratch,
         }
-        target = self.dir / BEST_MODEL
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{BEST_MODEL}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                arrays: dict[str, Any] = {k: np.asarray(v) for k, v in model.arrays.items()}
-                np.savez(f, meta=np.array(to_json(meta)), **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        arrays: dict[str, Any] = {k: np.asarray(v) for k, v in model.arrays.items()}
+        np.savez(buffer, meta=np.array(to_json(meta)), **arrays)
+        self._atomic_write(BEST_MODEL, buffer.getvalue())
 
-    def _atomic_write(self, name: str, text: str) -> None:
+    def _atomic_write(self, name: str, content: str | bytes) -> None:
         """Write a temporary file of a unique name, fsync it, then rename it over ``name``."""
         target = self.dir / name
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
+            with os.fdopen(fd, "wb") as f:
+                f.write(content.encode("utf-8") if isinstance(content, str) else content)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
