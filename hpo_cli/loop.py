@@ -40,7 +40,7 @@ from typing import Protocol
 from hpo_cli.errors import ResumeError
 from hpo_cli.executors.base import Executor, Job, Objective, Outcome, trial_seed
 from hpo_cli.executors.serial import SerialExecutor
-from hpo_cli.hypergrad.request import InnerState
+from hpo_cli.request import InnerState
 from hpo_cli.settings import Budget
 from hpo_cli.store import TOLD, RunStore, best_trial
 from hpo_cli.strategies.base import Strategy

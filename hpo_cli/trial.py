@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.request import HypergradRequest, InnerState
 from hpo_cli.space import ParamValue
 
 

@@ -13,7 +13,7 @@ from conftest import Result, make_space, read_summary, read_trials, run_dirs
 from scipy.optimize import minimize
 
 from hpo_cli.hypergrad.implicit import solve_inner
-from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.request import HypergradRequest
 from hpo_cli.runner import run_in_memory
 from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.gradient import project_box_l1

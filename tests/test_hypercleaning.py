@@ -14,7 +14,7 @@ from conftest import Hpo
 
 from hpo_cli.build import compose_config, compose_study
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.request import HypergradRequest
 from hpo_cli.runner import run_in_memory
 from hpo_cli.strategies.fixed import FixedStrategy
 from hpo_cli.strategies.gradient import GradientStrategy

@@ -13,7 +13,7 @@ from conftest import Hpo
 from hpo_cli.build import compose_config, compose_study
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.registry import METHODS, check_support, method, names
-from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.request import HypergradRequest, InnerState
 from hpo_cli.runner import run_study
 from hpo_cli.store import RunStore
 

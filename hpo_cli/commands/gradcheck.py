@@ -22,8 +22,8 @@ from hpo_cli.hypergrad.check import componentwise_error, finite_difference, rela
 from hpo_cli.hypergrad.implicit import solve_inner
 from hpo_cli.hypergrad.problem import BilevelProblem
 from hpo_cli.hypergrad.registry import names
-from hpo_cli.hypergrad.request import HypergradRequest
 from hpo_cli.options import a_differentiable_task
+from hpo_cli.request import HypergradRequest
 from hpo_cli.space import FloatParam, SearchSpace
 from hpo_cli.tasks.bilevel import BilevelTask
 

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hpo_cli.curves import recording
-from hpo_cli.hypergrad.request import InnerState
+from hpo_cli.request import InnerState
 from hpo_cli.store import finite_or_none
 from hpo_cli.trial import Evaluation, Request, SavedModel, Suggestion, TrainedModel, TrialRecord, TrialState
 

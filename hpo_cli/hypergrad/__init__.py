@@ -1,7 +1,7 @@
 """Hypergradients: pure functions over a :class:`~hpo_cli.hypergrad.problem.BilevelProblem`.
 
 :func:`compute` is the one entry point by method name, :func:`answer` the one for a
-:class:`~hpo_cli.hypergrad.request.HypergradRequest` (it carries the inner state); both read the
+:class:`~hpo_cli.request.HypergradRequest` (it carries the inner state); both read the
 method's function and options from :mod:`.registry`. Each method returns a
 :class:`~hpo_cli.hypergrad.problem.Hypergradient` (value Q, dQ/dh, cost counters).
 """
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # torch is imported by the methods themselves: this package i
     from torch import Tensor
 
     from hpo_cli.hypergrad.problem import BilevelProblem, Hypergradient
-    from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+    from hpo_cli.request import HypergradRequest, InnerState
 
 
 def compute(name: str, problem: BilevelProblem, h: Tensor, **options: Any) -> Hypergradient:

@@ -9,7 +9,7 @@ that return the hypergradient and the next state.
   ``warm_start``; tolerances are relative to the inner gradient's size at θ0 on the first call
   (``scale``), which is therefore carried too.
 
-The state is an :class:`~hpo_cli.hypergrad.request.InnerState` of numpy arrays in the problem's
+The state is an :class:`~hpo_cli.request.InnerState` of numpy arrays in the problem's
 dtype: the strategy keeps it (and so does its checkpoint), never the task.
 """
 
@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 
 from hpo_cli.hypergrad.problem import BilevelProblem, Cost, Hypergradient, outer_gradients
-from hpo_cli.hypergrad.request import InnerState
 from hpo_cli.hypergrad.unrolled import one_step, push_tangents
+from hpo_cli.request import InnerState
 
 
 def _tensor(a: np.ndarray, like: Tensor) -> Tensor:

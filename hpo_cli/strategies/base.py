@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.request import HypergradRequest
 from hpo_cli.space import ParamValue, SearchSpace
 from hpo_cli.trial import Observation, Suggestion, TrialRecord, TrialState
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.registry import check_count
-from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.request import HypergradRequest, InnerState
 from hpo_cli.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.trial import Observation, Suggestion, TrialState

@@ -28,7 +28,7 @@ import numpy as np
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.registry import CURVATURES
-from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.request import HypergradRequest
 from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.gradient import GradientStrategy
 from hpo_cli.trial import Observation

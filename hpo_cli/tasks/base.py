@@ -24,7 +24,7 @@ Methods:
     evaluate(params, budget=None, request=None) -> Evaluation: train/score one configuration
                      (``budget``: the fidelity, e.g. epochs, for multi-fidelity strategies).
                      Raise an exception or return NaN to mark the trial failed; the run goes on.
-                     ``request`` (a :class:`~hpo_cli.hypergrad.request.HypergradRequest`) comes
+                     ``request`` (a :class:`~hpo_cli.request.HypergradRequest`) comes
                      only to tasks whose ``check_hypergradient`` accepted it: the others ignore it.
     check_hypergradient(request, names): raise a ConfigError unless this task can return that
                      hypergradient for those hyperparameters (the default: it cannot).
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.request import HypergradRequest
 from hpo_cli.trial import Evaluation, Request
 
 if TYPE_CHECKING:

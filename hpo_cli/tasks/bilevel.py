@@ -23,7 +23,7 @@ from torch import Tensor
 from hpo_cli.hypergrad import answer
 from hpo_cli.hypergrad.problem import BilevelProblem, Hypergradient, HyperLayout
 from hpo_cli.hypergrad.registry import check_support
-from hpo_cli.hypergrad.request import HypergradRequest, InnerState
+from hpo_cli.request import HypergradRequest, InnerState
 from hpo_cli.tasks.base import Task
 from hpo_cli.trial import Evaluation, Request, SavedModel, TrainedModel
 

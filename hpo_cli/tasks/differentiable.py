@@ -3,7 +3,7 @@
 A differentiable task builds a :class:`~hpo_cli.hypergrad.problem.BilevelProblem` for the
 hyperparameters the space declares (see :mod:`hpo_cli.tasks.bilevel_models` for the kinds) and
 answers ``evaluate(params, budget, request)`` with a
-:class:`~hpo_cli.hypergrad.request.HypergradRequest` (the methods are listed in
+:class:`~hpo_cli.request.HypergradRequest` (the methods are listed in
 :mod:`hpo_cli.hypergrad.registry`): unrolled methods train ``inner_steps`` from θ_0 each time;
 online methods (greedy, rtho) and HOAG's warm starts continue from the state the request
 carries, and the evaluation returns the next state (``Evaluation.carry``) for the strategy to
@@ -29,7 +29,7 @@ from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.implicit import solve_inner
 from hpo_cli.hypergrad.problem import CONVENTIONS, BilevelProblem, HyperLayout, InnerOptimizer
 from hpo_cli.hypergrad.registry import check_support
-from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.request import HypergradRequest
 from hpo_cli.tasks.bilevel import BilevelTask
 from hpo_cli.tasks.bilevel_models import (
     KINDS,

@@ -16,7 +16,7 @@ from sklearn.metrics import mean_squared_error
 from sklearn.preprocessing import StandardScaler
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.request import HypergradRequest
 from hpo_cli.tasks.base import Task, split_indices
 from hpo_cli.tasks.criteria.base import Criterion
 from hpo_cli.tasks.criteria.cv import CrossValidation, fold_indices

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.request import HypergradRequest
 from hpo_cli.tasks.base import split_indices
 from hpo_cli.tasks.bilevel_models import KINDS, Split, split_of
 from hpo_cli.tasks.criteria.cv import CrossValidation, fold_indices

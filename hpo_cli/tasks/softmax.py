@@ -58,7 +58,7 @@ from torch import Tensor
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.problem import HyperLayout, InnerOptimizer
-from hpo_cli.hypergrad.request import HypergradRequest
+from hpo_cli.request import HypergradRequest
 from hpo_cli.tasks.base import split_indices
 from hpo_cli.tasks.bilevel_models import (
     BilevelModel,

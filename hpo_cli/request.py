@@ -1,5 +1,7 @@
-"""What a gradient strategy asks of a task, typed: the method, its options, and the inner state
-carried from the previous hyper-iteration (online training, warm starts).
+"""The loop's vocabulary for gradient trials: what a gradient strategy asks of a task (the
+hypergradient method, its options) and the inner state carried from the previous hyper-iteration
+(online training, warm starts). Records, the loop, executors, strategies and tasks all speak it;
+the numeric package :mod:`hpo_cli.hypergrad` only answers it.
 
 No torch here: the state travels as numpy arrays (in the task's own dtype, so float32 stays
 bit-exact) and is written into checkpoints exactly (base64 of the raw little-endian bytes).
