@@ -6,9 +6,10 @@ For each seed (data split, flipped labels and strategy alike) three runs of the 
     hpo run experiment=hypercleaning_franceschi2017 seed=S task.cleaning=baseline   # 1 evaluation
     hpo run experiment=hypercleaning_franceschi2017 seed=S                          # learned (DH-R)
 
-Each arm's number is ``final_test_accuracy``: the test accuracy of the model retrained on
-training + validation (oracle: the clean training examples; baseline: all of them; learned: the
-training examples weighted by the learned λ, validation by max λ), the paper's protocol. The
+The preset's task is ``task=hypercleaning`` (:mod:`hpo_cli.tasks.hypercleaning`). Each arm's
+number is ``final_test_accuracy``: the test accuracy of the model retrained on training +
+validation (oracle: the clean training examples; baseline: all of them; learned: the training
+examples weighted by the learned λ, validation by max λ), the paper's protocol. The
 learned arm's trial is the run's best (lowest validation loss, the one ``hpo run`` reports);
 its flipped-label detection (weight < 1e-3 = discarded) is scored by precision, recall and F1.
 

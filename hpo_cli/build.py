@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.loggers.base import Loggers, build_loggers
-from hpo_cli.options import gradient_space_task, no_gradient_space
+from hpo_cli.options import gradient_space_task, no_gradient_space, tasks_with_option
 from hpo_cli.settings import Budget, Settings, read_settings, resolve_device
 from hpo_cli.space import SearchSpace, parse_space
 from hpo_cli.strategies.base import Strategy
@@ -345,9 +345,9 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         with initialize_config_module("hpo_cli.conf", version_base="1.3"):
             return compose("config", overrides=[*search, *method_option_overrides(overrides)])
     except (HydraException, OmegaConfBaseException) as exc:
-        missing = missing_gradient_space(exc)
-        if missing is not None:
-            raise missing from None
+        refusal = missing_gradient_space(exc) or unknown_task_option(exc)
+        if refusal is not None:
+            raise refusal from None
         raise ConfigError("overrides", list(overrides), _first_line(exc)) from None
 
 
@@ -369,6 +369,28 @@ def missing_gradient_space(exc: BaseException) -> ConfigError | None:
         return None
     task = gradient_space_task(exc.missing_cfg_file)
     return None if task is None else no_gradient_space(task)
+
+
+UNKNOWN_TASK_OPTION = re.compile(r"Could not override 'task\.(\w+)'.*use \+task\.\w+=(.*)$", re.DOTALL)
+
+
+def unknown_task_option(exc: BaseException) -> ConfigError | None:
+    """Hydra's refusal of ``task.KEY=VALUE`` for a key the chosen task's file lacks, as one line
+    naming the tasks that take it, when some packaged task does (e.g. ``task.label_noise`` on
+    task=softmax: an option of task=hypercleaning); else None (Hydra's own message stands)."""
+    match = UNKNOWN_TASK_OPTION.search(str(exc).strip())
+    if match is None:
+        return None
+    key, text = match.group(1), match.group(2).strip()
+    owners = tasks_with_option(key)
+    if not owners:
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    where = ", ".join(f"task={name}" for name in owners)
+    return ConfigError(f"task.{key}", value, f"not an option of this task (an option of {where})")
 
 
 def compose_group(group: str, option: str) -> DictConfig:

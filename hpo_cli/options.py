@@ -48,6 +48,20 @@ def gradient_space_task(missing_config: str | None) -> str | None:
     return option.removesuffix(suffix)
 
 
+def tasks_with_option(key: str) -> list[str]:
+    """The packaged task options whose file sets ``key`` (conf/task/NAME.yaml), sorted: where a
+    key another task refuses belongs (e.g. task=hypercleaning's label_noise)."""
+    import yaml
+
+    folder = importlib.resources.files("hpo_cli.conf") / "task"
+    found = []
+    for name in options("task"):
+        loaded = yaml.safe_load((folder / f"{name}.yaml").read_text(encoding="utf-8"))
+        if isinstance(loaded, dict) and key in loaded:
+            found.append(name)
+    return found
+
+
 def no_gradient_space(task: str) -> ConfigError:
     """The one-line refusal of a gradient strategy on a task without a default gradient space."""
     return ConfigError(

@@ -48,6 +48,7 @@ TASKS = [
     TaskCase("lasso"),
     TaskCase("linear"),
     TaskCase("softmax", ("task.inner_steps=5",)),
+    TaskCase("hypercleaning", ("task.inner_steps=5",)),
     TaskCase("digits", ("task.epochs=1", "task.hidden=16")),
     TaskCase("mnist", ("task.epochs=1", "task.hidden=16"), slow=True),
     TaskCase(

@@ -30,6 +30,7 @@ EXTRA = {
 # evaluates, not what training reaches (make test's time).
 CHEAP = {
     "softmax": ["task.inner_steps=8"],
+    "hypercleaning": ["task.inner_steps=8"],
     "digits": ["task.epochs=1", "task.inner_steps=8", "task.hidden=16", "task.param_noise=[]"],
     "mnist": ["task.epochs=1", "task.inner_steps=8", "task.hidden=16", "task.param_noise=[]"],
 }
@@ -40,13 +41,15 @@ SPACE_TASK = {
     "polynomial_per_coef": "polynomial",
     "lr_momentum": "polynomial",
     "softmax_per_param": "softmax",
-    "hypercleaning": "softmax",
+    "hypercleaning": "hypercleaning",
     "ridge_log_precision": "ridge",
     "ridge_per_feature": "ridge",
     "ridge_evidence": "ridge",
     "polynomial_gradient": "polynomial",
     "ridge_gradient": "ridge",
     "softmax_gradient": "softmax",
+    "hypercleaning_gradient": "hypercleaning",
+    "hypercleaning_implicit": "hypercleaning",
     "digits_gradient": "digits",
     "mnist_gradient": "mnist",
     "polynomial_implicit": "polynomial",

@@ -18,6 +18,7 @@ from hpo_cli.runner import run_in_memory
 from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.gradient import project_box_l1
 from hpo_cli.strategies.hoag import HoagStrategy
+from hpo_cli.tasks.hypercleaning import HyperCleaningTask
 from hpo_cli.tasks.polynomial import PolynomialTask
 from hpo_cli.tasks.softmax import SoftmaxTask
 from hpo_cli.trial import Observation, TrialState
@@ -153,7 +154,7 @@ def test_float32_hypergradients_run() -> None:
 
 
 def test_cleaning_f1_counts_discarded_flipped_examples() -> None:
-    task = SoftmaxTask(seed=0, label_noise=0.2)
+    task = HyperCleaningTask(seed=0, label_noise=0.2)
     n = len(task.train.y)
     assert len(task.flipped) == round(0.2 * n)
     weights = np.ones(n)

@@ -1,4 +1,5 @@
-"""Data hyper-cleaning (Franceschi 2017): the softmax task's data, split sizes, the three arms,
+"""Data hyper-cleaning (Franceschi 2017): task=hypercleaning on the softmax task's data and split
+sizes, the three arms,
 the L1-budget normalization, the retraining on train + validation, the detection scores, and
 the ``hypercleaning_franceschi2017`` preset. Small sizes and few steps throughout."""
 
@@ -20,7 +21,7 @@ from hpo_cli.strategies.fixed import FixedStrategy
 from hpo_cli.strategies.gradient import GradientStrategy
 from hpo_cli.tasks.data.idx import write_idx
 from hpo_cli.tasks.data.mnist import FILES, load_mnist
-from hpo_cli.tasks.hypercleaning import cleaning_scores, l1_radius
+from hpo_cli.tasks.hypercleaning import HyperCleaningTask, cleaning_scores, l1_radius
 from hpo_cli.tasks.softmax import SoftmaxTask
 
 PRESET = "experiment=hypercleaning_franceschi2017"
@@ -29,11 +30,11 @@ SMALL = {"n_train": 80, "n_val": 40, "n_test": 50, "label_noise": 0.25, "inner_s
 REVERSE = HypergradRequest.of("reverse", {})
 
 
-def small(**kwargs: object) -> SoftmaxTask:
-    return SoftmaxTask(seed=3, **{**SMALL, **kwargs})  # type: ignore[arg-type]
+def small(**kwargs: object) -> HyperCleaningTask:
+    return HyperCleaningTask(seed=3, **{**SMALL, **kwargs})  # type: ignore[arg-type]
 
 
-def with_weights(task: SoftmaxTask, weights: np.ndarray) -> dict[str, list[float]]:
+def with_weights(task: HyperCleaningTask, weights: np.ndarray) -> dict[str, list[float]]:
     assert len(weights) == task.dimensions()["n_train"]
     return {"example_weights": [float(w) for w in weights]}
 
@@ -61,7 +62,7 @@ def test_the_preset_composes_to_the_scaled_protocol_on_the_bundled_subset() -> N
     assert cfg.strategy.lr == 0.005 and cfg.strategy.outer == "adam" and cfg.strategy.method == "reverse"
     study = compose_study([PRESET])
     task, strategy = study.task, study.strategy
-    assert isinstance(task, SoftmaxTask) and isinstance(strategy, GradientStrategy)
+    assert isinstance(task, HyperCleaningTask) and isinstance(strategy, GradientStrategy)
     # the paper's 5,000/5,000/10,000 scaled by 5,000/20,000 to the bundled 5,000 images
     assert (len(task.train.y), len(task.val.y), len(task.test.y)) == (1250, 1250, 2500)
     assert len(task.flipped) == 625 and task.radius == 625.0
@@ -91,14 +92,14 @@ def test_the_paper_sizes_with_the_idx_files(tmp_path: Path) -> None:
     write_mnist(tmp_path, n_train=10_000, n_test=10_000)
     study = compose_study([PRESET, f"task.data_dir={tmp_path}"])
     task, strategy = study.task, study.strategy
-    assert isinstance(task, SoftmaxTask) and isinstance(strategy, GradientStrategy)
+    assert isinstance(task, HyperCleaningTask) and isinstance(strategy, GradientStrategy)
     assert (len(task.train.y), len(task.val.y), len(task.test.y)) == (5000, 5000, 10000)
     assert len(task.flipped) == 2500 and strategy.budgets == {"example_weights": 2500.0}
 
 
 def test_idx_files_give_train_and_validation_from_the_training_file_and_test_from_t10k(tmp_path: Path) -> None:
     write_mnist(tmp_path, n_train=200, n_test=50)
-    task = SoftmaxTask(data="mnist", data_dir=str(tmp_path), n_train=60, n_val=40, n_test=30, label_noise=0.5)
+    task = HyperCleaningTask(data="mnist", data_dir=str(tmp_path), n_train=60, n_val=40, n_test=30, label_noise=0.5)
     assert (len(task.train.y), len(task.val.y), len(task.test.y)) == (60, 40, 30) and len(task.flipped) == 30
     t10k = load_mnist(tmp_path).X_test
     assert t10k is not None
@@ -117,6 +118,58 @@ def test_idx_sizes_that_do_not_fit_are_refused_without_scale_to_fit(tmp_path: Pa
         SoftmaxTask(data="mnist", data_dir=str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match=r"task\.data_dir"):
         SoftmaxTask(data_dir=str(tmp_path))  # IDX files are MNIST's
+
+
+# -- task=hypercleaning, split from task=softmax ---------------------------------------------------
+
+# Recorded on main at 3faf03b, when SoftmaxTask held the hyper-cleaning options too: (value, the
+# hypergradient's sum, its first entry, test accuracy, final_test_accuracy, cleaning_auc).
+BEFORE_THE_SPLIT = {
+    "learned": (1.191062135920284, -0.5171669346879153, 0.01973275773705535, 0.66, 0.86, 0.42583333333333334),
+    "oracle": (0.7683489944305554, 0.0, 0.0, 0.84, 0.96, 1.0),
+    "baseline": (0.9872816206610097, 0.0, 0.0, 0.72, 0.86, 0.5),
+}
+SIZES = {"n_train": 80, "n_val": 40, "n_test": 50, "inner_steps": 20}
+
+
+@pytest.mark.parametrize("cleaning", sorted(BEFORE_THE_SPLIT))
+def test_the_split_keeps_the_numbers_of_the_combined_task(cleaning: str) -> None:
+    task = HyperCleaningTask(seed=3, label_noise=0.25, cleaning=cleaning, l1_budget="clean", retrain=True, **SIZES)
+    lam = {"example_weights": [float(x) for x in np.linspace(0.05, 0.95, 80)]}
+    ev = task.evaluate(lam, None, REVERSE)
+    assert ev.gradient is not None
+    m = ev.metrics
+    got = (ev.value, sum(ev.gradient), ev.gradient[0], m["test_accuracy"], m["final_test_accuracy"], m["cleaning_auc"])
+    assert got == pytest.approx(BEFORE_THE_SPLIT[cleaning], rel=1e-9, abs=1e-12)
+
+
+def test_plain_softmax_keeps_its_numbers_and_has_no_hyper_cleaning_options() -> None:
+    ev = SoftmaxTask(seed=3, **SIZES).evaluate({"log_precision": 0.5}, None, REVERSE)  # type: ignore[arg-type]
+    assert ev.gradient is not None
+    got = (ev.value, ev.gradient[0], ev.metrics["test_accuracy"])
+    assert got == pytest.approx((0.7089921167442315, 0.14755702881767102, 0.84), rel=1e-9)
+    assert not any(k.startswith("cleaning") or k == "final_test_accuracy" for k in ev.metrics)
+    with pytest.raises(ConfigError) as err:
+        SoftmaxTask(label_noise=0.3)
+    assert err.value.key == "task.label_noise" and "task=hypercleaning" in err.value.reason
+
+
+@pytest.mark.parametrize("option", ["task.label_noise=0.3", "+task.cleaning=oracle", "task.l1_budget=clean"])
+def test_a_hyper_cleaning_option_on_task_softmax_is_one_line_naming_it(hpo_refusal: Hpo, option: str) -> None:
+    res = hpo_refusal("run", "task=softmax", option)
+    assert res.returncode == 2, res.output
+    key = option.lstrip("+").split("=")[0]
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"hpo: error: {key}=") and "task=hypercleaning" in line, line
+    assert "Traceback" not in res.output
+
+
+def test_task_hypercleaning_composes_with_its_spaces() -> None:
+    cfg = compose_config(["task=hypercleaning"])
+    assert set(cfg.space.params) == {"example_weights"} and cfg.task.label_noise == 0.5
+    assert "label_noise" not in compose_config(["task=softmax"]).task
+    for strategy in ("reverse", "hoag"):
+        assert set(compose_config([f"strategy={strategy}", "task=hypercleaning"]).space.params) == {"example_weights"}
 
 
 # -- split sizes and label noise --------------------------------------------------------------
@@ -269,7 +322,7 @@ def test_rank_based_detection_scores_mean_something_before_any_weight_is_discard
 
 def test_a_bad_cleaning_value_names_the_key() -> None:
     with pytest.raises(ConfigError) as err:
-        SoftmaxTask(cleaning="magic")
+        HyperCleaningTask(cleaning="magic")
     assert err.value.key == "task.cleaning" and "learned, oracle, baseline" in err.value.reason
     with pytest.raises(ConfigError) as err:
         compose_study([PRESET, "task.cleaning=magic"])

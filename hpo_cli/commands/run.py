@@ -15,6 +15,7 @@ from hpo_cli.build import (
     method_option_overrides,
     missing_gradient_space,
     register_resolvers,
+    unknown_task_option,
     user_config_dir,
 )
 from hpo_cli.errors import ConfigError, RunDirError, fail
@@ -108,9 +109,9 @@ def hydra_message(exc: BaseException) -> str:
     """Hydra's own message as one line: an unknown option keeps the list of options."""
     from hydra.errors import OverrideParseException
 
-    missing = missing_gradient_space(exc)
-    if missing is not None:
-        return str(missing)
+    refusal = missing_gradient_space(exc) or unknown_task_option(exc)
+    if refusal is not None:
+        return str(refusal)
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(NOISE)]
     if isinstance(exc, OverrideParseException):

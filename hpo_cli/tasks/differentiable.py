@@ -29,6 +29,7 @@ from hpo_cli.errors import ConfigError
 from hpo_cli.hypergrad.implicit import solve_inner
 from hpo_cli.hypergrad.problem import CONVENTIONS, BilevelProblem, HyperLayout, InnerOptimizer
 from hpo_cli.hypergrad.registry import check_support
+from hpo_cli.options import tasks_with_option
 from hpo_cli.request import HypergradRequest
 from hpo_cli.tasks.bilevel import BilevelTask
 from hpo_cli.tasks.bilevel_models import (
@@ -82,7 +83,9 @@ class DifferentiableTask(BilevelTask):
         keys = (*self.training_keys, *NOISE_KEYS)
         unknown = sorted(set(training) - set(keys))
         if unknown:
-            raise ConfigError(f"task.{unknown[0]}", training[unknown[0]], f"not an option of task {self.name}")
+            owners = [f"task={name}" for name in tasks_with_option(unknown[0]) if name != self.name]
+            where = f" (an option of {', '.join(owners)})" if owners else ""
+            raise ConfigError(f"task.{unknown[0]}", training[unknown[0]], f"not an option of task {self.name}{where}")
         t = {**training_defaults(self.training_config, keys), **training}
         self.seed = seed
         self.inner_steps = positive_int(t["inner_steps"], "task.inner_steps")

@@ -9,82 +9,32 @@ set (its first ``n_test`` images in a seeded order). Split sizes: ``task.n_train
 ``test_fraction`` of the pool, training: the rest; a separate test set: all of it). Sizes the
 data cannot hold are refused, or with ``scale_to_fit: true`` all scaled down by one factor.
 
-Data hyper-cleaning (Franceschi et al. 2017; :mod:`hpo_cli.tasks.hypercleaning`): with
-``label_noise > 0`` that fraction of training labels is replaced by a random wrong class, and a
-space with ``example_weights`` (``size: n_train``, conf/space/hypercleaning.yaml) weighs each
-training example's loss. ``task.cleaning`` picks the arm:
+Data hyper-cleaning (Franceschi et al. 2017), label noise and the cleaning arms are another task
+built on this one: ``task=hypercleaning`` (:class:`hpo_cli.tasks.hypercleaning.HyperCleaningTask`).
+A space with ``example_weights`` (``size: n_train``) weighs each training example's loss here too.
 
-* ``learned`` (the default): the example weights λ come from the space and are tuned;
-* ``oracle``: training on the clean examples only (the flipped ones dropped);
-* ``baseline``: training on every example.
-
-The references are *plain training* — the task's inner optimizer, ``inner_steps`` steps from
-θ_0, weight 1 per example — whatever λ the strategy proposes: their value does not depend on
-the example weights (their hypergradient is zero), any other hyperparameter of the space is
-applied as given, so ``strategy=fixed`` or a one-trial run gives them. They are evaluated
-after ``inner_steps`` of training even by black-box strategies (the references are defined by
-the training the learned weights are tuned through); ``learned`` keeps the task's black-box
-rule (the inner optimum) for black-box strategies.
-
-``task.l1_budget`` R (a number, ``clean`` = the number of clean training examples, or null):
-the inner loss is mean_i(λ_i ℓ_i) over the N training examples; with R set, its step size is
-``inner_lr``·N/R (Franceschi's normalization: a step of ``inner_lr`` on the λ-weighted average
-loss when ‖λ‖₁ = R; the strategy's ``l1_budget`` keeps ‖λ‖₁ ≤ R).
-
-``task.retrain: true`` adds ``final_test_accuracy`` to every trial's metrics: a model trained
-from θ_0 for ``retrain_steps`` (null: ``inner_steps``) on training + validation examples —
-learned: the training examples weighted by λ and the validation examples by max(λ); oracle: the
-clean training examples and the validation examples, weight 1; baseline: all of them, weight 1
-— with the step on the weighted average loss (``inner_lr``·n/Σw, the counterpart of N/R, when
-``l1_budget`` is set).
-
-Value: validation cross-entropy. Metrics: validation and test accuracy; with label noise and
-example weights (the arm's own: λ, the clean-example indicator, all ones), the precision,
-recall and F1 of "weight < 1e-3" as a detector of the flipped examples.
+Value: validation cross-entropy. Metrics: validation and test accuracy.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad.problem import HyperLayout, InnerOptimizer
-from hpo_cli.request import HypergradRequest
 from hpo_cli.tasks.base import split_indices
-from hpo_cli.tasks.bilevel_models import (
-    BilevelModel,
-    SoftmaxRegressionModel,
-    Split,
-    batch_schedule,
-    build_problem,
-    make_layout,
-    split_of,
-)
+from hpo_cli.tasks.bilevel_models import SoftmaxRegressionModel, Split, split_of
 from hpo_cli.tasks.differentiable import DifferentiableTask
-from hpo_cli.tasks.hypercleaning import CLEANING, cleaning_scores, l1_radius
-from hpo_cli.trial import Evaluation, Request, SavedModel
-from hpo_cli.validate import flag, is_int, one_of, positive_int
+from hpo_cli.validate import flag, is_int, one_of
 
 log = logging.getLogger(__name__)
 DATA = ("digits", "mnist")
 N_CLASSES = 10
-WEIGHTS = "example_weights"
-
-
-def flip_labels(y: np.ndarray, fraction: float, n_classes: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of the flipped examples; ``y`` is changed in place to a random *wrong* class."""
-    flipped = rng.choice(len(y), size=round(fraction * len(y)), replace=False)
-    y[flipped] = (y[flipped] + rng.integers(1, n_classes, size=len(flipped))) % n_classes
-    return np.sort(flipped)
 
 
 def load_arrays(data: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -172,7 +122,6 @@ class SoftmaxTask(DifferentiableTask):
         seed: int = 0,
         val_fraction: float = 0.25,
         test_fraction: float = 0.25,
-        label_noise: float = 0.0,
         log_precision: float | None = -2.0,
         data: str = "digits",
         data_dir: str | None = None,
@@ -180,10 +129,6 @@ class SoftmaxTask(DifferentiableTask):
         n_val: int | None = None,
         n_test: int | None = None,
         scale_to_fit: bool = False,
-        cleaning: str = "learned",
-        l1_budget: float | str | None = None,
-        retrain: bool = False,
-        retrain_steps: int | None = None,
         device: str = "cpu",
         dtype: str = "float64",
         **training: Any,
@@ -192,13 +137,6 @@ class SoftmaxTask(DifferentiableTask):
         self.data = one_of(data, "task.data", DATA)
         if data_dir is not None and data != "mnist":
             raise ConfigError("task.data_dir", data_dir, "the IDX files' folder is for task.data=mnist")
-        self.cleaning = one_of(cleaning, "task.cleaning", CLEANING)
-        self.retrain = flag(retrain, "task.retrain")
-        self.retrain_steps = (
-            self.inner_steps if retrain_steps is None else positive_int(retrain_steps, "task.retrain_steps")
-        )
-        if isinstance(label_noise, bool) or not isinstance(label_noise, int | float) or not 0 <= label_noise < 1:
-            raise ConfigError("task.label_noise", label_noise, "must be in [0, 1)")
         self.fixed_log_precision = log_precision
 
         X, y, X_test, y_test = load_arrays(self.data, data_dir)
@@ -209,24 +147,12 @@ class SoftmaxTask(DifferentiableTask):
         )
         if X_test is None or y_test is None:
             X_test, y_test = X, y
-        y_train = y[train].copy()
-        self.flipped = (
-            flip_labels(y_train, label_noise, N_CLASSES, np.random.default_rng(seed + 1))
-            if label_noise > 0
-            else np.array([], dtype=int)
-        )
-        self.clean = np.setdiff1d(np.arange(len(train)), self.flipped)
-        self.radius = l1_radius(l1_budget, len(train), float(label_noise), "task.l1_budget")
-        self.train = split_of(X[train], y_train, self.dtype, self.device, labels=True)
+        self.train = split_of(X[train], y[train], self.dtype, self.device, labels=True)
         self.val = split_of(X[val], y[val], self.dtype, self.device, labels=True)
         self.test = split_of(X_test[test], y_test[test], self.dtype, self.device, labels=True)
         if self.data == "mnist":
-            log.info(
-                "softmax on MNIST: %d train (%d flipped), %d validation, %d test; cleaning=%s",
-                len(train), len(self.flipped), len(val), len(test), self.cleaning,
-            )  # fmt: skip
+            log.info("%s on MNIST: %d train, %d validation, %d test", self.name, len(train), len(val), len(test))
         self._model: SoftmaxRegressionModel | None = None
-        self._final: Split | None = None  # the retraining examples (training + validation)
 
     def _rows(
         self,
@@ -254,30 +180,18 @@ class SoftmaxTask(DifferentiableTask):
             test = np.random.default_rng(self.seed + 2).permutation(n_test_pool)[: sizes.test]
         return train, val, test
 
-    # -- the model of this arm ---------------------------------------------------------
-
     def model(self) -> SoftmaxRegressionModel:
-        """The model on the examples this arm trains on: all training examples (learned,
-        baseline) or the clean ones (oracle)."""
+        """The model on the training examples (built once)."""
         if self._model is None:
-            train = self.train
-            if self.cleaning == "oracle":
-                rows = torch.as_tensor(self.clean, device=self.device)
-                train = Split(self.train.X[rows], self.train.y[rows])
-            self._model = SoftmaxRegressionModel(train, self.val, None, n_classes=N_CLASSES)
-            self._model.fixed_log_precision = self.fixed_log_precision
+            self._model = self.regression_model(self.train)
         return self._model
 
-    def dimensions(self) -> dict[str, int]:
-        """``n_train`` is the number of training examples whatever the arm (one weight each)."""
-        return {**super().dimensions(), "n_train": len(self.train.y)}
-
-    def inner_optimizer(self, layout: HyperLayout, model: BilevelModel) -> InnerOptimizer:
-        """The inner step inner_lr·N/R when the example weights are tuned under an L1 budget R
-        (``task.l1_budget``)."""
-        if WEIGHTS in layout.names and self.radius is not None:
-            return dataclasses.replace(self.optimizer, lr=self.optimizer.lr * model.n / self.radius)
-        return self.optimizer
+    def regression_model(self, train: Split) -> SoftmaxRegressionModel:
+        """A softmax regression on ``train``, validated on the validation split, with the
+        task's prior when the space does not tune it."""
+        model = SoftmaxRegressionModel(train, self.val, None, n_classes=N_CLASSES)
+        model.fixed_log_precision = self.fixed_log_precision
+        return model
 
     def test_metrics(self, theta: Tensor) -> dict[str, float]:
         model = self.model()
@@ -285,101 +199,3 @@ class SoftmaxTask(DifferentiableTask):
             "val_accuracy": model.accuracy(theta, self.val),
             "test_accuracy": model.accuracy(theta, self.test),
         }
-
-    # -- hyper-cleaning ------------------------------------------------------------------
-
-    def arm_weights(self, params: Mapping[str, Any]) -> np.ndarray | None:
-        """The training examples' weights of this arm: λ (learned; None without
-        example_weights), 1 on the clean examples and 0 on the flipped ones (oracle), all 1
-        (baseline)."""
-        if self.cleaning == "learned":
-            return np.asarray(params[WEIGHTS], dtype=float) if WEIGHTS in params else None
-        weights = np.ones(len(self.train.y))
-        if self.cleaning == "oracle":
-            weights[self.flipped] = 0.0
-        return weights
-
-    def cleaning_f1(self, weights: np.ndarray) -> float:
-        """F1 of 'weight < 1e-3' as a detector of the flipped training examples."""
-        return cleaning_scores(weights, self.flipped)["cleaning_f1"]
-
-    def check_hypergradient(self, request: HypergradRequest, names: list[str]) -> None:
-        others = [n for n in names if n != WEIGHTS]
-        if self.cleaning != "learned" and others:
-            raise ConfigError(
-                "task.cleaning",
-                self.cleaning,
-                f"the {self.cleaning} reference takes no hypergradient for {others[0]!r}; "
-                "tune it with task.cleaning=learned",
-            )
-        super().check_hypergradient(request, names)
-
-    def evaluate(
-        self,
-        params: Mapping[str, Any],
-        budget: float | None = None,
-        request: Request | None = None,
-    ) -> Evaluation:
-        if self.cleaning == "learned" or isinstance(request, SavedModel):
-            ev = super().evaluate(params, budget, request)
-        else:
-            ev = self.evaluate_reference(params, request)
-        weights = self.arm_weights(params)
-        if weights is not None and len(self.flipped):
-            ev.metrics.update(cleaning_scores(weights, self.flipped))
-        if self.retrain:
-            ev.metrics["final_test_accuracy"] = self.final_test_accuracy(params)
-        return ev
-
-    def evaluate_reference(self, params: Mapping[str, Any], request: HypergradRequest | None) -> Evaluation:
-        """Oracle or baseline: ``inner_steps`` of plain training on the arm's examples, the
-        example weights ignored (their hypergradient is zero), other hyperparameters applied."""
-        others = {k: v for k, v in params.items() if k != WEIGHTS}
-        if request is not None:
-            self.check_hypergradient(request, list(params))
-        layout = self.layout_of(others)
-        problem = self.problem(layout)
-        h = self.hyper_vector(layout, others) if others else problem.theta0.new_zeros(0)
-        theta, _ = problem.train(h)
-        value = float(problem.outer(theta, h))
-        metrics = {**self.trained_metrics(layout, theta, h), self.metric: value}
-        gradient = None
-        if request is not None:
-            gradient = [0.0] * sum(len(v) if isinstance(v, list) else 1 for v in params.values())
-        return Evaluation(value, metrics, {"inner_steps": problem.n_steps}, gradient, model=self.trained_model(theta))
-
-    def final_training_set(self, params: Mapping[str, Any]) -> tuple[Split, np.ndarray]:
-        """The retraining examples (the arm's training examples, then the validation set) and
-        their weights (learned: λ, then max(λ) for validation; the references: 1)."""
-        if self._final is None:
-            rows = self.clean if self.cleaning == "oracle" else np.arange(len(self.train.y))
-            index = torch.as_tensor(rows, device=self.device)
-            self._final = Split(
-                torch.cat([self.train.X[index], self.val.X]),
-                torch.cat([self.train.y[index], self.val.y]),
-            )
-        if self.cleaning == "learned":
-            lam = self.arm_weights(params)
-            lam = np.ones(len(self.train.y)) if lam is None else lam
-            weights = np.concatenate([lam, np.full(len(self.val.y), lam.max())])
-        else:
-            weights = np.ones(len(self._final.y))
-        return self._final, weights
-
-    def final_test_accuracy(self, params: Mapping[str, Any]) -> float:
-        """Test accuracy of the model retrained on training + validation (see the module)."""
-        split, weights = self.final_training_set(params)
-        model = SoftmaxRegressionModel(split, self.val, None, n_classes=N_CLASSES)
-        model.fixed_log_precision = self.fixed_log_precision
-        model.batches = batch_schedule(model.n, self.batch_size, self.retrain_steps, self.seed, self.device)
-        others = {k: v for k, v in params.items() if k != WEIGHTS}
-        sizes = [(k, len(v) if isinstance(v, list) else None) for k, v in others.items()]
-        layout = make_layout([*sizes, (WEIGHTS, model.n)], model.tensors, model.n)
-        optimizer = self.optimizer
-        if self.radius is not None and weights.sum() > 0:
-            optimizer = dataclasses.replace(optimizer, lr=optimizer.lr * model.n / float(weights.sum()))
-        problem = build_problem(model, layout, self.retrain_steps, optimizer, self.theta0())
-        like = torch.empty(0, dtype=self.dtype, device=self.device)
-        h = layout.flatten({**others, WEIGHTS: weights.tolist()}, like)
-        theta, _ = problem.train(h)
-        return model.accuracy(theta, self.test)
