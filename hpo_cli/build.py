@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from hpo_cli.executors.base import Executor
     from hpo_cli.tasks.criteria.base import Criterion
 
+log = logging.getLogger("hpo_cli")
 CONFIG_PACKAGE = "pkg://hpo_cli.conf"
 # Keys a resumed run may change: they extend or shorten the budget, not the experiment.
 BUDGET_KEYS = ("n_trials", "timeout_s")
@@ -74,13 +76,13 @@ class Study:
 
 def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     """The study of a composed config; raises ConfigError (one line) on bad input."""
-    settings = read_settings(cfg)
-    settings = dataclasses.replace(settings, device=resolve_device(settings.device))
-    task = build_task(cfg.task, settings, build_criterion(cfg.get("criterion")))
-    space = space_of_params_file(cfg.strategy, build_space(cfg.space, task), task)
+    names = names or names_of(cfg)
+    cfg, settings, task, space, run = with_the_run_of_a_given_point(cfg)
+    if run is not None:
+        names = dataclasses.replace(names, task=run.get("task", names.task), space=run.get("space", names.space))
     loggers = build_loggers(cfg.get("logger"))
     executor = lambda: build_executor(cfg.get("executor"), cfg)  # noqa: E731 - built last, after every check
-    return assemble_study(settings, task, space, cfg.strategy, executor, names or names_of(cfg), loggers)
+    return assemble_study(settings, task, space, cfg.strategy, executor, names, loggers)
 
 
 def assemble_study(
@@ -176,27 +178,78 @@ def build_space(space_cfg: DictConfig, task: Task, key: str = "space") -> Search
     return space
 
 
-def space_of_params_file(strategy_cfg: DictConfig, space: SearchSpace, task: Task) -> SearchSpace:
-    """``strategy=fixed strategy.params_file=RUN/best.yaml`` re-evaluates a run's best point: when
-    the point is not in the configured space (the task's default) but RUN's own space holds it
-    (``RUN/.hydra/config.yaml``), that space is the study's, so the value means the same thing."""
+# What a run's configuration fixes about the value of a point (besides the strategy).
+RUN_KEYS = ("task", "space", "criterion", "dtype", "seed")
+
+
+def task_and_space(cfg: DictConfig) -> tuple[Settings, Task, SearchSpace]:
+    """The settings (device resolved), the task and the space of a composed config."""
+    settings = read_settings(cfg)
+    settings = dataclasses.replace(settings, device=resolve_device(settings.device))
+    task = build_task(cfg.task, settings, build_criterion(cfg.get("criterion")))
+    return settings, task, build_space(cfg.space, task)
+
+
+def with_the_run_of_a_given_point(
+    cfg: DictConfig,
+) -> tuple[DictConfig, Settings, Task, SearchSpace, dict[str, Any] | None]:
+    """The config, settings, task and space of the study, and the summary of the run whose
+    configuration they come from ({} when it has none), or None: the configured ones.
+
+    ``strategy=fixed strategy.params_file=RUN/best.yaml`` re-evaluates a run's best point: when
+    the point is not in the configured space (e.g. no ``space=`` named: the task's default) but
+    RUN's own configuration holds it (``RUN/.hydra/config.yaml``), the run's task, space,
+    criterion, dtype and seed (RUN_KEYS) replace the configured ones — the task as the run
+    composed it, with what ``conf/task_space/`` set for its space (``lr_stages``,
+    ``inner_steps``) — so the value is the one the run reported. A named space that holds the
+    point keeps the configured task as given."""
+    settings, task, space = task_and_space(cfg)
+    params, run_cfg = point_and_run_config(cfg.strategy)
+    if params is None or run_cfg is None or space.contains(params):
+        return cfg, settings, task, space, None
+    adopted = cfg.copy()
+    for key in RUN_KEYS:
+        if key in run_cfg:
+            adopted[key] = run_cfg[key]
+    try:
+        run_settings, run_task, run_space = task_and_space(adopted)
+    except ConfigError:
+        return cfg, settings, task, space, None  # the strategy names what does not fit
+    if not run_space.contains(params):
+        return cfg, settings, task, space, None
+    run_dir = Path(str(cfg.strategy.params_file)).expanduser().parent
+    log.info("strategy.params_file: re-evaluated under the task, space and seed of %s (%s)", run_dir, RUN_CONFIG)
+    return adopted, run_settings, run_task, run_space, run_summary(run_dir)
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """A run's summary.json, or {} when it has none (yet) or it does not parse."""
+    try:
+        loaded = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+RUN_CONFIG = ".hydra/config.yaml"
+
+
+def point_and_run_config(strategy_cfg: DictConfig) -> tuple[dict[str, Any] | None, DictConfig | None]:
+    """The point of a given-point strategy's ``params_file`` and the composed config of the run
+    that wrote it (``RUN/.hydra/config.yaml`` beside it); None for what is not there."""
     params_file = strategy_cfg.get("params_file") if _evaluates_a_given_point(strategy_cfg) else None
     if not params_file:
-        return space
+        return None, None
     path = Path(str(params_file)).expanduser()
-    run_config = path.parent / ".hydra" / "config.yaml"
     try:
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(params, dict) or space.contains(params) or not run_config.is_file():
-            return space
-        run_cfg = OmegaConf.load(run_config)
+        run_config = path.parent / RUN_CONFIG
+        run_cfg = OmegaConf.load(run_config) if run_config.is_file() else None
     except (OSError, yaml.YAMLError, OmegaConfBaseException):
-        return space  # the strategy reports a missing or bad file itself
-    run_space = run_cfg.get("space") if isinstance(run_cfg, DictConfig) else None
-    if not isinstance(run_space, DictConfig):
-        return space
-    candidate = build_space(run_space, task)
-    return candidate if candidate.contains(params) else space
+        return None, None  # the strategy reports a missing or bad file itself
+    if not isinstance(params, dict):
+        return None, None
+    return params, run_cfg if isinstance(run_cfg, DictConfig) else None
 
 
 def _evaluates_a_given_point(strategy_cfg: DictConfig) -> bool:

@@ -77,6 +77,23 @@ def test_a_gradient_run_s_best_is_what_fixed_gives_back(tmp_path: Path, name: st
             assert math.isclose(again["best"]["metrics"][metric], summary["best"]["metrics"][metric], rel_tol=1e-6)
 
 
+def test_fixed_without_space_or_task_re_evaluates_under_the_run_s_task_settings(tmp_path: Path) -> None:
+    """rmad on task=digits tunes space=digits_gradient, whose four learning-rate stages
+    conf/task_space/ sets (task.lr_stages=4): ``strategy=fixed strategy.params_file=…`` with
+    neither task=, space= nor seed= takes them from the run, and gives its best value back."""
+    run = tmp_path / "run"
+    summary = run_here(run, [*SMALL_MLP, "strategy=rmad", "n_trials=2", "seed=2", "refit=false"])
+    assert len(summary["best"]["params"]["log_lr"]) == 4 * 4  # lr_stages × n_tensors
+    fixed = ["strategy=fixed", f"strategy.params_file={run / 'best.yaml'}", "refit=false"]
+    study = build_study(compose_config(fixed))
+    assert study.task.dimensions()["n_schedule"] == 16 and study.settings.seed == 2
+    assert study.task.model().sizes == [64, 16, 10] and study.space.contains(summary["best"]["params"])
+    again = run_here(tmp_path / "fixed", fixed)
+    assert again["best"]["value"] == pytest.approx(summary["best"]["value"], rel=1e-9)
+    assert again["best"]["metrics"]["test_accuracy"] == summary["best"]["metrics"]["test_accuracy"]
+    assert (again["task"], again["space"]) == (summary["task"], summary["space"])
+
+
 def test_retraining_a_warm_started_best_is_what_the_weights_file_exists_for(tmp_path: Path) -> None:
     """HOAG on the MLP: the saved weights give the reported value back, a retraining from θ0 does not."""
     run = tmp_path / "run"

@@ -234,8 +234,8 @@ def test_a_gradient_strategy_on_a_task_without_a_gradient_space_is_one_line(hpo:
 @pytest.mark.slow  # in make test-slow: make test stays near its 10-minute budget
 def test_a_gradient_result_re_evaluated_by_strategy_fixed_gives_the_same_value(hpo: Hpo, tmp_path: Path) -> None:
     common = ["task=digits", "task.hidden=16", "task.inner_steps=30", "task.param_noise=[0.01]"]
-    # a space without task settings of its own (the default space's four lr stages live in
-    # conf/task_space/, which a fixed run without space= does not see: use best.yaml's command)
+    # a space without task settings of its own (tests/test_best_model.py re-evaluates the default
+    # space, whose four lr stages conf/task_space/ sets)
     res = hpo("run", "strategy=rmad", "n_trials=4", "space=mnist_per_layer", *common)
     assert res.returncode == 0, res.output
     run = run_dirs(tmp_path)[0]
