@@ -21,6 +21,7 @@ from hpo_cli.store import BEST_MODEL, RunStore, read_model
 from hpo_cli.strategies.fixed import FixedStrategy
 from hpo_cli.tasks.mlp import DigitsTask
 from hpo_cli.tasks.mlp_model import mlp_logits
+from hpo_cli.tasks.mlp_training import BlackBoxTraining
 from hpo_cli.trial import Evaluation, TrainedModel
 from tests.conftest import make_space
 
@@ -177,17 +178,18 @@ def test_weights_of_other_parameters_are_not_scored(tmp_path: Path) -> None:
 def test_a_prior_s_refit_is_the_standard_training_with_that_weight_decay() -> None:
     """The learned prior ½·Σ exp(h)·θ²/n enters the loss; for one value everywhere it equals
     torch.optim's weight decay exp(h)/n (a different code path: the optimizer's own)."""
-    task = DigitsTask(seed=1, hidden=16, epochs=2)
+    task = DigitsTask(seed=1, hidden=16, epochs=2, training="bilevel")
     h = 1.5
     n_tensors = task.model().tensors.count
     refit = task.refit({"log_precision": [h] * n_tensors})
     assert refit is not None and "learned prior" in refit["protocol"]
     decay = {**task.defaults, "weight_decay": math.exp(h) / task.model().n}
-    reference = task._standard_training({}, decay, 2, "")
+    standard = BlackBoxTraining(task)
+    reference = standard.standard_training({}, decay, 2, "")
     for metric in ("val_loss", "test_loss"):
         assert refit[metric] == pytest.approx(reference[metric], rel=1e-4)
     untuned = task.refit({"log_precision": [-30.0] * n_tensors})
-    default = task._standard_training({}, task.defaults, 2, "")
+    default = standard.standard_training({}, task.defaults, 2, "")
     assert untuned is not None and untuned["val_loss"] == pytest.approx(default["val_loss"], rel=1e-5)
 
 
@@ -204,7 +206,7 @@ def test_the_summary_box_shows_headline_numbers_first() -> None:
 def test_learning_rates_refit_with_their_own_inner_training() -> None:
     """log_lr means nothing to Adam: a space with learning rates refits with the inner SGD from
     θ0, the training random search over that space sees (so the refit is its evaluation)."""
-    task = DigitsTask(seed=2, hidden=16, inner_steps=10, lr_stages=2)
+    task = DigitsTask(seed=2, hidden=16, inner_steps=10, lr_stages=2, training="bilevel")
     n = task.dimensions()["n_schedule"]
     params = {"log_lr": [-2.0] * n, "log_precision": [0.0] * task.model().tensors.count}
     refit = task.refit(params)

@@ -10,6 +10,7 @@ from conftest import Result, read_summary, run_dirs
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.tasks.mlp import OPTIMIZERS, DigitsTask
+from hpo_cli.tasks.mlp_training import BlackBoxTraining
 
 
 def test_same_seed_same_result_and_different_seed_differs() -> None:
@@ -42,7 +43,9 @@ def test_noise_robustness_metric_and_prior_precision() -> None:
     assert ev.metrics["test_accuracy_noisy"] < ev.metrics["test_accuracy"]
     n_train = len(task.splits()[0].y)
     assert n_train == 1797 - 2 * 359
-    assert task.hyperparameters({"log_precision": 2.0})["weight_decay"] == pytest.approx(7.389056 / n_train, rel=1e-6)
+    assert BlackBoxTraining(task).hyperparameters({"log_precision": 2.0})["weight_decay"] == pytest.approx(
+        7.389056 / n_train, rel=1e-6
+    )
 
 
 def test_bad_hyperparameters_are_config_errors() -> None:

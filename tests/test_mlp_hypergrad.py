@@ -21,7 +21,9 @@ from hpo_cli.hypergrad import compute
 from hpo_cli.hypergrad.check import finite_difference, relative_error
 from hpo_cli.hypergrad.implicit import conjugate_gradient, implicit, solve_inner
 from hpo_cli.hypergrad.problem import BilevelProblem, ParameterTensors, outer_gradients
+from hpo_cli.request import HypergradRequest
 from hpo_cli.tasks.mlp import DigitsTask
+from hpo_cli.tasks.mlp_training import BilevelTraining, BlackBoxTraining
 
 F64 = torch.float64
 STEPS_TO_CONVERGE = 400
@@ -41,6 +43,7 @@ def small_task(**overrides: Any) -> DigitsTask:
         "convention": "maclaurin",
         "lr_stages": 2,
         "param_noise": [],
+        "training": "bilevel",
         **overrides,
     }
     return DigitsTask(**options)
@@ -167,9 +170,51 @@ def test_dimensions_and_bad_lengths_name_the_allowed_granularities() -> None:
         task.layout_of({"momentum": [0.5] * 4})
 
 
-def test_a_space_mixing_sgd_and_torch_optim_knobs_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"space\.params\.log_lr='log_lr': belongs to the inner SGD"):
+def test_each_training_refuses_the_other_s_parameters_naming_task_training() -> None:
+    with pytest.raises(
+        ConfigError, match=r"space\.params\.log_lr='log_lr': belongs to the inner SGD.*task\.training=bilevel"
+    ):
+        small_task(training="blackbox").check_space(["log_lr", "optimizer"])
+    with pytest.raises(ConfigError, match=r"space\.params\.optimizer='optimizer': .*task\.training=blackbox"):
         small_task().check_space(["log_lr", "optimizer"])
+    with pytest.raises(ConfigError, match=r"task\.training='blackbox': gradient strategies"):
+        small_task(training="blackbox").check_hypergradient(HypergradRequest.of("reverse", {}), ["log_precision"])
+    with pytest.raises(ConfigError, match=r"task\.training='auto': must be one of blackbox, bilevel"):
+        small_task(training="auto")
+
+
+def test_the_training_is_the_config_s_not_the_parameter_names() -> None:
+    """One log prior precision means weight decay under torch.optim (blackbox) and the inner
+    SGD's prior (bilevel): conf/task_space/ picks bilevel for space=mnist_shared; the same space
+    with task.training=blackbox is the black-box training, whose value is the accuracy."""
+    bilevel = compose_study(["strategy=random", "task=digits", "space=mnist_shared"])
+    assert isinstance(bilevel.task, DigitsTask) and isinstance(bilevel.task.trainer, BilevelTraining)
+    assert (bilevel.metric, bilevel.direction) == ("val_loss", "minimize")
+    blackbox = compose_study(["strategy=random", "task=digits", "space=mnist_shared", "task.training=blackbox"])
+    assert isinstance(blackbox.task, DigitsTask) and isinstance(blackbox.task.trainer, BlackBoxTraining)
+    assert (blackbox.metric, blackbox.direction) == ("val_accuracy", "maximize")
+    for strategy in ("rmad", "hoag"):
+        for task in ("digits", "mnist"):
+            assert compose_config([f"strategy={strategy}", f"task={task}"]).task.training == "bilevel"
+    assert compose_config(["strategy=random", "task=mnist"]).task.training == "blackbox"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["strategy=rmad", "task=digits", "space=mnist_shared", "task.training=blackbox"],
+            "hpo: error: task.training='blackbox': gradient strategies",
+        ),
+        (["task=digits", "space=mnist_per_layer_lr", "task.training=blackbox"], "hpo: error: space.params.log_lr="),
+        (["task=digits", "task.training=auto"], "hpo: error: task.training='auto': must be one of blackbox, bilevel"),
+    ],
+)
+def test_a_space_that_does_not_fit_the_training_is_one_line(hpo_refusal: Hpo, args: list[str], line: str) -> None:
+    res = hpo_refusal("run", *args)
+    assert res.returncode == 2, res.output
+    (only,) = res.stderr.strip().splitlines()
+    assert only.startswith(line) and "Traceback" not in res.output, only
 
 
 def test_parameter_noise_robustness_is_seeded_and_degrades_with_sigma() -> None:

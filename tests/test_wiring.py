@@ -71,10 +71,11 @@ def test_no_two_config_files_are_byte_identical() -> None:
 def test_inherited_configs_compose_to_their_originals(copy: list[str], original: list[str]) -> None:
     a, b = compose_config(copy), compose_config(original)
     assert a.space == b.space and a.task.get("lr_stages") == b.task.get("lr_stages")
+    assert a.task.training == b.task.training
 
 
 def test_the_differentiable_tasks_are_those_with_a_gradient_space() -> None:
-    expected = ["bilevel", "digits", "mnist", "polynomial", "ridge", "softmax"]
+    expected = ["bilevel", "digits", "hypercleaning", "mnist", "polynomial", "ridge", "softmax"]
     assert differentiable_tasks() == expected
     assert {f"{t}_gradient" for t in expected} <= set(options("space"))
     assert a_differentiable_task() == f"a differentiable task ({', '.join(expected)})"
