@@ -168,8 +168,8 @@ def test_hydra_flags_keep_working(hpo_refusal: Hpo) -> None:
         "hyperband, lhs, poisson_disk, random, reverse, rmad, rtho, sobol, successive_halving, tpe"
     ) in helped.stdout
     assert (
-        "task: bilevel, branin, digits, function, hartmann6, lasso, levy, linear, mnist, polynomial, ridge, "
-        "rosenbrock, softmax"
+        "task: bilevel, branin, digits, function, hartmann6, hypercleaning, lasso, levy, linear, mnist, polynomial, "
+        "ridge, rosenbrock, softmax"
     ) in helped.stdout
 
 
@@ -243,7 +243,7 @@ BAD_INPUTS = [
     (
         ["strategy=hoag", "task=branin"],
         "task='branin': has no default space for gradient strategies (conf/space/<task>_gradient.yaml): they need a "
-        "differentiable task (bilevel, digits, mnist, polynomial, ridge, softmax)",
+        "differentiable task (bilevel, digits, hypercleaning, mnist, polynomial, ridge, softmax)",
     ),
 ]
 
