@@ -51,7 +51,7 @@ GRADIENT_RUNS = {
     "rtho": ([*SMALL_MLP, "strategy=rtho"], False),
     "reverse-polynomial": (["task=polynomial", "space=polynomial_per_coef", "strategy=rmad"], False),
 }
-IN_MAKE_TEST = ("hoag-mlp", "hoag-polynomial", "greedy", "reverse-polynomial")  # the others: make test-slow
+IN_MAKE_TEST = ("hoag-polynomial", "reverse-polynomial")  # the others (MLPs, greedy, drmad, ...): make test-slow
 
 
 @pytest.mark.parametrize(
@@ -77,6 +77,7 @@ def test_a_gradient_run_s_best_is_what_fixed_gives_back(tmp_path: Path, name: st
             assert math.isclose(again["best"]["metrics"][metric], summary["best"]["metrics"][metric], rel_tol=1e-6)
 
 
+@pytest.mark.slow
 def test_retraining_a_warm_started_best_is_what_the_weights_file_exists_for(tmp_path: Path) -> None:
     """HOAG on the MLP: the saved weights give the reported value back, a retraining from θ0 does not."""
     run = tmp_path / "run"
@@ -86,6 +87,7 @@ def test_retraining_a_warm_started_best_is_what_the_weights_file_exists_for(tmp_
     assert not math.isclose(retrained["best"]["value"], summary["best"]["value"], rel_tol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_black_box_mlp_run_saves_weights_that_reproduce_its_best_trial(tmp_path: Path) -> None:
     run = tmp_path / "run"
     summary = run_here(run, [*SMALL_MLP, "strategy=random", "n_trials=3"])
