@@ -127,11 +127,7 @@ IN_MAKE_TEST = {("tpe", 7), ("random", 1), ("asha", 7), ("hoag", 1)}
 
 @pytest.mark.parametrize(
     ("name", "kill_after"),
-    [
-        (n, k) if (n, k) in IN_MAKE_TEST else pytest.param(n, k, marks=pytest.mark.slow)
-        for k in (1, 7)
-        for n in CASES
-    ],
+    [(n, k) if (n, k) in IN_MAKE_TEST else pytest.param(n, k, marks=pytest.mark.slow) for k in (1, 7) for n in CASES],
 )
 def test_a_killed_run_resumes_to_the_trials_of_an_uninterrupted_one(name: str, kill_after: int, tmp_path: Path) -> None:
     whole = uninterrupted(name, tmp_path)
