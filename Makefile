@@ -22,11 +22,15 @@ install: $(STAMP) ## Create .venv and install hpo_cli with its dev tools, the ra
 run: $(STAMP) ## Run `hpo run` on the embedded defaults (sobol on the polynomial task)
 	$(BIN)/hpo run
 
+# Tests run in parallel, one pytest worker per core (pytest-xdist), each worker and every process
+# it starts on one thread: two cores are not oversubscribed by torch's and BLAS's own threads.
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto -q -rs
+
 test: $(STAMP) ## Run the test suite (slow tests excluded; gpu tests skip without CUDA)
-	$(BIN)/python -m pytest -m "not slow" -q -rs
+	$(PYTEST) -m "not slow"
 
 test-slow: $(STAMP) ## Run only the slow tests
-	$(BIN)/python -m pytest -m slow -q -rs
+	$(PYTEST) -m slow
 
 test-gpu: $(STAMP) ## Run the CUDA tests (where a GPU is present)
 	$(BIN)/python -m pytest -m gpu -q -rs

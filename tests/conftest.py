@@ -70,8 +70,9 @@ Hpo = Callable[..., Result]
 
 
 @pytest.fixture
-def hpo(tmp_path: Path) -> Hpo:
-    """Runs the real `hpo` command in tmp_path with runs going to tmp_path/runs."""
+def hpo_process(tmp_path: Path) -> Hpo:
+    """Runs the real `hpo` command in a child process, in tmp_path with runs going to
+    tmp_path/runs: for what only a process shows (signals, its exit, the installed entry point)."""
 
     def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> Result:
         env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs"), "PYTHONUNBUFFERED": "1"}
@@ -90,17 +91,20 @@ def hpo(tmp_path: Path) -> Hpo:
 
 
 @pytest.fixture
-def hpo_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Hpo:
-    """`hpo ARGS` in this process, for commands refused before any trial: a subprocess costs
-    seconds of imports per case, this costs none after the first. Hydra's logging setup (a
-    refused run may configure it) and sys.path are restored after each call."""
+def hpo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Hpo:
+    """`hpo ARGS` in this process, in tmp_path with runs going to tmp_path/runs, as the command
+    line would run it (``hpo_cli.cli.main``): a child process costs seconds of imports per call,
+    this costs none after the first. What a call may change in the process is put back after it:
+    the working directory, HPO_RUNS_DIR and HYDRA_FULL_ERROR, sys.path (a user's module folder
+    joins it), and the handlers and level of the root logger (Hydra configures logging)."""
     from hpo_cli.cli import main
 
     def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> Result:
+        del timeout  # a child process's limit; pytest-timeout bounds this one
         monkeypatch.setenv("HPO_RUNS_DIR", str(tmp_path / "runs"))
         monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
         monkeypatch.chdir(cwd or tmp_path)
-        monkeypatch.setattr(sys, "path", sys.path[:])  # a user's module folder joins it for this call only
+        monkeypatch.setattr(sys, "path", sys.path[:])
         root = logging.getLogger()
         handlers, level = root.handlers[:], root.level
         try:
@@ -114,9 +118,15 @@ def hpo_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.
                     handler.close()
             root.setLevel(level)
         out = capsys.readouterr()
-        return Result(code, out.out, out.err)
+        return Result(code or 0, out.out, out.err)
 
     return run
+
+
+@pytest.fixture
+def hpo_refusal(hpo: Hpo) -> Hpo:
+    """`hpo ARGS` for commands refused before any trial (in this process, as :func:`hpo`)."""
+    return hpo
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -169,11 +179,11 @@ def kill_when(argv: list[str], trials: Path, after: int, delay: float, cwd: Path
         if count_lines(trials) >= after:
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
+            proc.wait(timeout=120)
             return proc.returncode == -signal.SIGKILL
         time.sleep(0.005)
     if proc.poll() is None:
         proc.kill()
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
         pytest.fail(f"{' '.join(argv)} did not reach {after} trials")
     return False

@@ -120,8 +120,15 @@ def test_suggestions_in_flight_at_the_same_time_are_distinct(name: str, tmp_path
     assert len(set(points)) == len(points)
 
 
-@pytest.mark.parametrize("name", list(CASES))
-@pytest.mark.parametrize("kill_after", [1, 7])
+# In make test: one kill per kind of strategy state (a model, a queue of rungs, a carried inner
+# state); every strategy at both kill points in make test-slow.
+IN_MAKE_TEST = {("tpe", 7), ("random", 1), ("asha", 7), ("hoag", 1)}
+
+
+@pytest.mark.parametrize(
+    ("name", "kill_after"),
+    [(n, k) if (n, k) in IN_MAKE_TEST else pytest.param(n, k, marks=pytest.mark.slow) for k in (1, 7) for n in CASES],
+)
 def test_a_killed_run_resumes_to_the_trials_of_an_uninterrupted_one(name: str, kill_after: int, tmp_path: Path) -> None:
     whole = uninterrupted(name, tmp_path)
     run_dir = tmp_path / "killed"

@@ -146,6 +146,7 @@ def test_two_cells_with_one_name_and_strategy_are_refused(tmp_path: Path) -> Non
         load_suite(str(spec))
 
 
+@pytest.mark.slow
 def test_the_quick_digits_cell_tells_hyperband_from_random() -> None:
     """The cell once ran both at one fidelity with the same draws: one baseline for two strategies."""
     from hpo_cli.runner import run_in_memory

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
+from omegaconf import OmegaConf
 
 from hpo_cli.build import build_study, compose_config
 from hpo_cli.errors import ConfigError
@@ -52,7 +54,7 @@ GRADIENT_RUNS = {
     "rtho": ([*SMALL_MLP, "strategy=rtho"], False),
     "reverse-polynomial": (["task=polynomial", "space=polynomial_per_coef", "strategy=rmad"], False),
 }
-IN_MAKE_TEST = ("hoag-mlp", "hoag-polynomial", "greedy", "reverse-polynomial")  # the others: make test-slow
+IN_MAKE_TEST = ("hoag-polynomial", "reverse-polynomial")  # the others (MLPs, greedy, drmad, ...): make test-slow
 
 
 @pytest.mark.parametrize(
@@ -78,6 +80,28 @@ def test_a_gradient_run_s_best_is_what_fixed_gives_back(tmp_path: Path, name: st
             assert math.isclose(again["best"]["metrics"][metric], summary["best"]["metrics"][metric], rel_tol=1e-6)
 
 
+def test_a_params_file_from_a_run_brings_the_run_s_task_settings(tmp_path: Path) -> None:
+    """The wiring alone (no run): a run directory's composed config beside a best.yaml makes
+    ``strategy=fixed strategy.params_file=…`` without task=, space= or seed= build that run's
+    task (lr_stages=4 from conf/task_space/, hidden=16 from its command line), space and seed;
+    a best.yaml with no run config beside it keeps the configured task."""
+    original = [*SMALL_MLP, "strategy=rmad", "seed=2"]
+    run_study_cfg = compose_config(original)
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(run_study_cfg))
+    reference = build_study(run_study_cfg)
+    params = reference.space.decode(np.full(reference.space.dim, 0.3))
+    (tmp_path / "best.yaml").write_text(yaml.safe_dump(params))
+    study = build_study(compose_config(["strategy=fixed", f"strategy.params_file={tmp_path / 'best.yaml'}"]))
+    assert study.task.dimensions()["n_schedule"] == 16 and study.settings.seed == 2
+    assert study.task.model().sizes == [64, 16, 10] and study.metric == "val_loss"
+    assert study.task.evaluate(params).value == reference.task.evaluate(params).value
+    (tmp_path / ".hydra" / "config.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"strategy\.params\.log_lr"):
+        build_study(compose_config(["strategy=fixed", f"strategy.params_file={tmp_path / 'best.yaml'}"]))
+
+
+@pytest.mark.slow
 def test_fixed_without_space_or_task_re_evaluates_under_the_run_s_task_settings(tmp_path: Path) -> None:
     """rmad on task=digits tunes space=digits_gradient, whose four learning-rate stages
     conf/task_space/ sets (task.lr_stages=4): ``strategy=fixed strategy.params_file=…`` with
@@ -95,6 +119,7 @@ def test_fixed_without_space_or_task_re_evaluates_under_the_run_s_task_settings(
     assert (again["task"], again["space"]) == (summary["task"], summary["space"])
 
 
+@pytest.mark.slow
 def test_retraining_a_warm_started_best_is_what_the_weights_file_exists_for(tmp_path: Path) -> None:
     """HOAG on the MLP: the saved weights give the reported value back, a retraining from θ0 does not."""
     run = tmp_path / "run"
@@ -104,6 +129,7 @@ def test_retraining_a_warm_started_best_is_what_the_weights_file_exists_for(tmp_
     assert not math.isclose(retrained["best"]["value"], summary["best"]["value"], rel_tol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_black_box_mlp_run_saves_weights_that_reproduce_its_best_trial(tmp_path: Path) -> None:
     run = tmp_path / "run"
     summary = run_here(run, [*SMALL_MLP, "strategy=random", "n_trials=3"])

@@ -137,7 +137,7 @@ def test_runs_started_in_the_same_second_do_not_collide(tmp_path: Path) -> None:
     env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
     cmd = [sys.executable, "-m", "hpo_cli", "run", "task=ridge", "n_trials=4"]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL) for _ in range(3)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
     assert len(run_dirs(tmp_path)) == 3
 
 
@@ -353,7 +353,7 @@ def run_and_signal(tmp_path: Path, args: list[str], after_trials: int, sig: int)
         trials = dirs[0] / "trials.jsonl" if dirs else None
         if trials is not None and trials.exists() and len(trials.read_text().splitlines()) >= after_trials:
             proc.send_signal(sig)
-            proc.wait(timeout=30)
+            proc.wait(timeout=180)
             assert proc.returncode == (-sig if sig == signal.SIGKILL else 130 if sig == signal.SIGINT else 128 + sig)
             return dirs[0]
         time.sleep(0.01)

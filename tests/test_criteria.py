@@ -193,7 +193,13 @@ def test_hypergradients_of_every_criterion_match_finite_differences(criterion: s
     assert relative_error(result.grad, reference) <= 1e-6
 
 
-@pytest.mark.parametrize("criterion", ["cv", "laplace_full", "laplace_diagonal", "elbo_sampled"])
+SOFTMAX_SLOW = ("cv", "laplace_full", "elbo_sampled")  # make test-slow: seconds each
+
+
+SOFTMAX_CASES = ["laplace_diagonal", *(pytest.param(c, marks=pytest.mark.slow) for c in SOFTMAX_SLOW)]
+
+
+@pytest.mark.parametrize("criterion", SOFTMAX_CASES)
 def test_hypergradients_on_softmax_match_finite_differences(criterion: str) -> None:
     task = SoftmaxTask(seed=0, n_train=40, n_val=20, n_test=20, inner_steps=15, criterion=CRITERIA[criterion]())
     params = {"log_precision": [0.5, -1.0]}

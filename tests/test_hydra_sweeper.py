@@ -140,7 +140,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]
 # -- 1. the same trials as hpo run ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["random", "tpe"])
+@pytest.mark.parametrize("strategy", ["random", pytest.param("tpe", marks=pytest.mark.slow)])
 def test_a_sweep_gives_the_trials_of_hpo_run_on_the_same_function(
     reference: Callable[[str], Path], tmp_path: Path, strategy: str
 ) -> None:
@@ -181,6 +181,7 @@ def test_a_sweep_gives_the_trials_of_hpo_run_on_the_same_function(
 # -- 2. other launchers ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_joblib_launcher_gives_the_trials_of_the_basic_launcher(
     reference: Callable[[str], Path], tmp_path: Path
 ) -> None:
@@ -331,6 +332,7 @@ def kill_after(args: list[str], trials: Path, after: int, delay: float, cwd: Pat
     )
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_to_the_uninterrupted_trials_and_job_numbers(
     reference: Callable[[str], Path], tmp_path: Path
 ) -> None:
@@ -672,6 +674,7 @@ def test_a_sweep_refused_for_a_bad_key_leaves_its_directory_reusable(tmp_path: P
 # -- 10. multi-fidelity: the budget goes to the job through budget_key ---------------------------------
 
 
+@pytest.mark.slow
 def test_hyperband_sends_each_trial_s_budget_to_its_job_through_budget_key(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     common = ["-m", "hydra/sweeper=hpo", "hydra.sweeper.strategy=hyperband", "hydra.sweeper.n_trials=20",
