@@ -74,9 +74,12 @@ def options(group: str) -> list[str]:
 PLACEHOLDERS = ("function", "bilevel", "bilevel_gradient", "bilevel_implicit")
 GROUPS = ("task", "space", "strategy", "criterion")
 CASES = [(g, o) for g in GROUPS for o in options(g) if not (g == "space" and o in PLACEHOLDERS)]
+# Seconds each (a dense Newton solve over a precision per weight): make test-slow.
+SLOW_CASES = {("space", "softmax_per_param")}
+PARAMS = [pytest.param(g, o, marks=pytest.mark.slow) if (g, o) in SLOW_CASES else (g, o) for g, o in CASES]
 
 
-@pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
+@pytest.mark.parametrize(("group", "option"), PARAMS, ids=[f"{g}={o}" for g, o in CASES])
 def test_every_option_composes_and_builds(group: str, option: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(REPO / "examples"))  # my_bilevel.build for task=bilevel
     overrides = [f"{group}={option}", *EXTRA.get((group, option), [])]
