@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hpo_cli.build import Study, compose_study, config_fingerprint
-from hpo_cli.errors import ConfigError, DiskFullError, RunDirError
+from hpo_cli.errors import ConfigError, DiskFullError, ResumeError, RunDirError
 from hpo_cli.interrupts import Interrupted, describe
 from hpo_cli.loggers.base import RunContext
 from hpo_cli.loop import StudyLoop
@@ -85,6 +85,7 @@ def run_study(
     """
     run_dir = store.dir
     previous, told, seconds_before, sessions = _prior_state(store, study, resume)
+    prior_summary = store.read_json(SUMMARY) if resume else None
     for name, text in (config_files or {"config.yaml": OmegaConf.to_yaml(cfg)}).items():
         store.write_text(f"{CONFIG_DIR}/{name}", text)
     header = _header(study, cfg, sessions)
@@ -112,6 +113,10 @@ def run_study(
     try:
         hint = resume_hint or f"hpo resume {store.dir}"
         return _drive(loop, store, header, previous, told, seconds_before, hint, refit)
+    except ResumeError:  # a refused resume leaves the run's status and message as they were
+        if prior_summary is not None:
+            store.write_json(SUMMARY, prior_summary)
+        raise
     finally:
         study.executor.close()
         study.loggers.close()  # after summary.json, best.yaml and the plots: the loggers upload them
@@ -133,7 +138,7 @@ def _drive(
     trials.csv and the plots wait for the run's next end."""
     started = time.monotonic()
     status, message = "interrupted", f"interrupted; continue with: {hint}"
-    signalled = False
+    signalled = refused = False
     try:
         with make_progress(int(header["n_trials"]), len(previous)) as progress:
             loop.progress = progress
@@ -144,6 +149,9 @@ def _drive(
         message = f"interrupted ({describe(exc)}); continue with: {hint}"
         signalled = isinstance(exc, Interrupted)
         raise
+    except ResumeError:
+        refused = True  # the caller restores the summary: no status, no hint to run it again
+        raise
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -151,8 +159,9 @@ def _drive(
         message = f"disk full writing {exc.filename or store.dir}; free some space, then: {hint}"
         raise DiskFullError(message) from None
     finally:
-        wall = before + time.monotonic() - started
-        status = _finish(store, header, status, message, wall, not signalled, refit)
+        if not refused:
+            wall = before + time.monotonic() - started
+            status = _finish(store, header, status, message, wall, not signalled, refit)
     return status
 
 

@@ -23,6 +23,7 @@ from hpo_cli.build import compose_config, compose_study
 from hpo_cli.errors import DiskFullError, RunDirError
 from hpo_cli.runner import run_study
 from hpo_cli.store import STRATEGY_STATE, TORN, RunStore
+from hpo_cli.trial import TrialRecord
 
 
 def user_run(tmp_path: Path, name: str, n_trials: int = 12, *extra: str) -> list[str]:
@@ -197,20 +198,20 @@ def test_a_full_disk_fails_the_run_and_resume_continues_once_space_is_free(
     cfg = compose_config(overrides)
     straight = RunStore(tmp_path / "straight")
     run_study(compose_study(overrides), cfg, straight)
-    append = RunStore.append_trial
+    append = RunStore.append_trials
 
-    def fill_up(store: RunStore, record: object) -> None:
-        if record.trial == 5:  # type: ignore[attr-defined]
+    def fill_up(store: RunStore, records: list[TrialRecord]) -> None:
+        if any(record.trial == 5 for record in records):
             raise OSError(errno.ENOSPC, "No space left on device", str(store.trials_path))
-        append(store, record)  # type: ignore[arg-type]
+        append(store, records)
 
     full = RunStore(tmp_path / "full")
-    monkeypatch.setattr(RunStore, "append_trial", fill_up)
+    monkeypatch.setattr(RunStore, "append_trials", fill_up)
     with pytest.raises(DiskFullError, match=r"disk full writing .*; free some space, then: hpo resume"):
         run_study(compose_study(overrides), cfg, full)
     summary = full.read_json("summary.json")
     assert summary is not None and summary["status"] == "failed" and len(full.read_trials()) == 5
-    monkeypatch.setattr(RunStore, "append_trial", append)
+    monkeypatch.setattr(RunStore, "append_trials", append)
     assert run_study(compose_study(overrides), cfg, full, resume=True) == "finished"
     assert [(r.params, r.value) for r in full.read_trials()] == [(r.params, r.value) for r in straight.read_trials()]
 
