@@ -195,7 +195,8 @@ class CrashingStore(RunStore):
             self.dead = True
             if self.torn:
                 with path.open("a") as f:
-                    f.write(text[: max(1, len(text) // 2 - 1)])
+                    last = text.rstrip("\n").rfind("\n") + 1  # where the last line starts
+                    f.write(text[: last + max(1, (len(text) - last) // 2)])  # ends inside the last line
             raise Killed
         super()._append(path, text)
 

@@ -245,8 +245,9 @@ def test_a_disk_that_fills_mid_line_under_any_executor_leaves_a_run_that_resumes
     def fill_up(store: RunStore, path: Path, text: str) -> None:
         appends.append(path.name)
         if len(appends) == full_at:
+            last = text.rstrip("\n").rfind("\n") + 1  # where the last line starts
             with path.open("a") as f:
-                f.write(text[: len(text) // 2])
+                f.write(text[: last + (len(text) - last) // 2])  # ends inside the last line
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         append(store, path, text)
 
