@@ -139,9 +139,16 @@ def simulate(strategy: str, workers: int, seconds: float, folder: Path) -> dict[
         "utilization": executor.utilization(),
         "driver_ms_per_result": 1000 * executor.driver_s / max(1, executor.results),
         "results_per_wait": executor.results / max(1, executor.batches),
+        "most_busy": executor.most_busy,
         "wall_s": time.perf_counter() - started,
         "virtual_s": executor.now,
     }
+
+
+def utilization(row: dict[str, Any]) -> str:
+    if math.isnan(row["utilization"]):  # the strategy never had work for every worker
+        return f"never full (at most {row['most_busy']:,} busy)"
+    return f"{row['utilization']:.1%}"
 
 
 def main() -> int:
@@ -203,7 +210,7 @@ def main() -> int:
         "| strategy | N | trials | utilization | driver ms per result | results per wait | wall |",
         "|---|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {r['strategy']} | {r['workers']:,} | {r['trials']:,} of {r['of']:,} | {r['utilization']:.1%} | "
+            f"| {r['strategy']} | {r['workers']:,} | {r['trials']:,} of {r['of']:,} | {utilization(r)} | "
             f"{r['driver_ms_per_result']:.2f} | {r['results_per_wait']:.1f} | {r['wall_s']:.0f} s |"
             for r in sims
         ),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,13 +57,15 @@ class SimulatedExecutor(Executor):
 
     workers: int = 100
     durations: Durations = field(default_factory=Durations)
+    clock: Callable[[], float] = time.perf_counter  # the driver's real time (a test passes its own)
     name: str = "simulated"
     asynchronous: bool = True
     now: float = 0.0  # virtual seconds when the driver last came back from wait()
     driver_s: float = 0.0  # real seconds the driver spent between waits (its cost)
     results: int = 0
     batches: int = 0
-    _mark: float = field(default_factory=time.perf_counter, repr=False)
+    most_busy: int = 0  # the most virtual workers busy at once
+    _mark: float = field(default=math.nan, repr=False)
     _excluded: float = field(default=0.0, repr=False)  # real seconds of objective evaluations
     _running: list[tuple[float, int, Job, Outcome]] = field(default_factory=list, repr=False)  # heap by end time
     _spans: list[tuple[float, float]] = field(default_factory=list, repr=False)  # (start, end) per trial
@@ -73,29 +76,33 @@ class SimulatedExecutor(Executor):
     def slots(self) -> int:
         return self.workers
 
+    def __post_init__(self) -> None:
+        self._mark = self.clock()
+
     def _virtual_now(self) -> float:
-        return self.now + (time.perf_counter() - self._mark - self._excluded)
+        return self.now + (self.clock() - self._mark - self._excluded)
 
     def submit(self, job: Job, objective: Objective) -> None:
         if len(self._running) >= self.workers:
             raise RuntimeError("submit() with every virtual worker busy")
         start = self._virtual_now()
-        evaluating = time.perf_counter()
+        evaluating = self.clock()
         outcome = evaluate_trial(objective, job)
-        self._excluded += time.perf_counter() - evaluating
+        self._excluded += self.clock() - evaluating
         duration, failed = self.durations.draw(job.seed, job.suggestion.budget)
         if failed:
             outcome = failed_outcome(job, duration, "a simulated failure")
         heapq.heappush(self._running, (start + duration, job.number, job, outcome))
         self._spans.append((start, start + duration))
         self._last_submit = start
+        self.most_busy = max(self.most_busy, len(self._running))
         if self._full_at is None and len(self._running) == self.workers:
             self._full_at = start
 
     def wait(self) -> list[tuple[Job, Outcome]]:
         if not self._running:
             raise RuntimeError("wait() with no trial submitted")
-        busy = time.perf_counter() - self._mark - self._excluded
+        busy = self.clock() - self._mark - self._excluded
         self.driver_s += busy
         self.now += busy
         self.now = max(self.now, self._running[0][0])  # nothing ended while the driver worked: jump
@@ -105,7 +112,7 @@ class SimulatedExecutor(Executor):
             done.append((job, outcome))
         self.results += len(done)
         self.batches += 1
-        self._mark, self._excluded = time.perf_counter(), 0.0
+        self._mark, self._excluded = self.clock(), 0.0
         return done
 
     def utilization(self) -> float:
