@@ -220,6 +220,8 @@ def _header(study: Study, cfg: DictConfig, sessions: int) -> dict[str, Any]:
         "space": study.names.space,
         "criterion": study.criterion,
         "executor": study.executor.describe(),
+        "device": study.settings.device,  # resolved (device=auto: the one it chose), as every worker uses
+        "dtype": study.settings.dtype,  # null: each task its own precision
         "seed": study.settings.seed,
         "direction": study.direction,
         "metric": study.metric,

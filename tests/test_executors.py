@@ -220,3 +220,23 @@ def test_a_sigkilled_driver_leaves_no_worker_behind(tmp_path: Path) -> None:
     for w in left:
         os.kill(w, signal.SIGKILL)
     assert not left, f"workers {left} outlived their driver"
+
+
+def test_device_auto_reaches_the_workers_as_the_device_it_resolved_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine with two GPUs (CUDA patched in), device=auto is cuda for the driver, in the
+    config every worker builds its task from, and each process worker gets its own GPU."""
+    import torch
+
+    from hpo_cli.build import compose_study
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    study = compose_study([*FUNCTION, "task.fn=executor_objectives.noisy", "device=auto", "executor=process"])
+    executor = study.executor
+    assert study.settings.device == "cuda" and executor.recipe["device"] == "cuda"  # type: ignore[attr-defined]
+    assert [executor._environment(i)["CUDA_VISIBLE_DEVICES"] for i in range(3)] == ["0", "1", "0"]  # type: ignore[attr-defined]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    on_cpu = compose_study([*FUNCTION, "task.fn=executor_objectives.noisy", "device=auto", "executor=process"])
+    assert on_cpu.executor.recipe["device"] == "cpu"  # type: ignore[attr-defined]
+    assert "CUDA_VISIBLE_DEVICES" not in on_cpu.executor._environment(0)  # type: ignore[attr-defined]

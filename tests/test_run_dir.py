@@ -240,6 +240,8 @@ def test_a_disk_that_fills_mid_line_under_any_executor_leaves_a_run_that_resumes
     cfg = compose_config(overrides)
     straight = RunStore(tmp_path / "straight")
     run_study(compose_study([*FULL_DISK_RUN]), compose_config([*FULL_DISK_RUN]), straight)
+    summary = straight.read_json("summary.json") or {}
+    assert summary["device"] == "cpu" and summary["dtype"] is None  # resolved device; null: the task's own
     append, appends = RunStore._append, []
 
     def fill_up(store: RunStore, path: Path, text: str) -> None:
