@@ -38,10 +38,11 @@ from hpo_cli.loop import StudyLoop
 from hpo_cli.store import RunStore
 from hpo_cli.trial import TrialRecord
 
-GOAL, GOAL_WORKERS, GOAL_STRATEGIES = 0.95, 1000, ("random", "tpe", "asha")
+GOAL, GOAL_WORKERS, GOAL_STRATEGIES = 0.95, 1000, ("random", "tpe_window", "asha")
 STRATEGIES = {  # overrides of each simulated strategy (branin: a cheap objective)
     "random": ["strategy=random"],
     "tpe": ["strategy=tpe"],
+    "tpe_window": ["strategy=tpe", "++strategy.window=256"],  # its cost capped (strategy.window)
     "gp_bo": ["strategy=gp_bo"],
     "asha": ["strategy=asha", "strategy.min_budget=1", "strategy.max_budget=27"],
     "hyperband": ["strategy=hyperband", "strategy.min_budget=1", "strategy.max_budget=27"],

@@ -103,6 +103,8 @@ class StudyLoop:
     _undecided: dict[int, TrialRecord] = field(default_factory=dict, repr=False)
     _models: dict[int, TrainedModel] = field(default_factory=dict, repr=False)  # by trial number, until stored
     _staged: list[TrialRecord] = field(default_factory=list, repr=False)  # decided, not yet durable
+    _failed: int = field(default=0, repr=False)  # failed trials among records[:_counted]
+    _counted: int = field(default=0, repr=False)
     _started: float = field(default=0.0, repr=False)
 
     def run(self, previous: Sequence[TrialRecord] = (), told: int = 0) -> LoopOutcome:
@@ -110,6 +112,7 @@ class StudyLoop:
         trials (it was restored from a checkpoint); the others are replayed."""
         recorded = {r.trial: r for r in previous}
         self.records = sorted(previous, key=lambda r: r.trial)
+        self._failed = self._counted = 0
         self._told = told
         self._started = time.monotonic()
         self.executor.attach(self.store.dir)
@@ -151,6 +154,7 @@ class StudyLoop:
             )
         replay = deque(journal[told:])
         in_flight: dict[int, Suggestion] = {}  # asked, not yet told: trial number -> suggestion
+        fresh: deque[int] = deque()  # asked, not yet submitted (a scan of in_flight is O(workers) a result)
         submitted: set[int] = set()
         arrived: deque[tuple[Job, Outcome]] = deque()  # results journaled, not yet told
         limit = max(self.budget.batch_size, self.executor.slots)
@@ -166,6 +170,7 @@ class StudyLoop:
                     if next_trial in recorded:
                         _check_replay(recorded[next_trial], suggestion)
                     in_flight[next_trial] = suggestion
+                    fresh.append(next_trial)
                     next_trial += 1
             if not in_flight:
                 if stop is not None:
@@ -180,7 +185,7 @@ class StudyLoop:
                     )
                 observation = self._outcomes(number, [in_flight.pop(number)], recorded)[0]
             else:
-                number, observation = self._next_result(in_flight, submitted, arrived, recorded)
+                number, observation = self._next_result(in_flight, fresh, submitted, arrived, recorded)
             self.strategy.tell([observation])
             self._write_decided([observation])
             self._told += 1
@@ -192,6 +197,7 @@ class StudyLoop:
     def _next_result(
         self,
         in_flight: dict[int, Suggestion],
+        fresh: deque[int],
         submitted: set[int],
         arrived: deque[tuple[Job, Outcome]],
         recorded: Mapping[int, TrialRecord],
@@ -204,8 +210,10 @@ class StudyLoop:
         A trial recorded but not journaled (its journal line was torn off by a full disk) is
         told from its record, or, when it carries inner state, evaluated again and checked."""
         ready: list[tuple[Job, Outcome]] = []
-        for number, suggestion in in_flight.items():
-            if number in submitted:
+        while fresh:
+            number = fresh.popleft()
+            suggestion = in_flight.get(number)  # None: told already, from the journal
+            if suggestion is None or number in submitted:
                 continue
             submitted.add(number)
             job = Job(number, suggestion, trial_seed(self.seed, number))
@@ -294,8 +302,9 @@ class StudyLoop:
         self._undecided.clear()
 
     def _stop_reason(self, next_trial: int) -> tuple[str, str] | None:
-        failed = sum(r.state == "failed" for r in self.records)
-        done = len(self.records)
+        self._failed += sum(r.state == "failed" for r in self.records[self._counted :])  # O(new records)
+        self._counted = len(self.records)
+        failed, done = self._failed, len(self.records)
         if done >= min(self.budget.n_trials, MIN_TRIALS_FOR_FAILURE_RATE) and done > 0:
             rate = failed / done
             if rate > self.budget.max_failure_rate:
