@@ -23,7 +23,7 @@ def ticking(step: float):  # type: ignore[no-untyped-def]
 def simulate(strategy: str, workers: int, n_trials: int, step: float, run_dir: Path) -> SimulatedExecutor:
     extra = ["strategy.min_budget=1", "strategy.max_budget=9"] if strategy == "asha" else []
     study = compose_study(["task=branin", f"strategy={strategy}", *extra, f"n_trials={n_trials}", "seed=1"])
-    executor = SimulatedExecutor(workers, Durations(full_budget=9.0 if extra else None), clock=ticking(step))
+    executor = SimulatedExecutor(workers, Durations(unit_budget=1.0 if extra else None), clock=ticking(step))
     loop = StudyLoop(study.strategy, study.task.evaluate, RunStore(run_dir), study.budget, executor=executor)
     records = loop.run().records
     assert sorted(r.trial for r in records) == list(range(n_trials))  # each trial recorded once
@@ -53,4 +53,4 @@ def test_durations_are_lognormal_around_the_median_with_a_tail_and_failures() ->
     assert 55.0 < seconds[len(seconds) // 2] < 66.0
     assert seconds[-1] > 10 * 60.0  # the heavy tail
     assert 0.08 < sum(failed for _, failed in draws) / len(draws) < 0.12
-    assert Durations(full_budget=9.0).draw(0, 3.0)[0] == pytest.approx(Durations().draw(0, None)[0] / 3)
+    assert Durations(unit_budget=9.0).draw(0, 3.0)[0] == pytest.approx(Durations().draw(0, None)[0] / 3)

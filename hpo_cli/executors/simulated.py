@@ -38,7 +38,7 @@ class Durations:
     tail: float = 0.02  # the fraction drawn from a Pareto tail instead (stragglers)
     tail_alpha: float = 1.5
     failure_rate: float = 0.02
-    full_budget: float | None = None  # a trial's duration scales with budget / full_budget
+    unit_budget: float | None = None  # a trial's duration scales with budget / unit_budget (None: not)
 
     def draw(self, seed: int, budget: float | None) -> tuple[float, bool]:
         """(duration, failed) of a trial."""
@@ -46,8 +46,8 @@ class Durations:
         duration = self.median_s * float(np.exp(self.sigma * rng.standard_normal()))
         if rng.random() < self.tail:
             duration = self.median_s * (1.0 + float(rng.pareto(self.tail_alpha)))
-        if budget is not None and self.full_budget:
-            duration *= float(budget) / self.full_budget
+        if budget is not None and self.unit_budget:
+            duration *= float(budget) / self.unit_budget
         return duration, bool(rng.random() < self.failure_rate)
 
 
