@@ -23,8 +23,10 @@ Files (their names are part of the interface):
 * ``.lock``: held (``flock``) by the one process writing the run; the kernel releases it when
   that process dies, so a killed run can be resumed at once.
 
-Damage is refused, never truncated away: only a torn *last* line of ``trials.jsonl`` (a kill in
-the middle of a write) is set aside, into ``trials.jsonl.torn``, with a warning. Any other bad
+Damage is refused, never truncated away: only a torn *last* line of ``trials.jsonl`` or
+``told.txt`` (a kill or a full disk in the middle of a write) is set aside, into ``<name>.torn``,
+with a warning; the two stay consistent (a journaled trial whose record was torn off is evaluated
+again, a recorded one whose journal line was torn off is told from its record). Any other bad
 line, or a JSON file that does not parse, stops with one line naming the file and line.
 """
 
