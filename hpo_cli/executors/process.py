@@ -155,6 +155,9 @@ class ProcessExecutor(QueuedExecutor):
     def _busy(self) -> int:
         return len(self.busy)
 
+    def _started(self) -> bool:
+        return bool(self.pool)
+
     def _dispatch(self) -> None:
         """Give queued jobs to the idle workers."""
         for w in range(len(self.pool)):

@@ -146,6 +146,9 @@ class RayExecutor(QueuedExecutor):
     def _busy(self) -> int:
         return len(self.running)
 
+    def _started(self) -> bool:
+        return bool(self.actors)
+
     def _dispatch(self) -> None:
         busy = {index for index, _, _ in self.running.values()}
         for index, actor in enumerate(self.actors):
