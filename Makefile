@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha bench-loggers bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-scale bench-asha bench-loggers bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,9 @@ bench-bakhteev: $(STAMP) ## Bakhteev & Strijov (2020) polynomial table: cv/elbo 
 
 bench-parallel: $(BENCH_STAMP) ## Trials in parallel: process and Ray executors vs serial, throughput and per-trial overhead, Ray Tune beside them (~3 min)
 	$(BIN)/python benchmarks/parallel_executors.py
+
+bench-scale: $(STAMP) ## A hundred workers and more: real process workers at 8/32/64/128 (as memory allows: RSS, start, stop, utilization) and 100–10,000 simulated ones per strategy (~20 min)
+	nice -n 10 $(BIN)/python benchmarks/scale.py --real 8,32,64,128 --mnist
 
 bench-asha: $(STAMP) ## ASHA vs Hyperband vs random search on MNIST at equal wall-clock, 2 workers, 3 seeds (~9 min)
 	$(BIN)/python benchmarks/asha_mnist.py

@@ -23,3 +23,13 @@ def cpu_bound(params: Mapping[str, Any]) -> float:
 
 def trivial(params: Mapping[str, Any]) -> float:
     return float(params["x1"]) ** 2 + float(params["x2"]) ** 2
+
+
+SLEEP_MEDIAN_S = 2.0
+
+
+def sleeps_lognormal(params: Mapping[str, Any]) -> float:
+    """Sleeps a lognormal time (median SLEEP_MEDIAN_S, σ 0.5) drawn from numpy's global
+    generator, which the executor seeds per trial: benchmarks/scale.py's real workers."""
+    time.sleep(SLEEP_MEDIAN_S * float(np.exp(0.5 * np.random.standard_normal())))
+    return float(params["x1"]) ** 2 + float(params["x2"]) ** 2

@@ -81,7 +81,7 @@ def build_study(cfg: DictConfig, names: RunNames | None = None) -> Study:
     if run is not None:
         names = dataclasses.replace(names, task=run.get("task", names.task), space=run.get("space", names.space))
     loggers = build_loggers(cfg.get("logger"))
-    executor = lambda: build_executor(cfg.get("executor"), cfg)  # noqa: E731 - built last, after every check
+    executor = lambda: build_executor(cfg.get("executor"), cfg, settings.device)  # noqa: E731 - built last, after every check
     return assemble_study(settings, task, space, cfg.strategy, executor, names, loggers)
 
 
@@ -105,9 +105,10 @@ def assemble_study(
     return Study(settings, task, space, strategy, direction, names, metric, criterion, executor(), loggers or Loggers())
 
 
-def build_executor(executor_cfg: DictConfig | None, cfg: DictConfig) -> Executor:
+def build_executor(executor_cfg: DictConfig | None, cfg: DictConfig, device: str | None = None) -> Executor:
     """Where trials run (``executor=NAME``; serial when the config has none). Workers build the
-    task from ``cfg``, resolved, without Hydra's own node."""
+    task from ``cfg``, resolved, without Hydra's own node, on ``device`` (the driver's resolved
+    device: ``device=auto`` means the same in every worker, and a GPU per worker where it is cuda)."""
     from hpo_cli.executors.base import Executor
     from hpo_cli.executors.serial import SerialExecutor
 
@@ -118,6 +119,8 @@ def build_executor(executor_cfg: DictConfig | None, cfg: DictConfig) -> Executor
         raise ConfigError("executor._target_", executor_cfg.get("_target_"), "does not build an Executor")
     recipe = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(recipe, dict)
+    if device is not None:
+        recipe["device"] = device
     executor.bind({str(k): v for k, v in recipe.items() if k != "hydra"})
     return executor
 

@@ -24,6 +24,14 @@ again. Such a checkpoint is written after every tell whose
 observations carry state. A recorded trial whose request is stateful cannot be replayed from
 its record alone (the record holds no inner state): it is evaluated again, from the state the
 restored strategy sends, and must reproduce its recorded value; its record is not written twice.
+
+Durability is a group commit. The results an asynchronous executor returns together (one
+``wait``) are journaled together, one write and one fsync, before the strategy is told any of
+them; their records are written together, one write and one fsync, before the driver waits
+again, and only then reported (progress, loggers). A batch run does the same per batch. So a
+SIGKILL at any point loses no result that was reported and records none twice: a journaled
+trial without a record is evaluated again on resume, and a record without a journal line (a
+full disk tore it off) is told from the record.
 """
 
 from __future__ import annotations
@@ -94,6 +102,9 @@ class StudyLoop:
     _told: int = field(default=0, repr=False)
     _undecided: dict[int, TrialRecord] = field(default_factory=dict, repr=False)
     _models: dict[int, TrainedModel] = field(default_factory=dict, repr=False)  # by trial number, until stored
+    _staged: list[TrialRecord] = field(default_factory=list, repr=False)  # decided, not yet durable
+    _failed: int = field(default=0, repr=False)  # failed trials among records[:_counted]
+    _counted: int = field(default=0, repr=False)
     _started: float = field(default=0.0, repr=False)
 
     def run(self, previous: Sequence[TrialRecord] = (), told: int = 0) -> LoopOutcome:
@@ -101,6 +112,7 @@ class StudyLoop:
         trials (it was restored from a checkpoint); the others are replayed."""
         recorded = {r.trial: r for r in previous}
         self.records = sorted(previous, key=lambda r: r.trial)
+        self._failed = self._counted = 0
         self._told = told
         self._started = time.monotonic()
         self.executor.attach(self.store.dir)
@@ -110,6 +122,7 @@ class StudyLoop:
             return self._run_in_batches(recorded, told)
         finally:
             self._write_undecided()
+            self._commit()
 
     def _run_in_batches(self, recorded: Mapping[int, TrialRecord], told: int) -> LoopOutcome:
         next_trial = told
@@ -125,6 +138,7 @@ class StudyLoop:
             next_trial += len(suggestions)
             self.strategy.tell(observations)
             self._write_decided(observations)
+            self._commit()
             self._told = next_trial
             self._checkpoint(final=any(o.carry is not None for o in observations))
 
@@ -140,8 +154,9 @@ class StudyLoop:
             )
         replay = deque(journal[told:])
         in_flight: dict[int, Suggestion] = {}  # asked, not yet told: trial number -> suggestion
+        fresh: deque[int] = deque()  # asked, not yet submitted (a scan of in_flight is O(workers) a result)
         submitted: set[int] = set()
-        arrived: deque[tuple[Job, Outcome]] = deque()  # results from the executor, not yet told
+        arrived: deque[tuple[Job, Outcome]] = deque()  # results journaled, not yet told
         limit = max(self.budget.batch_size, self.executor.slots)
         next_trial, waiting, stop = told, False, None
         while True:
@@ -155,13 +170,13 @@ class StudyLoop:
                     if next_trial in recorded:
                         _check_replay(recorded[next_trial], suggestion)
                     in_flight[next_trial] = suggestion
+                    fresh.append(next_trial)
                     next_trial += 1
             if not in_flight:
                 if stop is not None:
                     return LoopOutcome(*stop, self.records)
                 return LoopOutcome("finished", self.strategy.finish_message, self.records)
-            replaying = bool(replay)  # this result is journaled already
-            if replaying:
+            if replay:  # this result is journaled already
                 number = replay.popleft()
                 if number not in in_flight:
                     raise ResumeError(
@@ -170,39 +185,60 @@ class StudyLoop:
                     )
                 observation = self._outcomes(number, [in_flight.pop(number)], recorded)[0]
             else:
-                number, observation = self._next_result(in_flight, submitted, arrived, recorded)
+                number, observation = self._next_result(in_flight, fresh, submitted, arrived, recorded)
             self.strategy.tell([observation])
-            if not replaying:
-                self.store.append_told(number)
             self._write_decided([observation])
             self._told += 1
             waiting = False
             if not in_flight and not self.strategy.pending:
+                self._commit()
                 self._checkpoint(final=observation.carry is not None)
 
     def _next_result(
         self,
         in_flight: dict[int, Suggestion],
+        fresh: deque[int],
         submitted: set[int],
         arrived: deque[tuple[Job, Outcome]],
         recorded: Mapping[int, TrialRecord],
     ) -> tuple[int, Observation]:
-        """Submit the trials in flight that are not running yet; the next result to arrive (its
-        trial leaves ``in_flight``)."""
-        for number, suggestion in in_flight.items():
-            if number in recorded:
-                raise ResumeError(f"cannot resume: trial {number} is recorded but missing from {self.store.dir / TOLD}")
-            if number not in submitted:
-                submitted.add(number)
-                self.executor.submit(Job(number, suggestion, trial_seed(self.seed, number)), self.objective)
-        if not arrived:
-            arrived.extend(self.executor.wait())
+        """Submit the trials in flight that are not running yet; the next result (its trial
+        leaves ``in_flight``). Results are drained from the executor in batches (all that
+        arrived together): the records told so far are made durable first, then the batch is
+        journaled with one fsync, before the strategy is told any of it (the group commit).
+
+        A trial recorded but not journaled (its journal line was torn off by a full disk) is
+        told from its record, or, when it carries inner state, evaluated again and checked."""
+        ready: list[tuple[Job, Outcome]] = []
+        while fresh:
+            number = fresh.popleft()
+            suggestion = in_flight.get(number)  # None: told already, from the journal
+            if suggestion is None or number in submitted:
+                continue
+            submitted.add(number)
+            job = Job(number, suggestion, trial_seed(self.seed, number))
+            if number in recorded and not _stateful(suggestion):
+                ready.append((job, Outcome(recorded[number])))
+            else:
+                self.executor.submit(job, self.objective)
+        batch = ready
+        if not arrived and not batch:
+            self._commit()  # what was told is durable and reported before the driver waits
+            batch = self.executor.wait()
+        self.store.append_told(*(job.number for job, _ in batch))
+        arrived.extend(batch)
         job, outcome = arrived.popleft()
         submitted.discard(job.number)
+        suggestion = in_flight.pop(job.number)
+        known = recorded.get(job.number)
+        if known is not None:
+            if outcome.record is not known:
+                _check_reproduced(known, self._stamped(outcome.record))
+            return job.number, self._observation(known, suggestion, outcome.carry)
         record = self._stamped(outcome.record)
-        self._undecided[job.suggestion.key] = record
+        self._undecided[suggestion.key] = record
         self._keep_model(record, outcome.model)
-        return job.number, self._observation(record, in_flight.pop(job.number), outcome.carry)
+        return job.number, self._observation(record, suggestion, outcome.carry)
 
     def _outcomes(
         self, first: int, suggestions: Sequence[Suggestion], recorded: Mapping[int, TrialRecord]
@@ -214,7 +250,7 @@ class StudyLoop:
             record = recorded.get(first + i)
             if record is not None:
                 _check_replay(record, suggestion)
-            if record is None or (suggestion.request is not None and suggestion.request.stateful):
+            if record is None or _stateful(suggestion):
                 jobs.append(Job(first + i, suggestion, trial_seed(self.seed, first + i)))
         evaluated: dict[int, Outcome] = {
             job.number: outcome for job, outcome in zip(jobs, self.executor.run(jobs, self.objective), strict=True)
@@ -266,8 +302,9 @@ class StudyLoop:
         self._undecided.clear()
 
     def _stop_reason(self, next_trial: int) -> tuple[str, str] | None:
-        failed = sum(r.state == "failed" for r in self.records)
-        done = len(self.records)
+        self._failed += sum(r.state == "failed" for r in self.records[self._counted :])  # O(new records)
+        self._counted = len(self.records)
+        failed, done = self._failed, len(self.records)
         if done >= min(self.budget.n_trials, MIN_TRIALS_FOR_FAILURE_RATE) and done > 0:
             rate = failed / done
             if rate > self.budget.max_failure_rate:
@@ -290,17 +327,27 @@ class StudyLoop:
             self._models[record.trial] = model
 
     def _persist(self, record: TrialRecord) -> None:
+        """Stage ``record`` for the next group commit (its model, if best, is written now)."""
         model = self._models.pop(record.trial, None)
         if model is not None and record.state == TrialState.COMPLETE:
             best = self.best()
             if best is None or best_trial([best, record], self.direction) is record:
                 self.store.write_model(record, model)  # before the record: never a record without its model
-        self.store.append_trial(record)
         self.records.append(record)
-        if self.observer is not None:
-            self.observer.trial_stored(record)
-        if self.progress is not None:
-            self.progress.trial_done(record, self.best())
+        self._staged.append(record)
+
+    def _commit(self) -> None:
+        """Make the staged records durable together (one write, one fsync), then report them:
+        nothing is reported before it is on disk."""
+        if not self._staged:
+            return
+        staged, self._staged = self._staged, []
+        self.store.append_trials(staged)
+        for record in staged:
+            if self.observer is not None:
+                self.observer.trial_stored(record)
+            if self.progress is not None:
+                self.progress.trial_done(record, self.best())
 
     def best(self) -> TrialRecord | None:
         return best_trial(self.records, self.direction)
@@ -321,6 +368,10 @@ class StudyLoop:
         if final or now - self._last_checkpoint >= CHECKPOINT_EVERY_S:
             self.store.write_checkpoint(self._told, self.strategy.state_dict())
             self._last_checkpoint = now
+
+
+def _stateful(suggestion: Suggestion) -> bool:
+    return suggestion.request is not None and suggestion.request.stateful
 
 
 def _check_replay(record: TrialRecord, suggestion: Suggestion) -> None:

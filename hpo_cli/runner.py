@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hpo_cli.build import Study, compose_study, config_fingerprint
-from hpo_cli.errors import ConfigError, DiskFullError, RunDirError
+from hpo_cli.errors import ConfigError, DiskFullError, ResumeError, RunDirError
 from hpo_cli.interrupts import Interrupted, describe
 from hpo_cli.loggers.base import RunContext
 from hpo_cli.loop import StudyLoop
@@ -73,11 +73,14 @@ def run_study(
     resume: bool = False,
     config_files: Mapping[str, str] | None = None,
     resume_hint: str | None = None,
+    history_plot: bool = True,
 ) -> str:
     """Run (or continue) ``study`` in ``store``'s directory; returns the status. ``cfg`` is its
     composed config (fingerprinted, so that a resume can refuse a changed one); ``config_files``
     (name -> YAML text, default: ``cfg`` as ``config.yaml``) go to ``.hydra/``. ``resume_hint``:
     how to continue the run after an interruption (default: ``hpo resume RUN_DIR``).
+    ``history_plot`` False leaves out ``plots/history.png`` (a multirun's jobs: drawing it is
+    most of a short job's fixed cost; ``hpo compare`` draws the sweep).
 
     The caller holds the directory's lock (:meth:`RunStore.exclusive`); every check that can
     refuse runs before the first byte is written. Ctrl-C writes the summary with status
@@ -85,6 +88,7 @@ def run_study(
     """
     run_dir = store.dir
     previous, told, seconds_before, sessions = _prior_state(store, study, resume)
+    prior_summary = store.read_json(SUMMARY) if resume else None
     for name, text in (config_files or {"config.yaml": OmegaConf.to_yaml(cfg)}).items():
         store.write_text(f"{CONFIG_DIR}/{name}", text)
     header = _header(study, cfg, sessions)
@@ -111,7 +115,11 @@ def run_study(
     study.loggers.open(RunContext(run_dir, header, previous))
     try:
         hint = resume_hint or f"hpo resume {store.dir}"
-        return _drive(loop, store, header, previous, told, seconds_before, hint, refit)
+        return _drive(loop, store, header, previous, told, seconds_before, hint, refit, history_plot)
+    except ResumeError:  # a refused resume leaves the run's status and message as they were
+        if prior_summary is not None:
+            store.write_json(SUMMARY, prior_summary)
+        raise
     finally:
         study.executor.close()
         study.loggers.close()  # after summary.json, best.yaml and the plots: the loggers upload them
@@ -126,6 +134,7 @@ def _drive(
     before: float,
     hint: str,
     refit: Refit | None = None,
+    history_plot: bool = True,
 ) -> str:
     """Run the loop; whatever ends it, write the summary, best.yaml, trials.csv and plots (and,
     when it finished, the best parameters' ``refit``). After SIGTERM or SIGHUP (SLURM, ``docker
@@ -133,7 +142,7 @@ def _drive(
     trials.csv and the plots wait for the run's next end."""
     started = time.monotonic()
     status, message = "interrupted", f"interrupted; continue with: {hint}"
-    signalled = False
+    signalled = refused = False
     try:
         with make_progress(int(header["n_trials"]), len(previous)) as progress:
             loop.progress = progress
@@ -144,6 +153,9 @@ def _drive(
         message = f"interrupted ({describe(exc)}); continue with: {hint}"
         signalled = isinstance(exc, Interrupted)
         raise
+    except ResumeError:
+        refused = True  # the caller restores the summary: no status, no hint to run it again
+        raise
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -151,8 +163,9 @@ def _drive(
         message = f"disk full writing {exc.filename or store.dir}; free some space, then: {hint}"
         raise DiskFullError(message) from None
     finally:
-        wall = before + time.monotonic() - started
-        status = _finish(store, header, status, message, wall, not signalled, refit)
+        if not refused:
+            wall = before + time.monotonic() - started
+            status = _finish(store, header, status, message, wall, not signalled, refit, history_plot)
     return status
 
 
@@ -164,6 +177,7 @@ def _finish(
     wall: float,
     reports: bool,
     refit: Refit | None = None,
+    history_plot: bool = True,
 ) -> str:
     """Write the summary and best.yaml (and, with ``reports``, trials.csv and plots; when the
     run finished, the best parameters' ``refit``); the final status ("failed" when no trial
@@ -177,7 +191,7 @@ def _finish(
     if (store.dir / BEST_MODEL).is_file():
         summary["best_model"] = BEST_MODEL
     try:
-        _write_outputs(store, summary, records, reports)
+        _write_outputs(store, summary, records, reports, history_plot)
     except OSError as exc:  # the disk is still full: the trials are safe, the summary is not
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -206,6 +220,8 @@ def _header(study: Study, cfg: DictConfig, sessions: int) -> dict[str, Any]:
         "space": study.names.space,
         "criterion": study.criterion,
         "executor": study.executor.describe(),
+        "device": study.settings.device,  # resolved (device=auto: the one it chose), as every worker uses
+        "dtype": study.settings.dtype,  # null: each task its own precision
         "seed": study.settings.seed,
         "direction": study.direction,
         "metric": study.metric,
@@ -315,7 +331,11 @@ def refit_command(summary: Mapping[str, Any], store: RunStore) -> str:
 
 
 def _write_outputs(
-    store: RunStore, summary: Mapping[str, Any], records: list[TrialRecord], reports: bool = True
+    store: RunStore,
+    summary: Mapping[str, Any],
+    records: list[TrialRecord],
+    reports: bool = True,
+    history_plot: bool = True,
 ) -> None:
     """summary.json, best.yaml, the table on the console and, with ``reports``, trials.csv and
     plots/history.png."""
@@ -338,5 +358,6 @@ def _write_outputs(
     print_summary(summary, store.dir)
     if reports:
         write_trials_csv(records, store.dir / TRIALS_CSV)
+    if reports and history_plot:
         title = f"{summary['strategy']} on {summary['task']} (seed {summary['seed']})"
         plot_history(records, direction, store.dir / "plots" / "history.png", title, metric)

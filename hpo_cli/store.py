@@ -2,15 +2,17 @@
 
 Files (their names are part of the interface):
 
-* ``trials.jsonl``: one JSON object per finished trial, appended, flushed and fsynced, so a
-  killed run loses at most the trial in flight;
+* ``trials.jsonl``: one JSON object per finished trial, appended, flushed and fsynced; the
+  records of results that arrived together are written and fsynced together (a group commit),
+  before any of them is reported, so a killed run loses at most the trials in flight;
 * ``summary.json``: the run's status and best trial, rewritten atomically;
 * ``best.yaml``: the best parameters;
 * ``strategy_state.json``: the strategy's last checkpoint (see :mod:`hpo_cli.loop`), with a
   checksum of its content: a damaged or hand-edited checkpoint is never used (the trials are
   replayed instead);
 * ``told.txt``: with an asynchronous executor, the trial numbers in the order their results
-  were told to the strategy, one per line (appended, fsynced before the trial's record), so a
+  were told to the strategy, one per line (appended and fsynced once per batch of results that
+  arrived together, before the strategy is told any of them and before their records), so a
   resume replays the strategy through the same interleaving of asks and tells;
 * ``best_model.npz``: the weights the best trial trained, for tasks that train a model
   (``numpy.load`` reads it: ``theta`` or scikit-learn's ``coef``/``intercept``, and ``meta``, a
@@ -21,8 +23,10 @@ Files (their names are part of the interface):
 * ``.lock``: held (``flock``) by the one process writing the run; the kernel releases it when
   that process dies, so a killed run can be resumed at once.
 
-Damage is refused, never truncated away: only a torn *last* line of ``trials.jsonl`` (a kill in
-the middle of a write) is set aside, into ``trials.jsonl.torn``, with a warning. Any other bad
+Damage is refused, never truncated away: only a torn *last* line of ``trials.jsonl`` or
+``told.txt`` (a kill or a full disk in the middle of a write) is set aside, into ``<name>.torn``,
+with a warning; the two stay consistent (a journaled trial whose record was torn off is evaluated
+again, a recorded one whose journal line was torn off is told from its record). Any other bad
 line, or a JSON file that does not parse, stops with one line naming the file and line.
 """
 
@@ -89,6 +93,7 @@ class RunStore:
     def __init__(self, run_dir: str | Path) -> None:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._failed_appends: dict[str, OSError] = {}  # file name -> why appending to it failed
 
     @property
     def trials_path(self) -> Path:
@@ -99,17 +104,35 @@ class RunStore:
         return holds_run(self.dir)
 
     def append_trial(self, record: TrialRecord) -> None:
-        with self.trials_path.open("a", encoding="utf-8") as f:
-            f.write(record.to_json() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        self.append_trials([record])
 
-    def append_told(self, trial: int) -> None:
-        """Journal that trial ``trial``'s result was told to the strategy (asynchronous runs)."""
-        with (self.dir / TOLD).open("a", encoding="utf-8") as f:
-            f.write(f"{int(trial)}\n")
-            f.flush()
-            os.fsync(f.fileno())
+    def append_trials(self, records: Sequence[TrialRecord]) -> None:
+        """Append ``records`` to trials.jsonl durably: one write and one fsync for all of them
+        (a group commit: results that arrive together are made durable together)."""
+        if records:
+            self._append(self.trials_path, "".join(record.to_json() + "\n" for record in records))
+
+    def append_told(self, *trials: int) -> None:
+        """Journal that the results of ``trials`` are told to the strategy, in this order
+        (asynchronous runs): one write and one fsync for all of them."""
+        if trials:
+            self._append(self.dir / TOLD, "".join(f"{int(trial)}\n" for trial in trials))
+
+    def _append(self, path: Path, text: str) -> None:
+        """Append ``text`` to ``path``, flushed and fsynced. After a failed append (a full disk)
+        the file may end in a torn line: nothing more is appended to it in this process (a line
+        glued to a torn one would damage the file for good); the next session sets it aside."""
+        failed = self._failed_appends.get(path.name)
+        if failed is not None:
+            raise OSError(failed.errno, failed.strerror, str(path))
+        try:
+            with path.open("ab") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            self._failed_appends[path.name] = exc
+            raise
 
     def read_told(self, repair: bool = False) -> list[int] | None:
         """The journal of told trials in order; None when the run has none (a batch run). A torn

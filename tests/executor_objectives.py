@@ -33,3 +33,21 @@ def slow_square(params: Mapping[str, Any]) -> float:
     """Takes a while, longer on one side, so that trials finish out of order."""
     time.sleep(0.05 + 0.1 * (float(params["x1"]) > 2.5))
     return (float(params["x1"]) - 2.5) ** 2 + (float(params["x2"]) - 7.5) ** 2
+
+
+def heavy_modules(params: Mapping[str, Any]) -> dict[str, float]:
+    """Reports which heavy libraries the worker has loaded: a function task needs none."""
+    import sys
+
+    loaded = {name: float(name in sys.modules) for name in ("torch", "matplotlib", "sklearn")}
+    return {"value": float(params["x1"]) ** 2, **{f"{name}_loaded": flag for name, flag in loaded.items()}}
+
+
+def sleeps_long(params: Mapping[str, Any]) -> float:
+    """Leaves ``running-PID`` in the current folder, then keeps its worker busy long enough for
+    the driver to be killed under it."""
+    from pathlib import Path
+
+    (Path.cwd() / f"running-{os.getpid()}").touch()
+    time.sleep(60)
+    return float(params["x1"])

@@ -36,9 +36,11 @@ class OutOfOrder(Executor):
     name = "out_of_order"
     asynchronous = True
 
-    def __init__(self, slots: int = 3, kill_after: int | None = None) -> None:
+    def __init__(self, slots: int = 3, kill_after: int | None = None, together: int = 1) -> None:
         self._slots = slots
         self.kill_after = kill_after
+        self.together = together  # results returned by one wait (they arrived together)
+        self.waits = 0
         self.submitted: list[tuple[Job, Objective]] = []
         self.finished = 0
         self.most_running = 0
@@ -55,10 +57,14 @@ class OutOfOrder(Executor):
             raise Killed
         running = self.submitted[: self._slots]
         self.most_running = max(self.most_running, len(running))
-        job, objective = min(running, key=lambda entry: priority(entry[0].number))
-        self.submitted.remove((job, objective))
-        self.finished += 1
-        return [(job, evaluate_trial(objective, job))]
+        done = sorted(running, key=lambda entry: (priority(entry[0].number), entry[0].number))[: self.together]
+        self.waits += 1
+        results = []
+        for job, objective in done:
+            self.submitted.remove((job, objective))
+            self.finished += 1
+            results.append((job, evaluate_trial(objective, job)))
+        return results
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "workers": self._slots, "threads": 1}
@@ -177,3 +183,130 @@ def test_the_journal_refuses_damage_and_sets_a_torn_last_line_aside(tmp_path: Pa
     (tmp_path / TOLD).write_text("2\nx\n")
     with pytest.raises(RunDirError, match=":2: damaged line"):
         store.read_told()
+
+
+class CrashingStore(RunStore):
+    """A run directory whose process is SIGKILLed during its ``crash_at``-th append (to
+    trials.jsonl or told.txt): with ``torn``, half of that append reaches the disk first. After
+    the crash nothing more is written, as after a real SIGKILL (no ``finally`` writes)."""
+
+    def __init__(self, run_dir: Path, crash_at: int | None = None, torn: bool = False) -> None:
+        super().__init__(run_dir)
+        self.crash_at, self.torn, self.appends, self.dead = crash_at, torn, [], False
+
+    def _append(self, path: Path, text: str) -> None:
+        if self.dead:
+            raise Killed
+        self.appends.append(path.name)
+        if len(self.appends) == self.crash_at:
+            self.dead = True
+            if self.torn:
+                with path.open("a") as f:
+                    last = text.rstrip("\n").rfind("\n") + 1  # where the last line starts
+                    f.write(text[: last + max(1, (len(text) - last) // 2)])  # ends inside the last line
+            raise Killed
+        super()._append(path, text)
+
+    def _atomic_write(self, name: str, content: str | bytes) -> None:
+        if self.dead:
+            raise Killed
+        super()._atomic_write(name, content)
+
+
+GROUPED = ["random", "tpe", "asha"]  # independent, adaptive, and one that decides states later
+
+
+def grouped_loop(name: str, store: RunStore, executor: OutOfOrder) -> StudyLoop:
+    study = compose_study([*CASES[name], "seed=5"])
+    return StudyLoop(
+        study.strategy, study.task.evaluate, store, study.budget, study.direction, executor=executor,
+        seed=study.settings.seed,
+    )  # fmt: skip
+
+
+def many_workers() -> OutOfOrder:
+    return OutOfOrder(slots=6, together=3)
+
+
+@pytest.mark.parametrize("name", GROUPED)
+def test_results_that_arrive_together_are_made_durable_together(name: str, tmp_path: Path) -> None:
+    executor, store = many_workers(), CrashingStore(tmp_path)
+    records = grouped_loop(name, store, executor).run().records
+    journal_writes, record_writes = store.appends.count(TOLD), store.appends.count("trials.jsonl")
+    assert journal_writes == executor.waits < len(records)  # one journal fsync per drained batch
+    assert record_writes <= executor.waits + 1  # one records fsync per batch (+ the end of the run)
+    assert sorted(store.read_told() or []) == sorted(r.trial for r in records)
+
+
+class Witness:
+    """Progress, logger and strategy hook at once: checks, when told of a trial, that it is on disk."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store, self.reported = store, 0
+
+    def trial_done(self, record: TrialRecord, best: TrialRecord | None) -> None:
+        assert record.trial in {r.trial for r in self.store.read_trials()}, "reported before it was durable"
+        self.reported += 1
+
+    def trial_stored(self, record: TrialRecord) -> None:
+        assert record.trial in {r.trial for r in self.store.read_trials()}, "logged before it was durable"
+
+
+@pytest.mark.parametrize("name", GROUPED)
+def test_no_result_is_told_or_reported_before_it_is_durable(name: str, tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    loop = grouped_loop(name, store, many_workers())
+    witness = Witness(store)
+    loop.progress, loop.observer = witness, witness
+    tell = loop.strategy.tell
+
+    def durable_tell(observations: Any) -> None:
+        journal = set(store.read_told() or [])
+        assert all(o.suggestion.key in journal for o in observations), "told before it was journaled"
+        tell(observations)
+
+    loop.strategy.tell = durable_tell  # type: ignore[method-assign]
+    records = loop.run().records
+    assert witness.reported == len(records) > 0
+
+
+def resume_to_the_end(name: str, run_dir: Path) -> list[TrialRecord]:
+    store = RunStore(run_dir)
+    before = store.read_trials(repair=True)
+    resumed = grouped_loop(name, store, many_workers())
+    told = _restore_checkpoint(store, resumed.strategy, before, resumed.direction)
+    resumed.run(before, told)
+    return store.read_trials()
+
+
+@pytest.mark.slow  # every append of three runs, killed and resumed (~20-35 s each here)
+@pytest.mark.parametrize("name", GROUPED)
+def test_a_kill_at_any_write_of_a_grouped_run_loses_and_duplicates_nothing(name: str, tmp_path: Path) -> None:
+    whole_store = CrashingStore(tmp_path / "whole")
+    whole = grouped_loop(name, whole_store, many_workers()).run().records
+    for crash_at in range(1, len(whole_store.appends) + 1):
+        run_dir = tmp_path / f"killed-{crash_at}"
+        with pytest.raises(Killed):
+            grouped_loop(name, CrashingStore(run_dir, crash_at, torn=crash_at % 2 == 0), many_workers()).run()
+        first = RunStore(run_dir).read_trials()
+        after = resume_to_the_end(name, run_dir)  # read_trials refuses a trial recorded twice
+        assert trials(after) == trials(whole), f"crash at append {crash_at}"
+        assert after[: len(first)] == first
+        assert sorted(RunStore(run_dir).read_told() or []) == sorted(r.trial for r in after)
+
+
+def test_a_record_whose_journal_line_was_torn_off_is_told_from_the_record(tmp_path: Path) -> None:
+    """A full disk tore the journal's last line off while that trial's record was written (an
+    older hpo wrote records after a failed journal append): the resume continues, evaluating
+    nothing twice."""
+    whole = grouped_loop("tpe", RunStore(tmp_path / "whole"), many_workers()).run().records
+    run_dir = tmp_path / "full"
+    with pytest.raises(Killed):
+        grouped_loop("tpe", RunStore(run_dir), OutOfOrder(slots=6, together=3, kill_after=7)).run()
+    lines = (run_dir / TOLD).read_text().splitlines()
+    recorded = {r.trial for r in RunStore(run_dir).read_trials()}
+    assert int(lines[-1]) in recorded
+    (run_dir / TOLD).write_text("".join(f"{n}\n" for n in lines[:-1]) + lines[-1])  # the torn last line
+    after = resume_to_the_end("tpe", run_dir)
+    assert trials(after) == trials(whole)
+    assert (run_dir / f"{TOLD}.torn").read_text() == lines[-1] + "\n"

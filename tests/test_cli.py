@@ -59,6 +59,20 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
     assert "LIGHT" in out.stdout and "\n\n\n" not in out.stdout
 
 
+def test_a_function_task_run_does_not_import_torch(tmp_path: Path) -> None:
+    """The driver of ``hpo run task=function`` (and its default criterion) never loads torch."""
+    write_user_project(tmp_path)
+    code = (
+        "import sys\nfrom hpo_cli.cli import main\n"
+        "try:\n    main(['run', 'task=function', 'task.fn=my_objective.f', 'space=my_space', 'n_trials=3'])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\nprint('LIGHT')"
+    )
+    env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert "LIGHT" in out.stdout, out.stderr[-2000:]
+
+
 @pytest.mark.parametrize("command", ["resume", "compare", "bench", "gradcheck"])
 def test_every_subcommand_has_its_own_help(hpo_refusal: Hpo, command: str) -> None:
     res = hpo_refusal(command, "--help")
@@ -154,6 +168,8 @@ def test_multirun_writes_one_numbered_folder_per_job(hpo: Hpo, tmp_path: Path) -
         ("random", 0),
         ("random", 1),
     ]
+    assert all((sweep / str(i) / "trials.csv").is_file() for i in range(4))
+    assert not any((sweep / str(i) / "plots").exists() for i in range(4))  # a job's fixed cost: no history plot
 
 
 def test_hydra_flags_keep_working(hpo_refusal: Hpo) -> None:

@@ -175,3 +175,68 @@ def test_every_executor_config_builds_and_describes_itself(name: str) -> None:
         assert study.executor.asynchronous == (name != "serial")
     finally:
         study.executor.close()
+
+
+def test_a_function_task_worker_imports_neither_torch_nor_matplotlib() -> None:
+    records = run_in_memory([*FUNCTION, "task.fn=executor_objectives.heavy_modules", "n_trials=3",
+                             *ASYNCHRONOUS["process"]])  # fmt: skip
+    assert len(records) == 3 and all(r.state == "complete" for r in records)
+    assert all(r.metrics["torch_loaded"] == 0.0 and r.metrics["matplotlib_loaded"] == 0.0 for r in records)
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_sigkilled_driver_leaves_no_worker_behind(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "hpo_cli", "run", *FUNCTION, "task.fn=executor_objectives.sleeps_long", "n_trials=4",
+         "executor=process", "executor.workers=2"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300  # a generous limit on start-up under load, not a timing check
+    while len(list(tmp_path.glob("running-*"))) < 2 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("running-*")]
+    assert len(workers) == 2, "the workers did not start their trials"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while any(running(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if running(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their driver"
+
+
+def test_device_auto_reaches_the_workers_as_the_device_it_resolved_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine with two GPUs (CUDA patched in), device=auto is cuda for the driver, in the
+    config every worker builds its task from, and each process worker gets its own GPU."""
+    import torch
+
+    from hpo_cli.build import compose_study
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    study = compose_study([*FUNCTION, "task.fn=executor_objectives.noisy", "device=auto", "executor=process"])
+    executor = study.executor
+    assert study.settings.device == "cuda" and executor.recipe["device"] == "cuda"  # type: ignore[attr-defined]
+    assert [executor._environment(i)["CUDA_VISIBLE_DEVICES"] for i in range(3)] == ["0", "1", "0"]  # type: ignore[attr-defined]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    on_cpu = compose_study([*FUNCTION, "task.fn=executor_objectives.noisy", "device=auto", "executor=process"])
+    assert on_cpu.executor.recipe["device"] == "cpu"  # type: ignore[attr-defined]
+    assert "CUDA_VISIBLE_DEVICES" not in on_cpu.executor._environment(0)  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from hpo_cli.build import compose_config, compose_study
 from hpo_cli.errors import DiskFullError, RunDirError
 from hpo_cli.runner import run_study
 from hpo_cli.store import STRATEGY_STATE, TORN, RunStore
+from hpo_cli.trial import TrialRecord
 
 
 def user_run(tmp_path: Path, name: str, n_trials: int = 12, *extra: str) -> list[str]:
@@ -197,22 +198,90 @@ def test_a_full_disk_fails_the_run_and_resume_continues_once_space_is_free(
     cfg = compose_config(overrides)
     straight = RunStore(tmp_path / "straight")
     run_study(compose_study(overrides), cfg, straight)
-    append = RunStore.append_trial
+    append = RunStore.append_trials
 
-    def fill_up(store: RunStore, record: object) -> None:
-        if record.trial == 5:  # type: ignore[attr-defined]
+    def fill_up(store: RunStore, records: list[TrialRecord]) -> None:
+        if any(record.trial == 5 for record in records):
             raise OSError(errno.ENOSPC, "No space left on device", str(store.trials_path))
-        append(store, record)  # type: ignore[arg-type]
+        append(store, records)
 
     full = RunStore(tmp_path / "full")
-    monkeypatch.setattr(RunStore, "append_trial", fill_up)
+    monkeypatch.setattr(RunStore, "append_trials", fill_up)
     with pytest.raises(DiskFullError, match=r"disk full writing .*; free some space, then: hpo resume"):
         run_study(compose_study(overrides), cfg, full)
     summary = full.read_json("summary.json")
     assert summary is not None and summary["status"] == "failed" and len(full.read_trials()) == 5
-    monkeypatch.setattr(RunStore, "append_trial", append)
+    monkeypatch.setattr(RunStore, "append_trials", append)
     assert run_study(compose_study(overrides), cfg, full, resume=True) == "finished"
     assert [(r.params, r.value) for r in full.read_trials()] == [(r.params, r.value) for r in straight.read_trials()]
+
+
+FULL_DISK_RUN = [
+    "task=function", "task.fn=executor_objectives.slow_square", "space=branin", "strategy=random", "n_trials=12",
+    "seed=2",
+]  # fmt: skip
+ASYNC_POOL = ["executor=process", "executor.workers=3"]
+FULL_DISK_EXECUTORS = {  # the executor, and which append meets the full disk
+    "serial": ([], 5),  # batches of one: the records file is torn
+    "process-journal": (ASYNC_POOL, 3),  # asynchronous: appends alternate told.txt, trials.jsonl
+    "process-records": (ASYNC_POOL, 4),
+    "process-batches": ([*ASYNC_POOL, "executor.asynchronous=false", "batch_size=3"], 3),
+}
+
+
+@pytest.mark.parametrize("executor", list(FULL_DISK_EXECUTORS))
+def test_a_disk_that_fills_mid_line_under_any_executor_leaves_a_run_that_resumes(
+    executor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The append that meets the full disk writes half a line (as a short write does); the
+    journal and the records stay consistent, so hpo resume continues to the uninterrupted trials."""
+    pool, full_at = FULL_DISK_EXECUTORS[executor]
+    overrides = [*FULL_DISK_RUN, *pool]
+    cfg = compose_config(overrides)
+    straight = RunStore(tmp_path / "straight")
+    run_study(compose_study([*FULL_DISK_RUN]), compose_config([*FULL_DISK_RUN]), straight)
+    summary = straight.read_json("summary.json") or {}
+    assert summary["device"] == "cpu" and summary["dtype"] is None  # resolved device; null: the task's own
+    append, appends = RunStore._append, []
+
+    def fill_up(store: RunStore, path: Path, text: str) -> None:
+        appends.append(path.name)
+        if len(appends) == full_at:
+            last = text.rstrip("\n").rfind("\n") + 1  # where the last line starts
+            with path.open("a") as f:
+                f.write(text[: last + (len(text) - last) // 2])  # ends inside the last line
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        append(store, path, text)
+
+    full = RunStore(tmp_path / "full")
+    monkeypatch.setattr(RunStore, "_append", fill_up)
+    with pytest.raises(DiskFullError, match=r"disk full writing .*; free some space, then: hpo resume"):
+        run_study(compose_study(overrides), cfg, full)
+    assert not full.trials_path.read_bytes().endswith(b"\n") or not (full.dir / "told.txt").read_bytes().endswith(
+        b"\n"
+    )  # a torn last line
+    monkeypatch.setattr(RunStore, "_append", append)
+    assert run_study(compose_study(overrides), cfg, full, resume=True) == "finished"
+    done = sorted((r.trial, r.params, r.value) for r in full.read_trials())
+    assert done == sorted((r.trial, r.params, r.value) for r in straight.read_trials())
+    told = full.read_told()
+    assert told is None or sorted(told) == [r.trial for r in sorted(full.read_trials(), key=lambda r: r.trial)]
+
+
+def test_a_refused_resume_leaves_the_status_as_it_was_and_does_not_suggest_itself(hpo: Hpo, tmp_path: Path) -> None:
+    write_user_project(tmp_path)
+    run = tmp_path / "runs" / "refused"
+    args = user_run(tmp_path, "refused", 12, "executor=process", "executor.workers=2", "n_trials=6")
+    assert hpo(*args).returncode == 0
+    journal = (run / "told.txt").read_text().split()
+    journal[2] = "99"  # tells a trial the strategy never suggested
+    (run / "told.txt").write_text("".join(f"{n}\n" for n in journal))
+    (run / "trials.jsonl").write_text("".join((run / "trials.jsonl").read_text().splitlines(keepends=True)[:2]))
+    before = (run / "summary.json").read_bytes()
+    res = hpo("resume", str(run))
+    assert res.returncode == 2 and "tells trial 99" in res.stderr and "Traceback" not in res.stderr
+    assert "hpo resume" not in res.stderr.replace(f"hpo resume {run}", "")  # no hint to run it again
+    assert (run / "summary.json").read_bytes() == before
 
 
 def test_atomic_writes_use_unique_temporary_names(tmp_path: Path) -> None:

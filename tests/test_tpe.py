@@ -233,3 +233,20 @@ def test_tpe_beats_random_search_on_the_conditional_linear_space() -> None:
     )
     random_median, tpe_median = np.median(regrets, axis=0)
     assert tpe_median < 0.5 * random_median, regrets
+
+
+def test_a_window_caps_the_points_the_estimators_see_and_keeps_the_good_ones() -> None:
+    space = make_space({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    whole, windowed = (TPEStrategy(space, seed=0, n_trials=200, window=w) for w in (None, 20))
+    for strategy in (whole, windowed):
+        for _ in range(120):
+            (s,) = strategy.ask(1)
+            strategy.tell([Observation(s, TrialState.COMPLETE, (float(s.params["x"]) - 0.3) ** 2)])
+        pending = strategy.ask(50)  # in flight: the liars
+        assert len(pending) == 50
+    assert len(whole._points([]).units) == 120 + 50
+    points = windowed._points([])
+    assert len(points.units) <= 20 + windowed.max_good + 20
+    assert sum(points.good) == sum(whole._points([]).good) > 0  # the good ones stay, however old
+    with pytest.raises(ConfigError, match=r"strategy\.window"):
+        TPEStrategy(space, seed=0, n_trials=10, window=0)

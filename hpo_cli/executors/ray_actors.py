@@ -2,7 +2,8 @@
 
 ``address: null`` starts a local Ray instance for the run (and shuts it down after);
 ``address: auto`` (or ``ray://host:port``) joins a running cluster, which must have hpo_cli and
-the task's dependencies installed. Each of the ``workers`` actors builds the task once from the
+the task's dependencies installed. The actors start together (all are created before the first is awaited). Each of the
+``workers`` actors builds the task once from the
 composed config, reserves ``threads`` CPUs (Ray then caps its OpenMP threads to that number; torch
 is set to it too) and, with ``device=cuda``, one GPU (Ray gives each actor its own device), and
 evaluates one trial at a time.
@@ -96,7 +97,8 @@ class RayExecutor(QueuedExecutor):
             raise ConfigError("executor.address", self.address, f"cannot start or join Ray: {one_line(exc)}") from None
         self.started_ray = True
 
-    def _spawn(self) -> Any:
+    def _create(self) -> Any:
+        """A new actor, building its task (not awaited)."""
         if self.recipe is None:
             raise RuntimeError("executor=ray needs the composed config (bind) before it runs")
         gpus = self.gpus_per_worker
@@ -104,18 +106,24 @@ class RayExecutor(QueuedExecutor):
             gpus = 1 if self.recipe.get("device") == "cuda" else 0
         remote = self.ray.remote(TrialActor).options(num_cpus=self.threads, num_gpus=gpus)
         paths = [p for p in sys.path if p] if self.address is None else []
-        actor: Any = remote.remote(self.recipe, self.threads, paths)
+        return remote.remote(self.recipe, self.threads, paths)
+
+    def _await_ready(self, actors: list[Any]) -> list[Any]:
+        """``actors``, once every one has built its task (they build in parallel)."""
         try:
-            self.ray.get(actor.ready.remote())
+            self.ray.get([actor.ready.remote() for actor in actors])
         except Exception as exc:  # the task could not be built: the run stops with this line
             cause = getattr(exc, "cause", None) or exc
             raise ConfigError("executor", "ray", f"a worker could not build the task: {one_line(cause)}") from None
-        return actor
+        return actors
+
+    def _spawn(self) -> Any:
+        return self._await_ready([self._create()])[0]
 
     def start(self) -> None:
         if not self.actors:
             self._connect()
-            self.actors = [self._spawn() for _ in range(self.workers)]
+            self.actors = self._await_ready([self._create() for _ in range(self.workers)])
 
     def _replace(self, index: int) -> None:
         self.ray.kill(self.actors[index], no_restart=True)
@@ -137,6 +145,9 @@ class RayExecutor(QueuedExecutor):
 
     def _busy(self) -> int:
         return len(self.running)
+
+    def _started(self) -> bool:
+        return bool(self.actors)
 
     def _dispatch(self) -> None:
         busy = {index for index, _, _ in self.running.values()}

@@ -12,25 +12,71 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 READY, RESULT, ERROR = "ready", "result", "error"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_EVERY_S = 1.0  # where there is no parent-death signal: how often a worker looks for its driver
+
+
+def die_with(driver: int) -> None:
+    """End this worker when the process ``driver`` dies (a SIGKILLed driver leaves no orphan
+    to run beside the next ``hpo resume``): the kernel's parent-death signal on Linux (the
+    driver, or with forkserver the server that dies with it, is the parent), else a thread
+    that polls for the driver. Checked once after arming, in case it died in between."""
+    import signal
+
+    armed = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            armed = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if not alive(driver):
+        os._exit(1)
+    if not armed:
+        import threading
+
+        def watch() -> None:
+            while alive(driver):
+                time.sleep(WATCH_EVERY_S)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="hpo-driver-watch", daemon=True).start()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process took the number: the driver is gone
+        return False
+    return True
 
 
 def build_objective(recipe: Mapping[str, Any], threads: int) -> Any:
-    """The task's ``evaluate`` of the composed config ``recipe``, with ``threads`` torch threads."""
-    import torch
+    """The task's ``evaluate`` of the composed config ``recipe``, with ``threads`` torch threads.
+    torch is not imported here: a task that needs it imports it (a function or scikit-learn
+    task does not), and its thread count is set once it is loaded (OMP_NUM_THREADS, already in
+    the environment, caps it too)."""
     from omegaconf import OmegaConf
 
     from hpo_cli.build import build_criterion, build_task
     from hpo_cli.settings import read_settings
 
-    torch.set_num_threads(threads)
     cfg = OmegaConf.create(dict(recipe))
     settings = read_settings(cfg)
-    return build_task(cfg.task, settings, build_criterion(cfg.get("criterion"))).evaluate
+    objective = build_task(cfg.task, settings, build_criterion(cfg.get("criterion"))).evaluate
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return objective
 
 
 def import_paths(paths: Sequence[str]) -> None:
@@ -47,7 +93,8 @@ def run_one_trial(recipe: Mapping[str, Any], threads: int, paths: Sequence[str],
     return evaluate_trial(build_objective(recipe, threads), job)
 
 
-def worker_main(conn: Connection, recipe: Mapping[str, Any], threads: int, env: Mapping[str, str]) -> None:
+def worker_main(conn: Connection, recipe: Mapping[str, Any], threads: int, env: Mapping[str, str], driver: int) -> None:
+    die_with(driver)
     os.environ.update(env)
     from hpo_cli.executors.base import evaluate_trial, one_line
 
@@ -60,8 +107,10 @@ def worker_main(conn: Connection, recipe: Mapping[str, Any], threads: int, env: 
     try:
         while True:
             job = conn.recv()
-            if job is None:
-                return
+            if job is None:  # asked to stop: leave at once (tearing the interpreter down takes seconds)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
             conn.send((RESULT, evaluate_trial(objective, job)))
     except (EOFError, KeyboardInterrupt, BrokenPipeError):  # the driver went away or was interrupted
         return

@@ -13,15 +13,18 @@ from hpo_cli.trial import TrialRecord
 
 def plot_history(records: Sequence[TrialRecord], direction: str, path: Path, title: str, metric: str) -> None:
     """Best value so far against trial number, with every complete trial as a dot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # matplotlib's object interface with the Agg canvas: no pyplot (its import and its global
+    # figure registry cost more than drawing this figure)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     records = sorted(records, key=lambda r: r.trial)
     trials = np.array([r.trial for r in records])
     values = [r.value if r.state == "complete" else None for r in records]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    fig = Figure(figsize=(7, 4.2), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     done = [(t, v) for t, v in zip(trials, values, strict=True) if v is not None]
     if done:
         t, v = zip(*done, strict=True)
@@ -41,7 +44,7 @@ def plot_history(records: Sequence[TrialRecord], direction: str, path: Path, tit
     for i, t in enumerate(failed):
         ax.axvline(t, color="tab:red", alpha=0.25, lw=1, label="failed trial" if i == 0 else None)
     ax.set_xlabel("trial")
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"{metric} ({direction})")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -50,4 +53,3 @@ def plot_history(records: Sequence[TrialRecord], direction: str, path: Path, tit
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)

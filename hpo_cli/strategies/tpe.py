@@ -83,6 +83,7 @@ class TPEStrategy(Strategy):
         categorical_smoothing: float = 0.5,
         bandwidth: str = "neighbours",
         startup: str = "sobol",
+        window: int | None = None,
     ) -> None:
         super().__init__(space, seed, n_trials)
         self.n_startup_trials = non_negative_int(n_startup_trials, "strategy.n_startup_trials")
@@ -95,6 +96,9 @@ class TPEStrategy(Strategy):
         self.categorical_smoothing = _fraction(categorical_smoothing, "strategy.categorical_smoothing")
         self.bandwidth = one_of(bandwidth, "strategy.bandwidth", BANDWIDTHS)
         self.startup = one_of(startup, "strategy.startup", STARTUPS)
+        # the estimators' cost grows with the points they see: at most ``window`` recent
+        # observations (plus the good ones) and ``window`` pending suggestions; None: all
+        self.window = None if window is None else positive_int(window, "strategy.window")
         self.groups = self._make_groups()
         self._startup_points = self._startup_design()
 
@@ -163,8 +167,12 @@ class TPEStrategy(Strategy):
         n_good = min(math.ceil(self.gamma * len(completed)), self.max_good)
         good_keys = {o.suggestion.key for o in completed[:n_good]}
         suggestions = [o.suggestion for o in self.history]
-        if self.constant_liar:
-            suggestions += list(self.pending.values()) + proposed
+        liars = list(self.pending.values()) + proposed if self.constant_liar else []
+        if self.window is not None and len(suggestions) > self.window:  # the recent ones and every good one
+            recent = suggestions[-self.window :]
+            seen = {s.key for s in recent}
+            suggestions = [o.suggestion for o in completed[:n_good] if o.suggestion.key not in seen] + recent
+        suggestions += liars if self.window is None else liars[-self.window :]
         units = np.array([self._unit_of(s) for s in suggestions]).reshape(len(suggestions), self.space.dim)
         return _Points(units, [set(s.params) for s in suggestions], np.array([s.key in good_keys for s in suggestions]))
 

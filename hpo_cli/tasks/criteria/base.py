@@ -16,17 +16,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad.problem import Hyper, ParameterTensors
-from hpo_cli.tasks.bilevel_models import BilevelModel, Split
+
+if TYPE_CHECKING:  # torch is imported by the tasks that train a model, not by building a criterion
+    from torch import Tensor
+
+    from hpo_cli.hypergrad.problem import Hyper, ParameterTensors
+    from hpo_cli.tasks.bilevel_models import BilevelModel, Split
 
 Schedule = Callable[[int, int], "Tensor | None"]  # (examples, salt) -> the minibatch rows of each step
-Scores = Callable[[Tensor], dict[str, float]]  # the task's test metrics of a model's θ
+Scores = Callable[["Tensor"], dict[str, float]]  # the task's test metrics of a model's θ
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ class Criterion(ABC):
 
 def all_examples(model: BilevelModel) -> Split:
     """D: the model's training examples followed by its validation examples."""
+    import torch
+
+    from hpo_cli.tasks.bilevel_models import Split
+
     return Split(torch.cat([model.train.X, model.val.X]), torch.cat([model.train.y, model.val.y]))
 
 

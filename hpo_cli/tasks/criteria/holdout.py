@@ -5,12 +5,15 @@ per-example weights (hyper-cleaning)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from torch import Tensor
-
-from hpo_cli.hypergrad.problem import Hyper
-from hpo_cli.tasks.bilevel_models import BilevelModel
 from hpo_cli.tasks.criteria.base import Context, Criterion, CriterionModel
+
+if TYPE_CHECKING:  # the default criterion is built for every task: no torch until a model trains
+    from torch import Tensor
+
+    from hpo_cli.hypergrad.problem import Hyper
+    from hpo_cli.tasks.bilevel_models import BilevelModel
 
 
 class HoldoutModel(CriterionModel):
