@@ -370,7 +370,10 @@ def main() -> int:
     logging.getLogger("hpo_cli").setLevel(logging.ERROR)
     suite = problems()
     if args.bbob:
-        suite.update(bbob_problems())
+        try:
+            suite.update(bbob_problems())
+        except ImportError:
+            print("cmaes_gp_vs_optuna: --bbob needs cocoex (pip install coco-experiment); running without it")
     names = args.functions or list(suite)
     unknown = [n for n in names if n not in suite]
     if unknown:
