@@ -16,6 +16,10 @@ default draws from numpy's global RNG, which no checkpoint sees (a resumed run d
   of freezing on one value once σ falls below a cell's width. A categorical with three or more
   choices gets one coordinate per choice, the largest winning (Optuna's CmaEsSampler leaves
   categoricals to random sampling; as an index, the choices would get an order they lack).
+* **Mirrored sampling** (``mirrors``, Auger, Brockhoff & Hansen 2011, ``cma``'s selective
+  mirroring): about 16 % of each generation are the mirror images (through the mean) of the
+  worst samples. Against Optuna's CmaEsSampler on the 14 functions of
+  ``benchmarks/cmaes_gp_vs_optuna.py`` (7 seeds, 200 evaluations) it raised our wins from 5 to 10.
 * **Restarts** (:mod:`hpo_cli.strategies._cma_restarts`): when ``cma`` stops, or the run's best
   has not improved over ``patience`` generations, a new run starts from a random point, with a
   larger population (``restart=ipop``, Auger & Hansen 2005) or alternating large and small
@@ -39,7 +43,7 @@ from hpo_cli.space import CategoricalParam, IntParam, SearchSpace
 from hpo_cli.strategies._cma_restarts import RESTARTS, RestartSchedule, stagnated
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.trial import Observation, Suggestion
-from hpo_cli.validate import one_of
+from hpo_cli.validate import flag, one_of
 
 
 class StandardNormal:
@@ -147,6 +151,7 @@ class CmaEsStrategy(Strategy):
         popsize: int | None = None,
         restart: str = "ipop",
         patience: int | None = None,
+        mirrors: bool = True,
     ) -> None:
         super().__init__(space, seed, n_trials)
         self.genotype = Genotype.of(space)
@@ -162,6 +167,7 @@ class CmaEsStrategy(Strategy):
         default_popsize = 4 + int(3 * math.log(self.genotype.dim))
         self.schedule = RestartSchedule(one_of(restart, "strategy.restart", RESTARTS), popsize or default_popsize)
         self.patience = patience
+        self.mirrors = flag(mirrors, "strategy.mirrors")
         self.es = self._new_es(self.genotype.centre(), self.schedule.popsize, self.sigma0)
         self.generation: list[np.ndarray] = []
         self.served = 0
@@ -176,6 +182,7 @@ class CmaEsStrategy(Strategy):
             "bounds": [list(self.genotype.lower), list(self.genotype.upper)],
             "CMA_stds": list(self.genotype.widths),
             "popsize": popsize,
+            "CMA_mirrors": True if self.mirrors else 0,  # True: cma's selective mirroring, ≈ 0.16·λ mirrors
             "seed": math.nan,  # nan: cma leaves numpy's global RNG alone
             "randn": StandardNormal(int(self.rng.integers(2**31))),
             "verbose": -9,
