@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-scale bench-asha bench-loggers bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-cmaes-gp bench-bbob bench-tpe bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-scale bench-asha bench-loggers bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,6 +82,10 @@ bench-loggers: $(STAMP) ## What each logger (csv, tensorboard, mlflow) costs per
 bench-peers: $(BENCH_STAMP) ## hpo's reverse and implicit hypergradients vs higher's and torchopt's, one process (~1 min)
 	$(BIN)/python benchmarks/hypergrad_vs_peers.py
 	$(BIN)/python benchmarks/hoag_overhead.py
+
+bench-cmaes-gp: $(BENCH_STAMP) ## Our cmaes and gp_bo vs Optuna's CmaEsSampler and GPSampler: 14 functions, 7 seeds, p-values (~40 min on 2 busy cores)
+	-$(BIN)/python -m pip install --quiet -c constraints.txt coco-experiment
+	$(BIN)/python benchmarks/cmaes_gp_vs_optuna.py --seeds 7 --bbob
 
 bench-blackbox: $(BENCH_STAMP) ## Our random/sobol/gp_bo/evolution/cmaes vs Optuna's samplers on branin, hartmann6 (~2 min)
 	$(BIN)/python benchmarks/blackbox_vs_optuna.py

@@ -65,6 +65,7 @@ STRATEGIES = [
     ),
     StrategyCase("evolution", {"population": 4, "replacement": "tournament", "elite": 0}),
     StrategyCase("cmaes", min_dim=2),
+    StrategyCase("cmaes", {"restart": "bipop", "patience": 1, "popsize": 4}, min_dim=2),  # restarts mid-test
     StrategyCase("gp_bo", {"n_initial": 3, "candidates": 128, "n_starts": 2}),
     StrategyCase("gp_bo", {"n_initial": 2, "acquisition": "lcb", "batch": "constant_liar", "candidates": 64}),
     StrategyCase("hammersley", stochastic=False, finite=True, total=100),

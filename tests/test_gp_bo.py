@@ -149,9 +149,12 @@ def test_gp_bo_beats_random_search_on_branin_at_30_evaluations() -> None:
     assert np.median(gp) < np.median(rnd) / 10, (gp, rnd)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("acquisition", ["pi", "ucb"])
 def test_other_acquisitions_also_find_branins_minimum(acquisition: str) -> None:
-    regrets = [regret_at("gp_bo", "branin", seed, 30, [f"strategy.acquisition={acquisition}"]) for seed in range(3)]
+    # over 8 seeds: pi, the greediest, stalls in a local minimum on 3 of them at 30 evaluations
+    # (regret 0.75-3.3, since the tighter length-scale prior); the median is what is asserted
+    regrets = [regret_at("gp_bo", "branin", seed, 30, [f"strategy.acquisition={acquisition}"]) for seed in range(8)]
     assert np.median(regrets) < 0.1, regrets
 
 
@@ -190,3 +193,71 @@ def test_large_histories_refit_from_the_last_fit(monkeypatch: pytest.MonkeyPatch
     (s,) = strategy.ask(1)  # 230 observations: a warm refit, and still a good point
     assert calls[-1] == (230, 0, True)
     assert space.contains(s.params) and bowl(s) < 0.01
+
+
+def losses_of(strategy: Strategy, loss: Any, rounds: int) -> list[Suggestion]:
+    seen = []
+    for _ in range(rounds):
+        batch = strategy.ask(1)
+        strategy.tell([Observation(s, TrialState.COMPLETE, loss(s)) for s in batch])
+        seen += batch
+    return seen
+
+
+def test_rank_transform_makes_suggestions_depend_only_on_the_order_of_the_losses() -> None:
+    space = make_space(BOX)
+    options = {"n_initial": 5, "candidates": 128, "n_starts": 2, "output_transform": "rank"}
+    plain = losses_of(GPBOStrategy(space, seed=3, n_trials=20, **options), bowl, 14)
+    warped = losses_of(GPBOStrategy(space, seed=3, n_trials=20, **options), lambda s: 1e3 * np.exp(bowl(s)) - 7, 14)
+    assert [s.params for s in plain] == [s.params for s in warped]
+    # the power transform is not rank-only: the same monotone warp changes what it suggests
+    options["output_transform"] = "power"
+    plain = losses_of(GPBOStrategy(space, seed=3, n_trials=20, **options), bowl, 14)
+    warped = losses_of(GPBOStrategy(space, seed=3, n_trials=20, **options), lambda s: np.exp(30 * bowl(s)), 14)
+    assert [s.params for s in plain] != [s.params for s in warped]
+
+
+def test_conditional_space_keeps_its_dimension_and_never_searches_inactive_coordinates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hpo_cli.strategies.gp_bo as gp_bo
+    from hpo_cli.strategies._gp.optimize import MAXITER
+
+    space = make_space(MIXED_SPACE)
+    strategy = GPBOStrategy(space, seed=0, n_trials=30, n_initial=12, candidates=256, n_starts=4)
+    sgd, momentum = space.slice_of("optimizer").start, space.slice_of("momentum").start
+    scored: list[np.ndarray] = []
+    inputs: list[int] = []
+    real_maximize, real_fit = gp_bo.maximize, gp_bo.fit_gp
+
+    def spy_maximize(acq: Any, *args: Any, **kwargs: Any) -> Any:
+        def recorded(points: np.ndarray, with_gradient: bool) -> Any:
+            scored.append(points.copy())
+            return acq(points, with_gradient)
+
+        return real_maximize(recorded, *args, **kwargs)
+
+    def spy_fit(x: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        inputs.append(x.shape[1])
+        return real_fit(x, *args, **kwargs)
+
+    monkeypatch.setattr(gp_bo, "maximize", spy_maximize)
+    monkeypatch.setattr(gp_bo, "fit_gp", spy_fit)
+    tell_all(strategy, strategy.ask(12))
+    for _ in range(3):
+        tell_all(strategy, strategy.ask(1))
+    assert inputs == [space.dim] * 3  # one coordinate per unit dimension: no one-hot, no activity flags
+    points = np.vstack(scored)
+    inactive = points[:, sgd] != 0  # momentum exists only with optimizer index 0 (sgd)
+    assert inactive.any() and np.all(points[inactive, momentum] == 0.5)
+    # the acquisition's cost is bounded: candidates, two L-BFGS-B runs of at most 2·MAXITER calls
+    # (plus line-search slack), every choice of the two categoricals at each start
+    local = 5 * 32
+    bound = 256 + local + (2 * MAXITER + 25) * (4 + 1) + 4 * (3 + 4)
+    assert strategy.acquisition_points <= bound
+    assert 256 + local <= strategy.acquisition_points
+
+
+def test_a_bad_output_transform_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"strategy\.output_transform='log'"):
+        GPBOStrategy(make_space(BOX), seed=0, n_trials=10, output_transform="log")

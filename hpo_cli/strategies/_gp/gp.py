@@ -24,9 +24,11 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.optimize import minimize
 
+from hpo_cli.strategies._gp.outputs import transform_outputs
+
 SQRT5 = math.sqrt(5.0)
 LOG_LENGTH_BOUNDS = (math.log(5e-3), math.log(20.0))
-LOG_SIGNAL_BOUNDS = (math.log(0.05), math.log(20.0))
+LOG_SIGNAL_BOUNDS = (math.log(0.05), math.log(1e4))  # wide: a bowl over the box needs a large variance
 LOG_NOISE_BOUNDS = (math.log(1e-8), math.log(2.0))
 JITTER = 1e-9
 
@@ -36,7 +38,7 @@ class HyperPrior:
     """Independent normal priors on the log hyperparameters (means and standard deviations)."""
 
     log_length_mean: float
-    log_length_sd: float = 1.5
+    log_length_sd: float = 0.75  # 1.5 before: length scales at the bound 20 declared dimensions irrelevant (BBOB f10)
     log_signal_mean: float = 0.0
     log_signal_sd: float = 1.0
     log_noise_mean: float = math.log(1e-4)
@@ -190,15 +192,18 @@ def fit_gp(
     warm_start: np.ndarray | None = None,
     prior: bool = True,
     noise: float | None = None,
+    output: str = "standardize",
 ) -> GaussianProcess:
     """Fit θ from the default start, ``warm_start`` and ``restarts`` random starts; keep the best.
 
-    ``noise`` fixes the noise variance (of standardized outputs) instead of fitting it.
+    ``noise`` fixes the noise variance (of standardized outputs) instead of fitting it. ``output``
+    names the transform of the losses (:mod:`hpo_cli.strategies._gp.outputs`); ``y_mean`` and
+    ``y_std`` undo the standardization only (``standardize``).
     """
     values = np.asarray(values, dtype=float)
     y_mean = float(values.mean())
     y_std = float(values.std()) or 1.0
-    y = (values - y_mean) / y_std
+    y = (values - y_mean) / y_std if output == "standardize" else transform_outputs(values, output)
     d = x.shape[1]
     hyper = HyperPrior.for_dim(d) if prior else None
     bounds = [LOG_LENGTH_BOUNDS] * d + [LOG_SIGNAL_BOUNDS, LOG_NOISE_BOUNDS]

@@ -13,8 +13,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
+MAXITER = 50  # L-BFGS-B iterations per ascent (100 before): with maxfun = 2·MAXITER, a bound on its cost
+
 # (points (m, d)) -> (values (m,), gradients (m, d) or None); with_gradient selects the second
 Acquisition = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
+# (points (m, d)) -> (the points with their inactive coordinates at rest, the mask of those, (m, d))
+Settle = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def top_starts(acq: Acquisition, candidates: np.ndarray, n_starts: int) -> np.ndarray:
@@ -25,8 +29,14 @@ def top_starts(acq: Acquisition, candidates: np.ndarray, n_starts: int) -> np.nd
     return candidates[order[np.sort(first)][:n_starts]]
 
 
-def local_ascent(acq: Acquisition, starts: np.ndarray, free: np.ndarray, maxiter: int) -> tuple[np.ndarray, np.ndarray]:
+def local_ascent(
+    acq: Acquisition, starts: np.ndarray, free: np.ndarray, maxiter: int, frozen: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """L-BFGS-B from every row of ``starts`` at once, over the ``free`` (continuous) coordinates in [0, 1].
+
+    ``frozen`` (m, d): coordinates that stay where they start (a conditional parameter inactive at
+    that start): their gradient is zeroed, so L-BFGS-B never moves them. At most ``maxiter``
+    iterations and 2·``maxiter`` acquisition calls (line searches included), then one more.
 
     The starts are independent, so maximizing the sum of their acquisitions is maximizing each;
     one joint L-BFGS-B run evaluates all of them in one vectorized call per iteration, instead of
@@ -40,6 +50,8 @@ def local_ascent(acq: Acquisition, starts: np.ndarray, free: np.ndarray, maxiter
             points[:, free] = z.reshape(m, k)
             values, grad = acq(points, True)
             assert grad is not None
+            if frozen is not None:
+                grad = np.where(frozen, 0.0, grad)
             return -float(np.sum(values)), -grad[:, free].ravel()
 
         result = minimize(
@@ -48,7 +60,7 @@ def local_ascent(acq: Acquisition, starts: np.ndarray, free: np.ndarray, maxiter
             jac=True,
             method="L-BFGS-B",
             bounds=[(0.0, 1.0)] * (m * k),
-            options={"maxiter": maxiter},
+            options={"maxiter": maxiter, "maxfun": 2 * maxiter},
         )
         points[:, free] = np.clip(result.x, 0.0, 1.0).reshape(m, k)
     values, _ = acq(points, False)
@@ -56,12 +68,18 @@ def local_ascent(acq: Acquisition, starts: np.ndarray, free: np.ndarray, maxiter
 
 
 def improve_categories(
-    acq: Acquisition, point: np.ndarray, value: float, sizes: Sequence[tuple[int, int]]
+    acq: Acquisition,
+    point: np.ndarray,
+    value: float,
+    sizes: Sequence[tuple[int, int]],
+    settle: Settle | None = None,
 ) -> tuple[np.ndarray, float]:
     """Coordinate search over categorical dimensions: ``sizes`` lists (dimension, number of choices)."""
     for dim, count in sizes:
         trials = np.repeat(point[None, :], count, axis=0)
         trials[:, dim] = np.arange(count)
+        if settle is not None:
+            trials = settle(trials)[0]
         values, _ = acq(trials, False)
         k = int(np.argmax(values))
         if values[k] > value:
@@ -75,15 +93,33 @@ def maximize(
     free: np.ndarray,
     category_sizes: Sequence[tuple[int, int]],
     n_starts: int,
-    maxiter: int = 100,
+    maxiter: int = MAXITER,
+    settle: Settle | None = None,
 ) -> list[tuple[np.ndarray, float]]:
-    """Local maxima from the best candidates, best first."""
-    points, values = local_ascent(acq, top_starts(acq, candidates, n_starts), free, maxiter)
+    """Local maxima from the best candidates, best first.
+
+    ``settle`` (conditional spaces): puts inactive coordinates at rest before they are scored,
+    and keeps them there during the ascent, so the acquisition is searched over the active
+    coordinates only. The number of acquisition evaluations is bounded: the candidates, then
+    2·``maxiter`` + 1 calls of ``n_starts`` points and 2·``maxiter`` + 1 of one, then every choice
+    of every categorical at each start.
+    """
+    frozen = None
+    if settle is not None:
+        candidates = settle(candidates)[0]
+    starts = top_starts(acq, candidates, n_starts)
+    if settle is not None:
+        frozen = settle(starts)[1]
+    points, values = local_ascent(acq, starts, free, maxiter, frozen)
     # the joint run stops when the starts together stop improving: polish the best one alone
     best = int(np.argmax(values))
-    polished, value = local_ascent(acq, points[best : best + 1], free, maxiter)
+    polished, value = local_ascent(
+        acq, points[best : best + 1], free, maxiter, None if frozen is None else frozen[best : best + 1]
+    )
     if value[0] >= values[best]:
         points[best], values[best] = polished[0], value[0]
-    results = [improve_categories(acq, p, float(v), category_sizes) for p, v in zip(points, values, strict=True)]
+    results = [
+        improve_categories(acq, p, float(v), category_sizes, settle) for p, v in zip(points, values, strict=True)
+    ]
     results.sort(key=lambda pv: -pv[1])
     return results
