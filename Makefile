@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha bench-loggers bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-asha bench-loggers bench-quick bench-bbob bench-tpe lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,6 +75,18 @@ bench-loggers: $(STAMP) ## What each logger (csv, tensorboard, mlflow) costs per
 bench-peers: $(BENCH_STAMP) ## hpo's reverse and implicit hypergradients vs higher's and torchopt's, one process (~1 min)
 	$(BIN)/python benchmarks/hypergrad_vs_peers.py
 	$(BIN)/python benchmarks/hoag_overhead.py
+
+BBOB_STAMP := $(VENV)/.installed-bbob
+
+$(BBOB_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,tracking,optuna,bench,bbob]'
+	@touch $@
+
+bench-bbob: $(BBOB_STAMP) ## COCO's BBOB suite (2, 5, 10-D; 10·d and 50·d evaluations): our strategies vs Optuna, BoTorch, SMAC3, hyperopt, skopt (hours; BBOB_ARGS='--quick' ~1-2 min, or --dims/--functions/--methods/--resume)
+	$(BIN)/python benchmarks/bbob.py $(BBOB_ARGS)
+
+bench-tpe: $(BENCH_STAMP) ## Our TPE vs Optuna's TPESampler on conditional, mixed and 12-D spaces, 15 seeds, p-values (~10 min)
+	$(BIN)/python benchmarks/tpe_conditional.py --timing
 
 bench-blackbox: $(BENCH_STAMP) ## Our random/sobol/gp_bo/evolution/cmaes vs Optuna's samplers on branin, hartmann6 (~2 min)
 	$(BIN)/python benchmarks/blackbox_vs_optuna.py
