@@ -30,7 +30,8 @@ Optuna CMA-ES; gp_bo: Optuna GP, skopt, BoTorch, SMAC3): wins/losses over the pr
 two-sided Wilcoxon signed-rank p-value (paired by function and instance).
 
 A full run is long (hours: the GP methods at 500 evaluations in 10-D); it can be run in parts,
-and ``--resume`` keeps what an earlier run of the same ``--out`` already measured:
+``--resume`` keeps what an earlier run of the same ``--out`` already measured, and ``--report``
+prints the tables of what it holds (a function enters a table once every method has run on it):
 
     python benchmarks/bbob.py [--dims 2,5,10] [--functions 1,7,10,15,17,20,21,24] [--instances 1,2,3]
         [--budget-mult 10,50] [--methods tpe,gp_bo,...] [--resume] [--out benchmarks/results/bbob.md]
@@ -355,7 +356,7 @@ def report(
                     f"\nBest of ours: {best_ours} ({mean[best_ours]:.2f}); best peer: {best_peer} "
                     f"({mean[best_peer]:.2f})."
                 )
-            out += [f"\n- {line}" for line in matchups(records, dim, mult, methods)]
+            out += ["", *[f"- {line}" for line in matchups(records, dim, mult, methods)]]
     return "\n".join(out) + "\n"
 
 
@@ -372,6 +373,7 @@ def main() -> None:
     parser.add_argument("--methods", type=lambda s: s.split(","), default=list(OURS + PEERS))
     parser.add_argument("--quick", action="store_true", help="2-D, 3 functions, 2 instances, ours + Optuna (~1 min)")
     parser.add_argument("--resume", action="store_true", help="keep the records already in --out's .json")
+    parser.add_argument("--report", action="store_true", help="run nothing: the tables of --out's .json records")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
@@ -383,12 +385,12 @@ def main() -> None:
     out = args.out or Path("benchmarks/results") / ("bbob_quick.md" if args.quick else "bbob.md")
     warnings.filterwarnings("ignore")
     records: list[dict[str, Any]] = []
-    if args.resume and out.with_suffix(".json").exists():
+    if (args.resume or args.report) and out.with_suffix(".json").exists():
         records = json.loads(out.with_suffix(".json").read_text())["records"]
     done = {record_key(r) for r in records if all(str(m) in r["regret"] for m in args.budget_mult)}
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    for dim in args.dims:
+    for dim in [] if args.report else args.dims:
         for function in args.functions:
             for instance in args.instances:
                 for method in args.methods:
