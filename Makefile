@@ -87,6 +87,18 @@ bench-cmaes-gp: $(BENCH_STAMP) ## Our cmaes and gp_bo vs Optuna's CmaEsSampler a
 	-$(BIN)/python -m pip install --quiet -c constraints.txt coco-experiment
 	$(BIN)/python benchmarks/cmaes_gp_vs_optuna.py --seeds 7 --bbob
 
+BBOB_STAMP := $(VENV)/.installed-bbob
+
+$(BBOB_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,tracking,optuna,bench,bbob]'
+	@touch $@
+
+bench-bbob: $(BBOB_STAMP) ## COCO's BBOB suite (2, 5, 10-D; 10·d and 50·d evaluations): our strategies vs Optuna, BoTorch, SMAC3, hyperopt, skopt (hours; BBOB_ARGS='--quick' ~1-2 min, or --dims/--functions/--methods/--resume)
+	$(BIN)/python benchmarks/bbob.py $(BBOB_ARGS)
+
+bench-tpe: $(BENCH_STAMP) ## Our TPE vs Optuna's TPESampler on conditional, mixed and 12-D spaces, 15 seeds, p-values (~10 min)
+	$(BIN)/python benchmarks/tpe_conditional.py --timing
+
 bench-blackbox: $(BENCH_STAMP) ## Our random/sobol/gp_bo/evolution/cmaes vs Optuna's samplers on branin, hartmann6 (~2 min)
 	$(BIN)/python benchmarks/blackbox_vs_optuna.py
 

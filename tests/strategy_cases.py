@@ -66,6 +66,10 @@ STRATEGIES = [
     StrategyCase("evolution", {"population": 4, "replacement": "tournament", "elite": 0}),
     StrategyCase("cmaes", min_dim=2),
     StrategyCase("cmaes", {"restart": "bipop", "patience": 1, "popsize": 4}, min_dim=2),  # restarts mid-test
+    StrategyCase("nelder_mead"),
+    StrategyCase("nelder_mead", {"simplices": 3, "initial_step": 0.4, "patience": 3}),
+    StrategyCase("pso"),
+    StrategyCase("pso", {"swarm": 4, "cognitive": 1.5, "social": 2.7}),
     StrategyCase("gp_bo", {"n_initial": 3, "candidates": 128, "n_starts": 2}),
     StrategyCase("gp_bo", {"n_initial": 2, "acquisition": "lcb", "batch": "constant_liar", "candidates": 64}),
     StrategyCase("hammersley", stochastic=False, finite=True, total=100),

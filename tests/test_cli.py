@@ -181,7 +181,7 @@ def test_hydra_flags_keep_working(hpo_refusal: Hpo) -> None:
     helped = hpo_refusal("run", "--help")
     assert (
         "strategy: asha, cmaes, drmad, evolution, fixed, forward, gp_bo, greedy, grid, halton, hammersley, hoag, "
-        "hyperband, lhs, poisson_disk, random, reverse, rmad, rtho, sobol, successive_halving, tpe"
+        "hyperband, lhs, nelder_mead, poisson_disk, pso, random, reverse, rmad, rtho, sobol, successive_halving, tpe"
     ) in helped.stdout
     assert (
         "task: bilevel, branin, digits, function, hartmann6, hypercleaning, lasso, levy, linear, mnist, polynomial, "

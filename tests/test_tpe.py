@@ -141,23 +141,73 @@ def test_a_conditional_parameter_learns_only_from_trials_where_it_is_active(mult
 @pytest.mark.parametrize("multivariate", [True, False])
 def test_a_conditional_group_is_estimated_from_its_active_trials_only(multivariate: bool) -> None:
     """Ridge trials are good here too (0.25): were they let in, lasso_alpha's l would carry their
-    encoded 0.5 (an inactive parameter's placeholder) as kernel centers."""
+    encoded 0.5 (an inactive parameter's placeholder) as kernel centers. The good/rest split is
+    made among the lasso trials (hyperopt's per-node split): their best 15 % shape l."""
     space = make_space(LINEAR_SPACE)
     strategy = TPEStrategy(space, 4, 40, multivariate=multivariate)
     for _ in range(40):
         tell_all(strategy, lambda p: abs(np.log10(p["lasso_alpha"]) - 1.0) if p["model"] == "lasso" else 0.25)
-    ranked = sorted(strategy.history, key=lambda o: o.loss)
+    lasso = [o for o in strategy.history if "lasso_alpha" in o.suggestion.params]
+    assert 0 < len(lasso) < len(strategy.history)
+    ranked = sorted(lasso, key=lambda o: o.loss)
     good_keys = {o.suggestion.key for o in ranked[: int(np.ceil(0.15 * len(ranked)))]}
-    assert any(strategy.history[k].suggestion.params["model"] == "ridge" for k in good_keys)
     column = space.slice_of("lasso_alpha").start
     expected = {True: [], False: []}
-    for o in strategy.history:
-        if "lasso_alpha" in o.suggestion.params:
-            expected[o.suggestion.key in good_keys].append(o.suggestion.unit[column])
+    for o in lasso:
+        expected[o.suggestion.key in good_keys].append(o.suggestion.unit[column])
     (group,) = [g for g in strategy.groups if g.params[0].name == "lasso_alpha"]
     good, rest = strategy._estimators(group, strategy._points([]))
     np.testing.assert_array_equal(good.centers[:-1, 0], expected[True])  # the last one is the prior
     np.testing.assert_array_equal(rest.centers[:-1, 0], expected[False])
+
+
+def test_a_categorical_keeps_every_choice_in_play_in_proportion_to_l() -> None:
+    """All good trials chose "a": an argmax of l/g settles on one choice (before: "c" in 98 % of
+    400 suggestions, "a" never); drawn from l, "a" gets 80 % and the others keep their smoothed
+    share (6-7 % each)."""
+    space = make_space({"c": {"type": "categorical", "choices": ["a", "b", "c", "d"]}})
+    strategy = TPEStrategy(space, 0, 300, n_startup_trials=8, constant_liar=False)
+    for _ in range(40):
+        tell_all(strategy, lambda p: 0.0 if p["c"] == "a" else 1.0)
+    choices = [strategy.ask(1)[0].params["c"] for _ in range(400)]
+    share = {c: choices.count(c) / len(choices) for c in "abcd"}
+    assert 0.6 < share["a"] < 0.95, share
+    assert all(share[c] > 0.01 for c in "bcd"), share
+
+
+def conditional_regret(p: dict) -> float:
+    """Three branches; the largest (6 parameters) is best but its random configurations are the
+    worst: floors 0.4 (1 parameter), 0.2 (2) and 0."""
+    if p["model"] == "small":
+        return 0.4 + 0.3 * (p["s0"] - 0.7) ** 2
+    if p["model"] == "medium":
+        return 0.2 + 2.0 * np.mean((np.array([p["m0"], p["m1"]]) - [0.2, 0.8]) ** 2)
+    x = np.array([p[f"l{i}"] for i in range(6)])
+    return float(3.5 * np.mean((x - [0.6, 0.3, 0.8, 0.15, 0.65, 0.4]) ** 2))
+
+
+BRANCHES = {
+    "model": {"type": "categorical", "choices": ["small", "medium", "large"]},
+    "s0": {"type": "float", "low": 0.0, "high": 1.0, "when": {"model": "small"}},
+    **{f"m{i}": {"type": "float", "low": 0.0, "high": 1.0, "when": {"model": "medium"}} for i in range(2)},
+    **{f"l{i}": {"type": "float", "low": 0.0, "high": 1.0, "when": {"model": "large"}} for i in range(6)},
+}
+
+
+@pytest.mark.slow
+def test_tpe_finds_the_largest_branch_of_a_conditional_space() -> None:
+    """Calibrated on 8 seeds x 80 trials: median regret 0.018, the best trial in the largest
+    branch in 6 of 8 seeds, when written; before (an argmax of l/g over the categorical, the
+    good/rest split over all trials) 0.12, stuck on the medium branch's floor 0.2 in 4 of 8.
+    The test asks for a median under 0.1."""
+    space = make_space(BRANCHES)
+    regrets = []
+    for seed in range(8):
+        strategy = TPEStrategy(space, seed, 80)
+        for _ in range(80):
+            tell_all(strategy, conditional_regret)
+        regrets.append(min(o.loss for o in strategy.history))
+    assert np.median(regrets) < 0.1, regrets
 
 
 def test_failed_and_pending_trials_count_as_bad() -> None:
@@ -235,18 +285,21 @@ def test_tpe_beats_random_search_on_the_conditional_linear_space() -> None:
     assert tpe_median < 0.5 * random_median, regrets
 
 
-def test_a_window_caps_the_points_the_estimators_see_and_keeps_the_good_ones() -> None:
+def test_a_window_caps_the_rest_points_g_is_built_from_and_keeps_the_good_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     space = make_space({"x": {"type": "float", "low": 0.0, "high": 1.0}})
-    whole, windowed = (TPEStrategy(space, seed=0, n_trials=200, window=w) for w in (None, 20))
-    for strategy in (whole, windowed):
+    sizes: dict[int, list[int]] = {}
+    for window in (20, 1000):
+        strategy = TPEStrategy(space, seed=0, n_trials=200, window=window)
         for _ in range(120):
             (s,) = strategy.ask(1)
             strategy.tell([Observation(s, TrialState.COMPLETE, (float(s.params["x"]) - 0.3) ** 2)])
-        pending = strategy.ask(50)  # in flight: the liars
-        assert len(pending) == 50
-    assert len(whole._points([]).units) == 120 + 50
-    points = windowed._points([])
-    assert len(points.units) <= 20 + windowed.max_good + 20
-    assert sum(points.good) == sum(whole._points([]).good) > 0  # the good ones stay, however old
+        seen = sizes.setdefault(window, [])
+        build = strategy._mixture
+        monkeypatch.setattr(
+            strategy, "_mixture", lambda group, units, b=build, s=seen: s.append(len(units)) or b(group, units)
+        )
+        strategy.ask(1)
+    (good, rest), (good_all, rest_all) = sizes[20][:2], sizes[1000][:2]
+    assert rest == 20 < rest_all and good == good_all > 0  # the good ones stay, however old
     with pytest.raises(ConfigError, match=r"strategy\.window"):
         TPEStrategy(space, seed=0, n_trials=10, window=0)

@@ -57,6 +57,28 @@ class Mixture:
             choices[:, j] = np.minimum((cumulative < draws).sum(axis=1), logp.shape[1] - 1)
         return numeric, choices
 
+    def given(self, choices: np.ndarray) -> Mixture:
+        """The mixture conditioned on the categorical values ``choices`` (J,): each component
+        reweighted by its probability of them, and those categoricals certain."""
+        log_weights = self.log_weights + sum(
+            (logp[:, int(c)] for logp, c in zip(self.categorical, choices, strict=True)), np.zeros(1)
+        )
+        log_weights = log_weights - logsumexp(log_weights)
+        certain = []
+        for logp, c in zip(self.categorical, choices, strict=True):
+            onehot = np.full(logp.shape, -np.inf)
+            onehot[:, int(c)] = 0.0
+            certain.append(onehot)
+        return Mixture(log_weights, self.centers, self.widths, tuple(certain))
+
+    def categorical_log_density(self, choices: np.ndarray) -> np.ndarray:
+        """log of the mixture's probability of the categorical values ``choices`` (m, J), the
+        numeric coordinates marginalized out: shape (m,)."""
+        terms = np.zeros((len(choices), len(self.log_weights)))
+        for j, logp in enumerate(self.categorical):
+            terms = terms + logp[:, choices[:, j]].T
+        return logsumexp(self.log_weights[None, :] + terms, axis=1)
+
     def log_density_terms(self, numeric: np.ndarray, choices: np.ndarray) -> np.ndarray:
         """log k_c(x) per point, component and coordinate: shape (m, n, d + J)."""
         mu, sigma = self.centers[None], self.widths[None]

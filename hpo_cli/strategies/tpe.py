@@ -16,7 +16,10 @@ Parameters are handled in *groups*, in declaration order:
   parameter is its own one-dimensional estimator.
 
 A conditional group is sampled only when its condition holds for the values drawn before it, and
-only the trials in which it was active inform it (the good/rest split is made over all trials).
+only the trials in which it was active inform it: its good/rest split is made among those trials
+(hyperopt's per-node split), so a branch is modelled from its own best trials, not left to its
+prior until it holds some of the overall best ones. The rest estimator g keeps the latest
+``window`` rest trials, so a suggestion's cost stops growing with the history beyond it.
 Everything is a function of the history, the pending suggestions and the seeded RNG, so a resumed
 run suggests exactly what the uninterrupted one would have.
 """
@@ -24,8 +27,9 @@ run suggests exactly what the uninterrupted one would have.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.stats import qmc
@@ -35,7 +39,7 @@ from hpo_cli.space import CategoricalParam, FloatParam, IntParam, Param, SearchS
 from hpo_cli.strategies._parzen import Mixture, build_mixture
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.trial import Observation, Suggestion, TrialState
-from hpo_cli.validate import flag, non_negative_int, one_of, positive_float, positive_int
+from hpo_cli.validate import flag, is_number, non_negative_int, one_of, positive_float, positive_int
 
 BANDWIDTHS = ("neighbours", "scott")
 STARTUPS = ("sobol", "random")
@@ -56,13 +60,39 @@ class _Group:
         return space.is_active(self.params[0], values)
 
 
+@dataclass
+class _Rows:
+    """The observations encoded so far, in history order (a cache: a function of the history)."""
+
+    units: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    present: list[set[str]] = field(default_factory=list)
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
 @dataclass(frozen=True)
 class _Points:
-    """Observed points in unit coordinates, and whether each was good."""
+    """Observed points in unit coordinates, with their losses (inf: failed, pruned or pending)."""
 
     units: np.ndarray  # (n, dim)
     present: list[set[str]]  # the active parameter names of each point
-    good: np.ndarray  # (n,) bool
+    losses: np.ndarray  # (n,)
+    gamma: float
+    max_good: int
+
+    def good_among(self, among: np.ndarray) -> np.ndarray:
+        """(n,) bool: the best ``gamma`` fraction (at most ``max_good``) of the completed points
+        in the mask ``among``, ties broken by trial order."""
+        candidates = np.flatnonzero(among & np.isfinite(self.losses))
+        n_good = min(math.ceil(self.gamma * len(candidates)), self.max_good)
+        order = candidates[np.argsort(self.losses[candidates], kind="stable")]
+        good = np.zeros(len(self.losses), dtype=bool)
+        good[order[:n_good]] = True
+        return good
+
+    @property
+    def good(self) -> np.ndarray:
+        """The split over every point (the groups without a condition use it)."""
+        return self.good_among(np.ones(len(self.losses), dtype=bool))
 
 
 class TPEStrategy(Strategy):
@@ -80,10 +110,11 @@ class TPEStrategy(Strategy):
         prior_weight: float = 1.0,
         multivariate: bool = True,
         constant_liar: bool = True,
-        categorical_smoothing: float = 0.5,
+        categorical_smoothing: float = 0.2,
         bandwidth: str = "neighbours",
         startup: str = "sobol",
-        window: int | None = None,
+        window: int = 250,
+        categorical_greed: float = 1.0,
     ) -> None:
         super().__init__(space, seed, n_trials)
         self.n_startup_trials = non_negative_int(n_startup_trials, "strategy.n_startup_trials")
@@ -96,9 +127,9 @@ class TPEStrategy(Strategy):
         self.categorical_smoothing = _fraction(categorical_smoothing, "strategy.categorical_smoothing")
         self.bandwidth = one_of(bandwidth, "strategy.bandwidth", BANDWIDTHS)
         self.startup = one_of(startup, "strategy.startup", STARTUPS)
-        # the estimators' cost grows with the points they see: at most ``window`` recent
-        # observations (plus the good ones) and ``window`` pending suggestions; None: all
-        self.window = None if window is None else positive_int(window, "strategy.window")
+        self.window = positive_int(window, "strategy.window")
+        self.categorical_greed = _non_negative(categorical_greed, "strategy.categorical_greed")
+        self._rows = _Rows()
         self.groups = self._make_groups()
         self._startup_points = self._startup_design()
 
@@ -138,7 +169,7 @@ class TPEStrategy(Strategy):
         suggestions: list[Suggestion] = []
         for _ in range(n):
             seen = len(self.history) + len(self.pending) + len(suggestions)
-            if seen < self.n_startup_trials or not self._completed():
+            if seen < self.n_startup_trials or not self._any_completed():
                 unit = self._startup_point()
             else:
                 unit = self._sample(self._points(suggestions))
@@ -158,23 +189,40 @@ class TPEStrategy(Strategy):
             return self._startup_points[self._next_key].copy()
         return self.rng.random(self.space.dim)
 
-    def _completed(self) -> list[Observation]:
-        return [o for o in self.history if o.state == TrialState.COMPLETE and o.loss is not None]
+    def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
+        self._rows = _Rows()  # the restored history is encoded afresh at the next ask
+
+    def _any_completed(self) -> bool:
+        self._sync_rows()
+        return bool(np.isfinite(self._rows.losses).any())
+
+    def _sync_rows(self) -> None:
+        """Bring the observed rows (unit point, active names, loss) up to the history: only the
+        observations told since the last ask are encoded (the history only grows)."""
+        rows = self._rows
+        new = self.history[len(rows.losses) :]
+        if new:
+            rows.units = np.vstack(
+                [rows.units.reshape(-1, self.space.dim), *[self._unit_of(o.suggestion) for o in new]]
+            )
+            rows.present += [set(o.suggestion.params) for o in new]
+            rows.losses = np.concatenate([rows.losses, [_loss_of(o) for o in new]])
 
     def _points(self, proposed: list[Suggestion]) -> _Points:
-        """Every observation (and, as liars, every pending suggestion) with its good/rest label."""
-        completed = sorted(self._completed(), key=lambda o: float(o.loss))  # type: ignore[arg-type]
-        n_good = min(math.ceil(self.gamma * len(completed)), self.max_good)
-        good_keys = {o.suggestion.key for o in completed[:n_good]}
-        suggestions = [o.suggestion for o in self.history]
-        liars = list(self.pending.values()) + proposed if self.constant_liar else []
-        if self.window is not None and len(suggestions) > self.window:  # the recent ones and every good one
-            recent = suggestions[-self.window :]
-            seen = {s.key for s in recent}
-            suggestions = [o.suggestion for o in completed[:n_good] if o.suggestion.key not in seen] + recent
-        suggestions += liars if self.window is None else liars[-self.window :]
-        units = np.array([self._unit_of(s) for s in suggestions]).reshape(len(suggestions), self.space.dim)
-        return _Points(units, [set(s.params) for s in suggestions], np.array([s.key in good_keys for s in suggestions]))
+        """Every observation (and, as liars, every pending suggestion) with its loss."""
+        self._sync_rows()
+        units, present, losses = (
+            self._rows.units.reshape(-1, self.space.dim),
+            list(self._rows.present),
+            self._rows.losses,
+        )
+        if self.constant_liar:
+            pending = list(self.pending.values()) + proposed
+            if pending:
+                units = np.vstack([units, *[self._unit_of(s) for s in pending]])
+                present += [set(s.params) for s in pending]
+                losses = np.concatenate([losses, np.full(len(pending), math.inf)])
+        return _Points(units, present, losses, self.gamma, self.max_good)
 
     def _unit_of(self, s: Suggestion) -> np.ndarray:
         return np.asarray(s.unit, dtype=float) if s.unit is not None else self.space.encode(s.params)
@@ -194,6 +242,9 @@ class TPEStrategy(Strategy):
     def _sample_group(self, group: _Group, points: _Points, unit: np.ndarray) -> None:
         """Write the group's coordinates into ``unit``: the best of the candidates drawn from l."""
         good, rest = self._estimators(group, points)
+        if group.joint and group.categorical:
+            choices = self._draw_categoricals(good, rest)
+            good, rest = good.given(choices), rest.given(choices)
         numeric, choices = good.sample(self.rng, self.n_ei_candidates, group.joint)
         score = good.log_density(numeric, choices, group.joint) - rest.log_density(numeric, choices, group.joint)
         if group.joint:
@@ -207,12 +258,26 @@ class TPEStrategy(Strategy):
         for c, index in zip(group.categorical, choices_best, strict=True):
             unit[self.space.slice_of(c.name).start] = (int(index) + 0.5) / len(c.choices)
 
+    def _draw_categoricals(self, good: Mixture, rest: Mixture) -> np.ndarray:
+        """The group's categorical values, drawn with probability ∝ l(c)·(l(c)/g(c))^greed over
+        their own (numeric-free) densities: ``n_ei_candidates`` draws from l, one of them picked
+        ∝ (l/g)^greed. 0 draws from l (each choice in proportion to its share of the good
+        trials); a large greed is the argmax of l/g, which settles on one branch for good."""
+        _, drawn = good.sample(self.rng, self.n_ei_candidates, joint=True)
+        log_ratio = good.categorical_log_density(drawn) - rest.categorical_log_density(drawn)
+        logits = self.categorical_greed * log_ratio
+        probs = np.exp(logits - logits.max())
+        return drawn[int(self.rng.choice(len(drawn), p=probs / probs.sum()))]
+
     def _estimators(self, group: _Group, points: _Points) -> tuple[Mixture, Mixture]:
-        """l and g of a group: over the good and the other points in which the group is active."""
+        """l and g of a group, both over the points in which the group is active: the good/rest
+        split is made among them (hyperopt's per-node split), so a branch's own best trials
+        shape its l even when another branch holds the overall best ones. g keeps the latest
+        ``window`` rest points."""
         active = np.array([group.params[0].name in names for names in points.present], dtype=bool)
-        return self._mixture(group, points.units[active & points.good]), self._mixture(
-            group, points.units[active & ~points.good]
-        )
+        good = points.good_among(active)
+        rest = np.flatnonzero(active & ~good)[-self.window :]
+        return self._mixture(group, points.units[good]), self._mixture(group, points.units[rest])
 
     def _mixture(self, group: _Group, units: np.ndarray) -> Mixture:
         choices = np.array(
@@ -237,6 +302,13 @@ class TPEStrategy(Strategy):
         )
 
 
+def _loss_of(observation: Observation) -> float:
+    """A completed trial's loss; inf for a failed or pruned one (never good)."""
+    if observation.state == TrialState.COMPLETE and observation.loss is not None:
+        return float(observation.loss)
+    return math.inf
+
+
 def recency_weights(n: int, recent: int = RECENT) -> np.ndarray:
     """Weights of n observations in trial order: the last ``recent`` count fully, older ones
     ramp down linearly to 1/n (Bergstra 2011's forgetting, as hyperopt and Optuna)."""
@@ -252,6 +324,12 @@ def _resolution(p: Param) -> float:
     if isinstance(p, FloatParam) and p.step is not None:
         return p.step / (p.high - p.low)
     return 0.0
+
+
+def _non_negative(value: object, key: str) -> float:
+    if not is_number(value) or not float(value) >= 0:  # type: ignore[arg-type]
+        raise ConfigError(key, value, "must be a number >= 0")
+    return float(value)  # type: ignore[arg-type]
 
 
 def _fraction(value: object, key: str) -> float:
