@@ -147,6 +147,7 @@ def test_same_seed_and_config_give_identical_trials(hpo: Hpo, tmp_path: Path) ->
     assert {t["params"]["model"] for t in a} == {"ridge", "lasso"}
 
 
+@pytest.mark.slow
 def test_runs_started_in_the_same_second_do_not_collide(tmp_path: Path) -> None:
     env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
     cmd = [sys.executable, "-m", "hpo_cli", "run", "task=ridge", "n_trials=4"]

@@ -75,6 +75,7 @@ def test_mutation_is_gaussian_for_numbers_and_a_fresh_draw_for_categories() -> N
     assert children[:, 3].std() > 0.2  # categories resampled uniformly, not nudged by sigma
 
 
+@pytest.mark.slow
 def test_evolution_beats_random_search_on_hartmann6_at_200_evaluations() -> None:
     """The issue's claim, on the benchmark's 10 seeds (measured medians: evolution 0.19, random 1.07)."""
     evolution = [regret_at("evolution", "hartmann6", seed, 200) for seed in range(10)]

@@ -8,6 +8,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Hpo, read_summary, read_trials
@@ -31,22 +32,23 @@ IN_BATCHES = {
 ASYNCHRONOUS = {name: [*overrides[:-1], "executor.asynchronous=true"] for name, overrides in IN_BATCHES.items()}
 
 
-@pytest.mark.parametrize("executor", list(IN_BATCHES))
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        [*FUNCTION, "task.fn=executor_objectives.noisy", "n_trials=12", "batch_size=4"],
-        pytest.param(
-            ["task=digits", "task.hidden=8", "task.epochs=1", "strategy=sobol", "n_trials=4", "batch_size=4"],
-            marks=pytest.mark.slow,
-        ),
-        ["task=polynomial", "space=polynomial_per_coef", "strategy=tpe", "n_trials=8", "batch_size=2"],
-    ],
-    ids=["function-global-rng", "digits", "polynomial-tpe"],
-)
+BATCH_CASES = {
+    "function-global-rng": [*FUNCTION, "task.fn=executor_objectives.noisy", "n_trials=12", "batch_size=4"],
+    "digits": ["task=digits", "task.hidden=8", "task.epochs=1", "strategy=sobol", "n_trials=4", "batch_size=4"],
+    "polynomial-tpe": ["task=polynomial", "space=polynomial_per_coef", "strategy=tpe", "n_trials=8", "batch_size=2"],
+}
+# make test: every case on a process pool, one on Ray; the rest (a cluster's or a Python process's
+# start-up per case, an MLP) in make test-slow.
+IN_MAKE_TEST = {("function-global-rng", "process"), ("polynomial-tpe", "process"), ("function-global-rng", "ray")}
+
+
+def batch_case(case: str, executor: str) -> Any:
+    slow = () if (case, executor) in IN_MAKE_TEST else pytest.mark.slow
+    return pytest.param(BATCH_CASES[case], executor, id=f"{case}-{executor}", marks=slow)
+
+
+@pytest.mark.parametrize(("overrides", "executor"), [batch_case(c, e) for c in BATCH_CASES for e in IN_BATCHES])
 def test_batches_on_any_executor_give_the_trials_of_the_serial_executor(overrides: list[str], executor: str) -> None:
-    if executor == "submitit" and "strategy=tpe" in overrides:
-        pytest.skip("one submitit case is enough in make test: each job starts a Python process")
     serial = run_in_memory([*overrides, "executor=serial"])
     elsewhere = run_in_memory([*overrides, *IN_BATCHES[executor]])
     assert values(elsewhere) == values(serial)
@@ -54,9 +56,10 @@ def test_batches_on_any_executor_give_the_trials_of_the_serial_executor(override
 
 
 SUBMITIT_SLOW = pytest.param("submitit", marks=pytest.mark.slow)  # a Python process per trial: seconds each
+RAY_SLOW = pytest.param("ray", marks=pytest.mark.slow)  # a local cluster's start: make test has one Ray case
 
 
-@pytest.mark.parametrize("executor", ["process", "ray", SUBMITIT_SLOW])
+@pytest.mark.parametrize("executor", ["process", RAY_SLOW, SUBMITIT_SLOW])
 def test_asynchronous_executors_give_a_non_adaptive_strategy_the_serial_trials(executor: str) -> None:
     """Whatever order trials finish in, a random search suggests the same points (each trial's
     seed is its number's): the same trials as serial, recorded in the order they finished."""
@@ -75,7 +78,7 @@ def test_asynchronous_tpe_and_gp_bo_keep_both_workers_on_distinct_points() -> No
         assert sorted(r.finished_s for r in records) == [r.finished_s for r in records]  # completion order
 
 
-@pytest.mark.parametrize("executor", ["process", "ray", SUBMITIT_SLOW])
+@pytest.mark.parametrize("executor", ["process", RAY_SLOW, SUBMITIT_SLOW])
 def test_a_worker_killed_mid_trial_is_a_failed_row_and_the_run_goes_on(executor: str) -> None:
     records = run_in_memory(
         [*FUNCTION, "task.fn=executor_objectives.dies_above_5", *ASYNCHRONOUS[executor], "n_trials=8",

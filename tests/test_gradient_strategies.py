@@ -129,6 +129,7 @@ def test_online_methods_lower_q_against_the_same_training_with_fixed_h(method: s
     assert adapted[-1].value < 0.95 * fixed[-1].value  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_drmad_lowers_q_on_the_polynomial_task() -> None:
     records = run_in_memory(["task=polynomial", "space=polynomial_per_coef", "strategy=drmad", "n_trials=25"])
     assert min(r.value for r in records) < 0.97 * records[0].value  # type: ignore[operator,type-var]

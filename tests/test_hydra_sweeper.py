@@ -374,6 +374,7 @@ def finished_sweep(reference: Callable[[str], Path], tmp_path: Path) -> Iterator
     yield sweep
 
 
+@pytest.mark.slow
 def test_a_resume_with_a_changed_sweep_is_refused_in_one_line(finished_sweep: Path, tmp_path: Path) -> None:
     before = (finished_sweep / "trials.jsonl").read_bytes()
     res = run_app(*sweep_args("tpe", finished_sweep, "hydra.sweeper.resume=true", seed=SEED + 1), cwd=tmp_path)
@@ -663,6 +664,7 @@ def test_each_trial_records_its_own_job_s_seconds_not_the_batch_s() -> None:
     assert seconds[0] < 0.1 <= seconds[1] < 0.3 <= seconds[2] < 0.5, seconds  # the batch took over 0.9 s
 
 
+@pytest.mark.slow
 def test_a_sweep_refused_for_a_bad_key_leaves_its_directory_reusable(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     common = ["-m", "hydra/sweeper=hpo", "hydra.sweeper.n_trials=2", "x1=interval(-5, 10)", f"hydra.sweep.dir={sweep}"]

@@ -70,7 +70,7 @@ def test_the_preset_composes_to_the_scaled_protocol_on_the_bundled_subset() -> N
     assert task.problem(task.layout_of({"example_weights": [0.5] * 1250})).optimizer.lr == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("cleaning", ["oracle", "baseline"])
+@pytest.mark.parametrize("cleaning", ["oracle", pytest.param("baseline", marks=pytest.mark.slow)])
 def test_the_references_are_one_evaluation(cleaning: str) -> None:
     records = run_in_memory([PRESET, f"task.cleaning={cleaning}", *TINY])
     assert len(records) == 1 and records[0].state == "complete"

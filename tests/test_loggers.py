@@ -78,6 +78,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cwd, run
 
 
+@pytest.mark.slow
 def test_mlp_trials_carry_their_learning_curve_by_epoch(resumed: tuple[Path, Path]) -> None:
     _, run = resumed
     for record in records_of(run).values():

@@ -229,7 +229,10 @@ FULL_DISK_EXECUTORS = {  # the executor, and which append meets the full disk
 }
 
 
-@pytest.mark.parametrize("executor", list(FULL_DISK_EXECUTORS))
+@pytest.mark.parametrize(
+    "executor",
+    [e if e in ("serial", "process-journal") else pytest.param(e, marks=pytest.mark.slow) for e in FULL_DISK_EXECUTORS],
+)
 def test_a_disk_that_fills_mid_line_under_any_executor_leaves_a_run_that_resumes(
     executor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
