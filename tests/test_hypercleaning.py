@@ -54,6 +54,7 @@ def write_mnist(folder: Path, n_train: int, n_test: int) -> None:
 # -- the preset ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_preset_composes_to_the_scaled_protocol_on_the_bundled_subset() -> None:
     cfg = compose_config([PRESET])
     assert cfg.n_trials == 200 and cfg.dtype == "float32" and cfg.task.data == "mnist" and cfg.task.data_dir is None
@@ -345,6 +346,7 @@ def test_a_reference_run_stops_on_its_zero_hypergradient() -> None:
     assert evaluation.gradient is not None and not any(evaluation.gradient)
 
 
+@pytest.mark.slow
 def test_strategy_fixed_over_the_preset_re_evaluates_a_best_yaml(tmp_path: Path) -> None:
     best = tmp_path / "best.yaml"
     best.write_text(yaml.safe_dump({"example_weights": [0.0] * 30 + [1.0] * 30}))
