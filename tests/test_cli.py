@@ -378,6 +378,7 @@ def run_and_signal(tmp_path: Path, args: list[str], after_trials: int, sig: int)
     pytest.fail("the run did not get far enough to be signalled")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("strategy", "batch"), [("tpe", "3")])  # every strategy: tests/test_fault_injection.py
 def test_a_killed_run_resumes_to_the_same_result(hpo: Hpo, tmp_path: Path, strategy: str, batch: str) -> None:
     write_user_project(tmp_path, sleep_s=0.05)

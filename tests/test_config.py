@@ -74,8 +74,9 @@ def options(group: str) -> list[str]:
 PLACEHOLDERS = ("function", "bilevel", "bilevel_gradient", "bilevel_implicit")
 GROUPS = ("task", "space", "strategy", "criterion")
 CASES = [(g, o) for g in GROUPS for o in options(g) if not (g == "space" and o in PLACEHOLDERS)]
-# Seconds each (a dense Newton solve over a precision per weight): make test-slow.
-SLOW_CASES = {("space", "softmax_per_param")}
+# Seconds each (a dense Newton solve over a precision per weight; MNIST's gradient spaces, whose
+# task and black-box spaces stay): make test-slow.
+SLOW_CASES = {("space", "softmax_per_param"), ("space", "mnist_gradient"), ("space", "mnist_implicit")}
 PARAMS = [pytest.param(g, o, marks=pytest.mark.slow) if (g, o) in SLOW_CASES else (g, o) for g, o in CASES]
 
 

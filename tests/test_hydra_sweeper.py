@@ -289,6 +289,7 @@ def test_a_mapping_return_with_hydra_sweeper_metric(tmp_path: Path) -> None:
     assert read_summary(sweep)["metric"] == "loss"
 
 
+@pytest.mark.slow
 def test_a_mapping_return_without_hydra_sweeper_metric_fails_its_trials_with_a_clear_error(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     res = run_app(

@@ -337,6 +337,7 @@ def test_a_bad_cleaning_value_is_one_error_line_with_exit_code_2(hpo: Hpo, tmp_p
     assert "Traceback" not in res.output and not list((tmp_path / "runs").glob("20*/*"))
 
 
+@pytest.mark.slow
 def test_a_reference_run_stops_on_its_zero_hypergradient() -> None:
     study = compose_study([PRESET, "task.cleaning=baseline", *TINY])
     assert isinstance(study.strategy, GradientStrategy)
