@@ -106,12 +106,14 @@ class StudyLoop:
     _failed: int = field(default=0, repr=False)  # failed trials among records[:_counted]
     _counted: int = field(default=0, repr=False)
     _started: float = field(default=0.0, repr=False)
+    _retry_of: dict[int, int] = field(default_factory=dict, repr=False)  # retry's trial -> the lost one
 
     def run(self, previous: Sequence[TrialRecord] = (), told: int = 0) -> LoopOutcome:
         """``previous``: records already stored; the strategy already knows the first ``told``
         trials (it was restored from a checkpoint); the others are replayed."""
         recorded = {r.trial: r for r in previous}
         self.records = sorted(previous, key=lambda r: r.trial)
+        self._retry_of = {r.retried_as: r.trial for r in previous if r.retried_as is not None}
         self._failed = self._counted = 0
         self._told = told
         self._started = time.monotonic()
@@ -130,12 +132,23 @@ class StudyLoop:
             reason = self._stop_reason(next_trial)
             if reason:
                 return LoopOutcome(*reason, self.records)
-            n = min(self.budget.batch_size, self.budget.n_trials - next_trial)
+            n = min(self.budget.batch_size, self.budget.n_trials - self._asked(next_trial))
             suggestions = self.strategy.ask(n)
             if not suggestions:
                 return LoopOutcome("finished", self.strategy.finish_message, self.records)
-            observations = self._outcomes(next_trial, suggestions, recorded)
+            batch = list(enumerate(suggestions, next_trial))
             next_trial += len(suggestions)
+            settled: dict[int, Observation] = {}  # by the trial first asked
+            while batch:  # the batch, then the retries of its trials lost with their worker or node
+                retries = []
+                for (number, _), result in zip(batch, self._outcomes(batch, recorded), strict=True):
+                    if isinstance(result, Suggestion):
+                        retries.append((self._check_number(result, next_trial), result))
+                        next_trial += 1
+                    else:
+                        settled[self._first_asked(number)] = result
+                batch = retries
+            observations = [settled[number] for number in sorted(settled)]
             self.strategy.tell(observations)
             self._write_decided(observations)
             self._commit()
@@ -162,7 +175,7 @@ class StudyLoop:
         while True:
             if not replay and stop is None:
                 stop = self._stop_reason(next_trial)
-            free = min(limit - len(in_flight), self.budget.n_trials - next_trial)
+            free = min(limit - len(in_flight), self.budget.n_trials - self._asked(next_trial))
             if stop is None and not waiting and free > 0:
                 suggestions = self.strategy.ask(free)
                 waiting = len(suggestions) < free
@@ -183,12 +196,18 @@ class StudyLoop:
                         f"cannot resume: {self.store.dir / TOLD} tells trial {number}, which the strategy did not "
                         "suggest at that point (the strategy, its config or the worker count changed)"
                     )
-                observation = self._outcomes(number, [in_flight.pop(number)], recorded)[0]
+                settled = self._outcomes([(number, in_flight.pop(number))], recorded)[0]
             else:
-                number, observation = self._next_result(in_flight, fresh, submitted, arrived, recorded)
+                settled = self._next_result(in_flight, fresh, submitted, arrived, recorded)
+            self._told += 1
+            if isinstance(settled, Suggestion):  # lost with its worker or node: run it again
+                in_flight[self._check_number(settled, next_trial)] = settled
+                fresh.append(next_trial)
+                next_trial += 1
+                continue
+            observation = settled
             self.strategy.tell([observation])
             self._write_decided([observation])
-            self._told += 1
             waiting = False
             if not in_flight and not self.strategy.pending:
                 self._commit()
@@ -201,9 +220,10 @@ class StudyLoop:
         submitted: set[int],
         arrived: deque[tuple[Job, Outcome]],
         recorded: Mapping[int, TrialRecord],
-    ) -> tuple[int, Observation]:
+    ) -> Observation | Suggestion:
         """Submit the trials in flight that are not running yet; the next result (its trial
-        leaves ``in_flight``). Results are drained from the executor in batches (all that
+        leaves ``in_flight``): its observation, or the retry of a trial lost with its worker or
+        node (:meth:`_settle`). Results are drained from the executor in batches (all that
         arrived together): the records told so far are made durable first, then the batch is
         journaled with one fsync, before the strategy is told any of it (the group commit).
 
@@ -216,7 +236,7 @@ class StudyLoop:
             if suggestion is None or number in submitted:
                 continue
             submitted.add(number)
-            job = Job(number, suggestion, trial_seed(self.seed, number))
+            job = self._job(number, suggestion)
             if number in recorded and not _stateful(suggestion):
                 ready.append((job, Outcome(recorded[number])))
             else:
@@ -230,52 +250,98 @@ class StudyLoop:
         job, outcome = arrived.popleft()
         submitted.discard(job.number)
         suggestion = in_flight.pop(job.number)
-        known = recorded.get(job.number)
-        if known is not None:
-            if outcome.record is not known:
-                _check_reproduced(known, self._stamped(outcome.record))
-            return job.number, self._observation(known, suggestion, outcome.carry)
-        record = self._stamped(outcome.record)
-        self._undecided[suggestion.key] = record
-        self._keep_model(record, outcome.model)
-        return job.number, self._observation(record, suggestion, outcome.carry)
+        return self._settle(job.number, suggestion, outcome, recorded.get(job.number))
 
     def _outcomes(
-        self, first: int, suggestions: Sequence[Suggestion], recorded: Mapping[int, TrialRecord]
-    ) -> list[Observation]:
-        """Trials ``first``, ``first + 1``, …: evaluated by the executor as one batch, or
-        replayed from their records (stateful ones evaluated again and checked)."""
+        self, trials: Sequence[tuple[int, Suggestion]], recorded: Mapping[int, TrialRecord]
+    ) -> list[Observation | Suggestion]:
+        """``trials`` (number, suggestion): evaluated by the executor as one batch, or replayed
+        from their records (stateful ones evaluated again and checked); each settled
+        (:meth:`_settle`)."""
         jobs = []
-        for i, suggestion in enumerate(suggestions):
-            record = recorded.get(first + i)
+        for number, suggestion in trials:
+            record = recorded.get(number)
             if record is not None:
                 _check_replay(record, suggestion)
-            if record is None or _stateful(suggestion):
-                jobs.append(Job(first + i, suggestion, trial_seed(self.seed, first + i)))
+            if record is None or (_stateful(suggestion) and record.retried_as is None):
+                jobs.append(self._job(number, suggestion))
         evaluated: dict[int, Outcome] = {
             job.number: outcome for job, outcome in zip(jobs, self.executor.run(jobs, self.objective), strict=True)
         }
-        observations = []
-        for i, suggestion in enumerate(suggestions):
-            record = recorded.get(first + i)
-            if first + i not in evaluated:
-                assert record is not None
-                observations.append(self._observation(record, suggestion))
-                continue
-            outcome = evaluated[first + i]
-            again = self._stamped(outcome.record)
-            if record is None:
-                self._undecided[suggestion.key] = again
-                self._keep_model(again, outcome.model)
-                record = again
-            else:
-                _check_reproduced(record, again)
-            observations.append(self._observation(record, suggestion, outcome.carry))
-        return observations
+        return [
+            self._settle(number, suggestion, evaluated.get(number) or Outcome(recorded[number]), recorded.get(number))
+            for number, suggestion in trials
+        ]
+
+    def _settle(
+        self, number: int, suggestion: Suggestion, outcome: Outcome, known: TrialRecord | None
+    ) -> Observation | Suggestion:
+        """Trial ``number``'s outcome (``known``: its record, on resume): the observation to tell,
+        or, for a trial lost with its worker or node that may run again (at most
+        ``executor.max_retries`` times), the retry: the lost trial's failed row is stored, naming
+        the trial that runs it again, the strategy is not told the loss, and hands the same
+        suggestion back under the next trial number (:meth:`Strategy.retry`). A retry seeds its
+        generators as the lost trial did, so its result is the one the lost trial would have had."""
+        if known is not None:
+            if known.retried_as is not None:
+                again = self.strategy.retry(suggestion.key)
+                if again.key != known.retried_as:
+                    raise ResumeError(
+                        f"cannot resume: trial {number} was run again as trial {known.retried_as}, but that "
+                        f"number now goes to trial {again.key} (the strategy or its config changed)"
+                    )
+                self._retry_of[again.key] = number
+                return again
+            if outcome.record is not known:
+                _check_reproduced(known, self._stamped(outcome.record))
+            return self._observation(known, suggestion, outcome.carry)
+        record = self._stamped(outcome.record)
+        if outcome.lost and self._attempt(number) < self.executor.max_retries:
+            again = self.strategy.retry(suggestion.key)
+            self._retry_of[again.key] = number
+            self._persist(
+                dataclasses.replace(
+                    record, retried_as=again.key, error=f"{record.error}; run again as trial {again.key}"
+                )
+            )
+            return again
+        self._undecided[self._first_asked(number)] = record
+        self._keep_model(record, outcome.model)
+        return self._observation(record, suggestion, outcome.carry)
+
+    def _first_asked(self, number: int) -> int:
+        """The trial that a retry (of a retry …) runs again, or ``number`` itself."""
+        while number in self._retry_of:
+            number = self._retry_of[number]
+        return number
+
+    def _attempt(self, number: int) -> int:
+        """0 for a trial first asked, 1 for its first retry, …"""
+        attempt = 0
+        while number in self._retry_of:
+            number, attempt = self._retry_of[number], attempt + 1
+        return attempt
+
+    def _asked(self, next_trial: int) -> int:
+        """How many of the trials numbered below ``next_trial`` were asked (not retries): the
+        trials counted against n_trials."""
+        return next_trial - sum(retry < next_trial for retry in self._retry_of)
+
+    def _job(self, number: int, suggestion: Suggestion) -> Job:
+        return Job(number, suggestion, trial_seed(self.seed, self._first_asked(number)))
+
+    def _check_number(self, retry: Suggestion, next_trial: int) -> int:
+        """The retry's trial number: its suggestion's key, which must be the next number."""
+        if retry.key != next_trial:
+            raise RuntimeError(f"the strategy gave the retry key {retry.key}, not the next trial number {next_trial}")
+        return next_trial
 
     def _stamped(self, record: TrialRecord) -> TrialRecord:
-        """The record with the time its result reached the driver (seconds since the run started)."""
-        return dataclasses.replace(record, finished_s=round(self._elapsed(), 3))
+        """The record with the time its result reached the driver (seconds since the run
+        started) and, for a retry, the trial it runs again."""
+        return dataclasses.replace(
+            record, finished_s=round(self._elapsed(), 3), retry_of=self._retry_of.get(record.trial)
+        )
 
     def _elapsed(self) -> float:
         return self.seconds_before + time.monotonic() - self._started
@@ -302,18 +368,19 @@ class StudyLoop:
         self._undecided.clear()
 
     def _stop_reason(self, next_trial: int) -> tuple[str, str] | None:
-        self._failed += sum(r.state == "failed" for r in self.records[self._counted :])  # O(new records)
+        # O(new records); a trial lost with its worker and run again is no failure of the study's
+        self._failed += sum(r.state == "failed" and r.retried_as is None for r in self.records[self._counted :])
         self._counted = len(self.records)
-        failed, done = self._failed, len(self.records)
+        failed, done = self._failed, len(self.records) - len(self._retry_of)
         if done >= min(self.budget.n_trials, MIN_TRIALS_FOR_FAILURE_RATE) and done > 0:
             rate = failed / done
             if rate > self.budget.max_failure_rate:
-                last = next(r.error for r in reversed(self.records) if r.state == "failed")
+                last = next(r.error for r in reversed(self.records) if r.state == "failed" and r.retried_as is None)
                 return "failed", (
                     f"stopped: {failed} of {done} trials failed ({rate:.0%} > max_failure_rate "
                     f"{self.budget.max_failure_rate:g}); last error: {last}"
                 )
-        if next_trial >= self.budget.n_trials:
+        if self._asked(next_trial) >= self.budget.n_trials:
             return "finished", f"reached n_trials={self.budget.n_trials}"
         if self.strategy.is_finished():
             return "finished", self.strategy.finish_message

@@ -239,11 +239,12 @@ def _prior_state(store: RunStore, study: Study, resume: bool) -> tuple[list[Tria
             raise RunDirError(f"{store.dir} already holds a run: continue it with hpo resume {store.dir}")
         return [], 0, 0.0, 1
     previous = store.read_trials(repair=True)
-    if study.settings.n_trials < len(previous):
+    asked = sum(r.retry_of is None for r in previous)  # a retry is no trial of the budget's
+    if study.settings.n_trials < asked:
         raise ConfigError(
             "n_trials",
             study.settings.n_trials,
-            f"the run already holds {len(previous)} trials: ask for as many or more",
+            f"the run already holds {asked} trials: ask for as many or more",
         )
     summary = store.read_json(SUMMARY) or {}
     told = _restore_checkpoint(store, study.strategy, previous, study.direction)
@@ -265,9 +266,10 @@ def _restore_checkpoint(store: RunStore, strategy: Strategy, previous: list[Tria
     records = {r.trial: r for r in previous}
     entries = (state.get("history") or [])[:told]
     # history is in the order trials were told (not their numbers, with an asynchronous executor);
-    # a suggestion's key is its trial number
+    # a suggestion's key is its trial number; a trial lost with its worker and run again was never told
     keys = [int((h.get("suggestion") or {}).get("key", -1)) for h in entries]
-    matches = sorted(keys) == list(range(told)) and all(
+    lost = {r.trial for r in previous if r.retried_as is not None}
+    matches = sorted(keys) == [k for k in range(told) if k not in lost] and all(
         h.get("in_trials_file") or (k in records and records[k].params == h["suggestion"].get("params"))
         for k, h in zip(keys, entries, strict=True)
     )
@@ -297,6 +299,7 @@ def _summary(
         "n_complete": sum(r.state == "complete" for r in records),
         "n_failed": sum(r.state == "failed" for r in records),
         "n_pruned": sum(r.state == "pruned" for r in records),
+        "n_retried": sum(r.retried_as is not None for r in records),
         "best": None
         if best is None
         else {"trial": best.trial, "value": best.value, "params": best.params, "metrics": best.metrics},

@@ -183,10 +183,14 @@ class TrialRecord:
     finished_s: float | None = None  # when its result reached the driver: seconds since the run started
     # learning curves the trainer reported (hpo_cli.curves): name -> [[step, value], ...]
     curves: dict[str, list[list[float]]] = field(default_factory=dict)
+    # where it ran: {"host", "pid"} of the process, plus Ray's {"node_id", "node_ip"} on Ray
+    worker: dict[str, Any] | None = None
+    retry_of: int | None = None  # the trial it runs again (that one was lost with its worker or node)
+    retried_as: int | None = None  # lost with its worker or node: the trial that runs it again
 
     def to_json(self) -> str:
         row = asdict(self)
-        for optional in ("gradient", "finished_s"):
+        for optional in ("gradient", "finished_s", "worker", "retry_of", "retried_as"):
             if row[optional] is None:
                 del row[optional]
         if not row["curves"]:
@@ -209,6 +213,9 @@ class TrialRecord:
             gradient=d.get("gradient"),
             finished_s=d.get("finished_s"),
             curves=dict(d.get("curves") or {}),
+            worker=d.get("worker"),
+            retry_of=d.get("retry_of"),
+            retried_as=d.get("retried_as"),
         )
 
 

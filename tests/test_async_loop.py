@@ -17,7 +17,7 @@ import pytest
 
 from hpo_cli.build import compose_study
 from hpo_cli.errors import ResumeError, RunDirError
-from hpo_cli.executors.base import Executor, Job, Objective, Outcome, evaluate_trial
+from hpo_cli.executors.base import Executor, Job, Objective, Outcome, evaluate_trial, failed_outcome, trial_seed
 from hpo_cli.loop import StudyLoop
 from hpo_cli.runner import _restore_checkpoint
 from hpo_cli.store import TOLD, RunStore
@@ -310,3 +310,96 @@ def test_a_record_whose_journal_line_was_torn_off_is_told_from_the_record(tmp_pa
     after = resume_to_the_end("tpe", run_dir)
     assert trials(after) == trials(whole)
     assert (run_dir / f"{TOLD}.torn").read_text() == lines[-1] + "\n"
+
+
+class Losing(OutOfOrder):
+    """Loses the first attempt of trials ``lose`` (``always``: every attempt), as a worker or node
+    that dies under them would: a failed outcome marked ``lost``."""
+
+    def __init__(self, lose: set[int], always: bool = False, max_retries: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lose, self.always, self.max_retries = lose, always, max_retries
+
+    def wait(self) -> list[tuple[Job, Outcome]]:
+        results = super().wait()
+        return [
+            (job, failed_outcome(job, 0.0, "the worker running it died (test)", lost=True))
+            if job.number in self.lose or (self.always and job.seed in self.lost_seeds)
+            else (job, outcome)
+            for job, outcome in results
+        ]
+
+    @property
+    def lost_seeds(self) -> set[int]:
+        return {trial_seed(5, number) for number in self.lose}
+
+
+def check_retries(records: list[TrialRecord], n_trials: int) -> tuple[list[TrialRecord], list[TrialRecord]]:
+    """The lost rows and their retries, checked: each lost row names its retry, which runs the
+    same configuration and names it back; the trials of the budget are all there once."""
+    by_number = {r.trial: r for r in records}
+    lost = [r for r in records if r.retried_as is not None]
+    retries = [r for r in records if r.retry_of is not None]
+    assert sorted(by_number) == list(range(len(records)))  # each number once
+    for row in lost:
+        retry = by_number[row.retried_as]
+        assert row.state == "failed" and f"run again as trial {row.retried_as}" in (row.error or "")
+        assert retry.retry_of == row.trial and retry.params == row.params
+    assert len(records) - len(retries) == n_trials
+    return lost, retries
+
+
+@pytest.mark.parametrize("name", ["random", "tpe", "asha", "cmaes", "hoag"])
+def test_trials_lost_with_their_worker_are_run_again_and_told_once(name: str, tmp_path: Path) -> None:
+    n_trials = int(next(o for o in CASES[name] if o.startswith("n_trials=")).split("=")[1])
+    loop = make_loop(CASES[name], tmp_path / "run", Losing({1, 4}))
+    records = loop.run().records
+    lost, retries = check_retries(records, n_trials)
+    assert sorted(r.trial for r in lost) == [1, 4] and len(retries) == 2
+    assert all(r.state != "failed" for r in records if r.retried_as is None)  # nothing else failed
+    keys = [o.suggestion.key for o in loop.strategy.history]
+    assert len(keys) == len(set(keys)) == n_trials and not {1, 4} & set(keys)  # the losses never told
+    told = (tmp_path / "run" / TOLD).read_text().split()
+    assert sorted(map(int, told)) == sorted(r.trial for r in records)
+    if name == "random":  # a retry is seeded as its lost trial: the same values as without losses
+        whole = uninterrupted(name, tmp_path)
+        assert sorted((json.dumps(r.params), r.value) for r in records if r.state == "complete") == sorted(
+            (json.dumps(r.params), r.value) for r in whole
+        )
+
+
+@pytest.mark.parametrize("name", ["tpe", "asha"])
+def test_a_run_killed_after_losses_resumes_to_the_trials_of_an_uninterrupted_one(name: str, tmp_path: Path) -> None:
+    whole = make_loop(CASES[name], tmp_path / "whole", Losing({1, 4})).run().records
+    run_dir = tmp_path / "killed"
+    with pytest.raises(Killed):
+        make_loop(CASES[name], run_dir, Losing({1, 4}, kill_after=7)).run()
+    store = RunStore(run_dir)
+    before = store.read_trials(repair=True)
+    assert any(r.retried_as is not None for r in before)
+    resumed = make_loop(CASES[name], run_dir, Losing({1, 4}))
+    told = _restore_checkpoint(store, resumed.strategy, before, resumed.direction)
+    resumed.run(before, told)
+    after = store.read_trials()
+    assert trials(after) == trials(whole)
+    assert [(r.trial, r.retry_of, r.retried_as) for r in sorted(after, key=lambda r: r.trial)] == [
+        (r.trial, r.retry_of, r.retried_as) for r in sorted(whole, key=lambda r: r.trial)
+    ]
+
+
+def test_retries_of_a_batch_stay_in_their_batch(tmp_path: Path) -> None:
+    executor = Losing({2, 3})
+    executor.asynchronous = False
+    loop = make_loop([*CASES["cmaes"], "batch_size=6"], tmp_path / "run", executor)
+    records = loop.run().records
+    lost, retries = check_retries(records, 20)
+    assert [r.trial for r in lost] == [2, 3] and [r.trial for r in retries] == [6, 7]  # after its batch of 6
+    assert sum(r.state == "complete" for r in records) == 20
+
+
+def test_a_trial_lost_every_time_fails_after_max_retries(tmp_path: Path) -> None:
+    records = make_loop(CASES["random"], tmp_path / "run", Losing({3}, always=True, max_retries=2)).run().records
+    chain = [r for r in records if r.params == next(x.params for x in records if x.trial == 3)]
+    assert [r.state for r in chain] == ["failed"] * 3  # the first attempt and 2 retries
+    assert [r.retried_as is not None for r in chain] == [True, True, False]
+    assert sum(r.state == "complete" for r in records) == 13 and len(records) == 16

@@ -15,9 +15,11 @@ on torch's thread count: it is recorded in ``summary.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
+import socket
 import sys
 import time
 import traceback
@@ -31,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hpo_cli.curves import recording
+from hpo_cli.errors import ConfigError
 from hpo_cli.request import InnerState
 from hpo_cli.store import finite_or_none
 from hpo_cli.trial import Evaluation, Request, SavedModel, Suggestion, TrainedModel, TrialRecord, TrialState
@@ -42,11 +45,14 @@ Objective = Callable[[Mapping[str, Any], "float | None", "Request | None"], Eval
 
 class Outcome(NamedTuple):
     """A trial's record, the inner state it carries and the weights it trained (both None
-    unless the trial completed and its task returned them)."""
+    unless the trial completed and its task returned them). ``lost``: the trial failed with
+    its worker or node (killed, out of memory, a node gone), not by its configuration's doing:
+    the loop may run it again (``executor.max_retries``)."""
 
     record: TrialRecord
     carry: InnerState | None = None
     model: TrainedModel | None = None
+    lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,15 @@ def seed_globals(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def evaluate_trial(objective: Objective, job: Job) -> Outcome:
+def this_worker() -> dict[str, Any]:
+    """Where a trial runs: this process's host name and pid (a record's ``worker``)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def evaluate_trial(objective: Objective, job: Job, where: Mapping[str, Any] | None = None) -> Outcome:
     """The trial evaluated: its record (failed, with a one-line reason, when the objective
-    raises or returns a non-finite value or gradient) and the state it carries (None if none)."""
+    raises or returns a non-finite value or gradient) and the state it carries (None if none).
+    ``where``: the record's ``worker`` (default: this process, :func:`this_worker`)."""
     seed_globals(job.seed)
     t0 = time.perf_counter()
     metrics: dict[str, Any] = {}
@@ -107,6 +119,7 @@ def evaluate_trial(objective: Objective, job: Job) -> Outcome:
         cost=cost,
         gradient=None if gradient is None else [float(g) for g in gradient],
         curves=curves,
+        worker=dict(where) if where is not None else this_worker(),
     )
     if state != TrialState.COMPLETE:
         return Outcome(record)
@@ -124,10 +137,16 @@ def request_of(suggestion: Suggestion) -> Request | None:
     return SavedModel(model.arrays, model.meta)
 
 
-def failed_outcome(job: Job, seconds: float, error: str) -> Outcome:
-    """A trial that produced no evaluation (its worker died, or it ran out of time)."""
+def failed_outcome(
+    job: Job, seconds: float, error: str, lost: bool = False, where: Mapping[str, Any] | None = None
+) -> Outcome:
+    """A trial that produced no evaluation: it ran out of time, or (``lost``) its worker or node
+    died under it; ``where``: that worker, when known."""
     s = job.suggestion
-    return Outcome(TrialRecord(job.number, TrialState.FAILED, s.params, None, {}, s.budget, seconds, error))
+    record = TrialRecord(job.number, TrialState.FAILED, s.params, None, {}, s.budget, seconds, error)
+    if where is not None:
+        record = dataclasses.replace(record, worker=dict(where))
+    return Outcome(record, lost=lost)
 
 
 def one_line(exc: BaseException) -> str:
@@ -148,6 +167,7 @@ class Executor(ABC):
 
     name: str = "executor"
     asynchronous: bool = False
+    max_retries: int = 0  # how many times a trial lost with its worker or node is run again
 
     @property
     @abstractmethod
@@ -203,11 +223,15 @@ class QueuedExecutor(Executor):
         trial_timeout_s: float | None,
         asynchronous: bool,
         local: bool = True,
+        max_retries: int = 0,
     ) -> None:
         """The settings every pool shares, validated; ``threads`` defaults to cores ÷ workers on
         this machine (``local``), else 1."""
         from hpo_cli.validate import positive_float, positive_int
 
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigError("executor.max_retries", max_retries, "must be an integer >= 0")
+        self.max_retries = max_retries
         self.workers = positive_int(workers, "executor.workers")
         default_threads = max(1, cores_available() // self.workers) if local else 1
         self.threads = default_threads if threads is None else positive_int(threads, "executor.threads")

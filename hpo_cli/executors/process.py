@@ -11,7 +11,8 @@ default threads each ran ~22× slower on 2 cores) and, with ``device=cuda`` on a
 several GPUs, one GPU each (round robin over the visible ones).
 
 A worker that dies (killed, out of memory) turns its trial into a failed row naming the exit
-code, and a fresh worker takes its place; a trial that runs over ``trial_timeout_s`` is
+code, and a fresh worker takes its place; the loop runs that trial again as a new one, up to
+``max_retries`` times (:meth:`hpo_cli.loop.StudyLoop._settle`); a trial that runs over ``trial_timeout_s`` is
 cancelled (its worker is killed and replaced) and recorded as failed. The run goes on.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import socket
 import time
 from collections.abc import Mapping
 from multiprocessing.connection import Connection, wait
@@ -101,8 +103,9 @@ class ProcessExecutor(QueuedExecutor):
         trial_timeout_s: float | None = None,
         start_method: str = "spawn",
         asynchronous: bool = True,
+        max_retries: int = 1,
     ) -> None:
-        super().__init__(workers, threads, trial_timeout_s, asynchronous)
+        super().__init__(workers, threads, trial_timeout_s, asynchronous, max_retries=max_retries)
         if start_method not in START_METHODS:
             raise ConfigError("executor.start_method", start_method, f"must be one of {', '.join(START_METHODS)}")
         self.context = multiprocessing.get_context(start_method)
@@ -194,7 +197,9 @@ class ProcessExecutor(QueuedExecutor):
                     continue
             if not worker.process.is_alive() or worker.conn.closed:
                 code = worker.process.exitcode
-                finished.append((job, failed_outcome(job, elapsed, f"the worker running it died (exit code {code})")))
+                where = {"host": socket.gethostname(), "pid": worker.process.pid}
+                reason = f"the worker running it died (exit code {code})"
+                finished.append((job, failed_outcome(job, elapsed, reason, lost=True, where=where)))
             elif self.trial_timeout_s is not None and elapsed >= self.trial_timeout_s:
                 finished.append((job, timed_out(job, elapsed, self.trial_timeout_s)))
             else:

@@ -22,8 +22,9 @@ def print_summary(summary: Mapping[str, Any], run_dir: Path) -> None:
     table.add_row("status", str(summary["status"]))
     table.add_row(
         "trials",
-        f"{summary['n_complete']} complete, {summary['n_failed']} failed, "
-        f"{summary['n_pruned']} pruned (n_trials={summary['n_trials']})",
+        f"{summary['n_complete']} complete, {summary['n_failed']} failed"
+        + (f" ({summary['n_retried']} lost with their worker and run again)" if summary.get("n_retried") else "")
+        + f", {summary['n_pruned']} pruned (n_trials={summary['n_trials']})",
     )
     if best is not None:
         table.add_row(f"best {summary['metric']}", f"{format_value(best['value'])} (trial {best['trial']})")

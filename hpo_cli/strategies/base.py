@@ -45,6 +45,7 @@ class Strategy(ABC):
         self.pending: dict[int, Suggestion] = {}
         self._told_states: dict[int, TrialState] = {}
         self._next_key = 0
+        self._retries: dict[int, int] = {}  # pending key of a retry -> the key it was first asked under
 
     def ask(self, n: int = 1) -> list[Suggestion]:
         """Up to ``n`` new suggestions (fewer, possibly none, once the strategy is finished)."""
@@ -64,7 +65,25 @@ class Strategy(ABC):
             del self.pending[key]
             self.history.append(obs)
             self._told_states[key] = obs.state
+            first = self._retries.pop(key, None)
+            if first is not None:  # a retry: the strategy's own bookkeeping knows its first key
+                obs = dataclasses.replace(obs, suggestion=dataclasses.replace(obs.suggestion, key=first))
+                self._told_states[first] = obs.state
             self._observe(obs)
+
+    def retry(self, key: int) -> Suggestion:
+        """Pending suggestion ``key`` again, under the next key: its trial was lost with its
+        worker or node, which says nothing about the configuration, so the loss is never told.
+        The retry's outcome is told under the new key (the history holds it there) and reaches
+        the strategy's own bookkeeping (:meth:`_observe`, :meth:`trial_state`) under the key
+        first asked, so a strategy needs no code of its own for retries."""
+        if key not in self.pending:
+            raise ValueError(f"retry() got suggestion key {key}, which is not pending")
+        again = dataclasses.replace(self.pending.pop(key), key=self._next_key)
+        self._next_key += 1
+        self.pending[again.key] = again
+        self._retries[again.key] = self._retries.pop(key, key)
+        return again
 
     def trial_state(self, key: int) -> TrialState | None:
         """The state to record for suggestion ``key``'s trial, None while it is undecided. A pure
@@ -92,6 +111,7 @@ class Strategy(ABC):
             "rng": self.rng.bit_generator.state,
             "next_key": self._next_key,
             "pending": [s.to_dict() for s in self.pending.values()],
+            **({"retries": [[k, v] for k, v in self._retries.items()]} if self._retries else {}),
             "history": [self._history_entry(o) for o in self.history],
             "extra": self._extra_state(),
         }
@@ -102,6 +122,7 @@ class Strategy(ABC):
         self.rng.bit_generator.state = state["rng"]
         self._next_key = int(state["next_key"])
         self.pending = {int(d["key"]): Suggestion.from_dict(d) for d in state["pending"]}
+        self._retries = {int(k): int(v) for k, v in state.get("retries") or []}
         self.history = [Observation.from_dict(d) for d in state["history"]]
         self._told_states = {o.suggestion.key: o.state for o in self.history}
         self._load_extra_state(state.get("extra") or {})
