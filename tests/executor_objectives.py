@@ -51,3 +51,9 @@ def sleeps_long(params: Mapping[str, Any]) -> float:
     (Path.cwd() / f"running-{os.getpid()}").touch()
     time.sleep(60)
     return float(params["x1"])
+
+
+def naps(params: Mapping[str, Any]) -> float:
+    """Sleeps 2 s (trials overlap on every worker), then the square of x1."""
+    time.sleep(2.0)
+    return float(params["x1"]) ** 2

@@ -85,7 +85,10 @@ def test_a_worker_killed_mid_trial_is_a_failed_row_and_the_run_goes_on(executor:
          "max_failure_rate=1.0"]
     )  # fmt: skip
     died = [r for r in records if r.state == "failed"]
-    assert len(records) == 8 and len(died) == 3 and all(float(r.params["x1"]) > 5.0 for r in died)
+    retried = [r for r in died if r.retried_as is not None]  # max_retries=1: each one runs again, and dies again
+    assert len(records) == 8 + 3 and len(died) == 6 and len(retried) == 3
+    assert all(float(r.params["x1"]) > 5.0 for r in died)
+    assert {r.retried_as for r in retried} == {r.trial for r in died if r.retry_of is not None}
     reason = {"process": "the worker running it died (exit code -9)", "ray": "the worker running it died",
               "submitit": "died"}[executor]  # fmt: skip
     assert all(reason in (r.error or "") for r in died), [r.error for r in died]
