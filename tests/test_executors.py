@@ -86,7 +86,8 @@ def test_a_worker_killed_mid_trial_is_a_failed_row_and_the_run_goes_on(executor:
     )  # fmt: skip
     died = [r for r in records if r.state == "failed"]
     retried = [r for r in died if r.retried_as is not None]  # max_retries=1: each one runs again, and dies again
-    assert len(records) == 8 + 3 and len(died) == 6 and len(retried) == 3
+    n_retried = 0 if executor == "submitit" else 3  # submitit does not retry
+    assert len(records) == 8 + n_retried and len(died) == 3 + n_retried and len(retried) == n_retried
     assert all(float(r.params["x1"]) > 5.0 for r in died)
     assert {r.retried_as for r in retried} == {r.trial for r in died if r.retry_of is not None}
     reason = {"process": "the worker running it died (exit code -9)", "ray": "the worker running it died",
