@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -121,14 +122,18 @@ def headline(name: str, seed: int) -> dict[str, Any]:
 
 
 def baseline(name: str, space: str, seed: int, budgets: dict[str, int]) -> dict[str, dict[str, Any]]:
-    """One ``BASELINE_TRIALS``-trial run of ``name`` over ``space``; for each gradient arm the
-    refit of the best of its first k trials, k = that arm's inner steps / one trial's."""
-    overrides = [f"strategy={name}", *COMMON, f"space={space}", f"seed={seed}", f"n_trials={BASELINE_TRIALS}"]
+    """One run of ``name`` over ``space`` (at most ``BASELINE_TRIALS`` trials, as many as the
+    largest budget can need); for each gradient arm the refit of the best of its first k trials,
+    k = as many as fit in that arm's inner steps (at least one)."""
+    base = [f"strategy={name}", *COMMON, f"space={space}", f"seed={seed}"]
+    per_trial_at_least = compose_study(base).task.inner_steps  # an inner optimum takes more iterations
+    trials = min(BASELINE_TRIALS, max(1, math.ceil(max(budgets.values()) / per_trial_at_least)))
+    overrides = [*base, f"n_trials={trials}"]
     records, direction = run_with_direction(overrides)
-    per_trial = max(1, records[0].cost.get("inner_steps", 1))
+    spent = np.cumsum([(r.cost or {}).get("inner_steps", 0) for r in records])
     out = {}
     for arm, steps in budgets.items():
-        k = min(len(records), max(1, round(steps / per_trial)))
+        k = max(1, int(np.searchsorted(spent, steps, side="right")))  # the trials that fit in its steps
         out[arm] = {**refit_of(overrides, records[:k], direction), "trials": k}
     return out
 

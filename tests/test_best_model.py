@@ -239,3 +239,22 @@ def test_learning_rates_refit_with_their_own_inner_training() -> None:
     assert refit is not None and refit["protocol"].startswith("inner SGD from θ0")
     evaluated = task.evaluate(params).metrics
     assert refit["val_loss"] == evaluated["val_loss"] and refit["test_accuracy"] == evaluated["test_accuracy"]
+
+
+def test_precisions_at_the_inner_optimum_refit_at_the_optimum_solved_from_theta0() -> None:
+    """task.inner=optimum (HOAG's default space): a trial's θ is the optimum of the training loss
+    with the prior, solved from θ0, for any strategy; the refit solves it again from θ0, so it is
+    the trial's evaluation, and the optimum beats inner_steps of SGD on the training loss."""
+    task = DigitsTask(seed=3, hidden=16, inner_steps=30, training="bilevel", inner="optimum")
+    params = {"log_precision": [1.0] * task.model().tensors.count}
+    refit = task.refit(params)
+    assert refit is not None and refit["protocol"].startswith("the inner optimum")
+    evaluated = task.evaluate(params)
+    assert refit["val_loss"] == evaluated.value and refit["test_accuracy"] == evaluated.metrics["test_accuracy"]
+    trained = DigitsTask(seed=3, hidden=16, inner_steps=30, training="bilevel").evaluate(params)
+    assert evaluated.cost["inner_steps"] > 0 and evaluated.value != trained.value
+
+
+def test_an_unknown_inner_problem_is_one_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"task\.inner"):
+        DigitsTask(seed=0, hidden=16, training="bilevel", inner="converged")

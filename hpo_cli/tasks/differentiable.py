@@ -73,7 +73,7 @@ class DifferentiableTask(BilevelTask):
 
     training_config: ClassVar[str] = ""  # e.g. "task/polynomial.yaml"; "a/b.yaml:task" for a sub-node
     training_keys: ClassVar[tuple[str, ...]] = TRAINING_KEYS
-    at_optimum: ClassVar[bool] = True  # black-box value at the inner optimum (convex models)
+    at_optimum: bool = True  # black-box value at the inner optimum (convex models; the MLP's task.inner)
 
     def __init__(self, seed: int, device: str, dtype: str, training: Mapping[str, Any]) -> None:
         training = dict(training)

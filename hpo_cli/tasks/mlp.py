@@ -42,7 +42,7 @@ class MLPTask(DifferentiableTask):
     direction = "maximize"
     training_config = "task/digits.yaml"
     training_keys = ("inner_steps", "inner_lr", "inner_momentum", "convention", "batch_size")
-    at_optimum = False  # a network's training objective has no unique optimum: train inner_steps
+    INNER = ("train", "optimum")
 
     def __init__(
         self,
@@ -64,12 +64,13 @@ class MLPTask(DifferentiableTask):
         test_noise: float = 0.0,
         lr_stages: int = 1,
         training: str = "blackbox",
+        inner: str = "train",
         reuse_checkpoints: bool = True,
         device: str = "cpu",
         dtype: str = "float32",
-        **inner: Any,
+        **inner_training: Any,
     ) -> None:
-        super().__init__(seed, device, dtype, {**inner, "batch_size": batch_size})
+        super().__init__(seed, device, dtype, {**inner_training, "batch_size": batch_size})
         self.defaults: dict[str, Any] = {
             "optimizer": optimizer,
             "lr": lr,
@@ -89,6 +90,9 @@ class MLPTask(DifferentiableTask):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self._splits: tuple[Split, Split, Split] | None = None
         self._model: MLPModel | None = None
+        # a bilevel trial's θ: inner_steps of the inner SGD from θ0, or the inner optimum solved
+        # from θ0 (at most inner_steps L-BFGS iterations, then Newton-CG: what HOAG differentiates)
+        self.at_optimum = one_of(inner, "task.inner", self.INNER) == "optimum"
         self.trainer = training_of(training, self)  # black-box torch.optim or the bilevel inner SGD
         self.metric, self.direction = self.trainer.objective()
         self.splits()  # load now: a missing or corrupt file is an error before any trial

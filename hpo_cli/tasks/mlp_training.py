@@ -280,9 +280,10 @@ class BilevelTraining:
         """A space of log precisions: the task's default torch.optim training (what random search
         over black-box knobs sees, and the untuned default is) with the learned Gaussian prior
         ½·Σ exp(h)·θ²/n_train added to its loss. Other kinds (learning rates, momentum, example
-        weights) have no meaning there: their own inner training from θ0."""
+        weights) have no meaning there: their own inner training from θ0. With
+        ``task.inner=optimum`` the trials' model is the inner optimum: solved again from θ0."""
         task = self.task
-        if set(params) != {"log_precision"}:
+        if task.at_optimum or set(params) != {"log_precision"}:
             return DifferentiableTask.refit(task, params, budget)
         hp = dict(task.defaults)
         model = task.model()
