@@ -43,14 +43,15 @@ STRATEGIES = {  # overrides of each simulated strategy (branin: a cheap objectiv
     "random": ["strategy=random"],
     "tpe": ["strategy=tpe"],
     "tpe_window": ["strategy=tpe", "++strategy.window=256"],  # its cost capped (strategy.window)
-    "gp_bo": ["strategy=gp_bo"],
+    "gp_bo": ["strategy=gp_bo"],  # its cost capped: a GP on at most max_observations=500 points (+ 500 fantasies)
+    "gp_bo_uncapped": ["strategy=gp_bo", "strategy.max_observations=null"],  # a GP on every point
     "asha": ["strategy=asha", "strategy.min_budget=1", "strategy.max_budget=27"],
     "hyperband": ["strategy=hyperband", "strategy.min_budget=1", "strategy.max_budget=27"],
 }
 UNIT_BUDGET = 1.0  # multi-fidelity trials at the lowest rung take the median; a rung up, eta times longer
 SKIP = {  # (strategy, N): the first ask of N suggestions alone would outlast the cell here
-    ("gp_bo", 1000): "a GP refit per suggestion on up to N points (cubic): hours for the first 1,000",
-    ("gp_bo", 10000): "a GP refit per suggestion on up to N points (cubic)",
+    ("gp_bo_uncapped", 1000): "a GP refit per suggestion on up to N points (cubic): hours for the first 1,000",
+    ("gp_bo_uncapped", 10000): "a GP refit per suggestion on up to N points (cubic)",
     ("tpe", 10000): "each suggestion scores against every pending one: 10,000 × 10,000 before the first result",
 }
 MARGIN = 0.6  # of the available memory a real run may use

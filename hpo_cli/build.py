@@ -29,6 +29,7 @@ from hpo_cli.loggers.base import Loggers, build_loggers
 from hpo_cli.options import gradient_space_task, no_gradient_space, tasks_with_option
 from hpo_cli.settings import Budget, Settings, read_settings, resolve_device
 from hpo_cli.space import SearchSpace, parse_space
+from hpo_cli.store import CHECKPOINTS
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.tasks.base import Task
 from hpo_cli.validate import non_negative_int
@@ -135,9 +136,13 @@ def names_of(cfg: DictConfig) -> RunNames:
     return RunNames(short(cfg.get("strategy")), short(cfg.get("task")), "space")
 
 
-def build_task(task_cfg: DictConfig, settings: Settings, criterion: Criterion | None = None) -> Task:
+def build_task(
+    task_cfg: DictConfig, settings: Settings, criterion: Criterion | None = None, run_dir: Path | None = None
+) -> Task:
     """The task; ``settings.dtype`` None leaves each task its own default precision; a task
-    that trains a model takes the ``criterion`` (None: hold-out)."""
+    that trains a model takes the ``criterion`` (None: hold-out). With ``run_dir`` (a worker's
+    task) it keeps its promotion checkpoints in the run's ``checkpoints/`` (the driver's task
+    is attached by the loop)."""
     if "seed" in task_cfg:  # the data split's seed (task.seed=${seed} unless set)
         non_negative_int(task_cfg.seed, "task.seed")
     runtime: dict[str, Any] = {"device": settings.device}
@@ -152,6 +157,8 @@ def build_task(task_cfg: DictConfig, settings: Settings, criterion: Criterion | 
         raise ConfigError(
             "criterion", criterion.name, f"task {task.name} trains no model to select: it takes no criterion"
         )
+    if run_dir is not None:
+        task.attach(Path(run_dir) / CHECKPOINTS)
     return task
 
 

@@ -32,6 +32,14 @@ again, and only then reported (progress, loggers). A batch run does the same per
 SIGKILL at any point loses no result that was reported and records none twice: a journaled
 trial without a record is evaluated again on resume, and a record without a journal line (a
 full disk tore it off) is told from the record.
+
+Promotion checkpoints. A task that continues a configuration's training at a higher budget
+(Hyperband, ASHA) keeps it in the run directory's ``checkpoints/``, where every worker reaches it
+(the loop attaches the task given as ``checkpoints``, the executor its workers' tasks). Once a
+trial's record is durable and the strategy says its configuration is stopped for good
+(:meth:`Strategy.stops`), the task releases that configuration's checkpoint; when the loop ends
+(budget, strategy finished, too many failures: not on an interruption, which a resume
+continues) it releases them all.
 """
 
 from __future__ import annotations
@@ -43,14 +51,15 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from hpo_cli.errors import ResumeError
 from hpo_cli.executors.base import Executor, Job, Objective, Outcome, trial_seed
 from hpo_cli.executors.serial import SerialExecutor
 from hpo_cli.request import InnerState
 from hpo_cli.settings import Budget
-from hpo_cli.store import TOLD, RunStore, best_trial
+from hpo_cli.store import CHECKPOINTS, TOLD, RunStore, best_trial
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.trial import Observation, Suggestion, TrainedModel, TrialRecord, TrialState
 
@@ -70,6 +79,17 @@ class TrialObserver(Protocol):
     def trial_stored(self, record: TrialRecord) -> None: ...
 
 
+class Checkpoints(Protocol):
+    """What keeps a configuration's training between its trials (a task's promotion
+    checkpoints: :meth:`hpo_cli.tasks.base.Task.attach`)."""
+
+    def attach(self, folder: Path) -> None: ...
+
+    def release(self, params: Mapping[str, Any]) -> None: ...
+
+    def release_all(self) -> None: ...
+
+
 @dataclass
 class LoopOutcome:
     status: str  # "finished" | "failed"
@@ -84,7 +104,9 @@ class StudyLoop:
     ``direction`` converts values into the loss strategies minimize. ``seconds_before`` is the
     wall time already spent by earlier sessions of a resumed run (it counts toward timeout_s).
     ``executor`` evaluates each batch (serial: ``objective`` in this process); ``seed`` (the
-    run's) seeds each trial's global generators with its number.
+    run's) seeds each trial's global generators with its number. ``checkpoints`` (the
+    driver's task) keeps its promotion checkpoints in the run directory and releases them as
+    configurations stop.
     """
 
     strategy: Strategy
@@ -97,12 +119,14 @@ class StudyLoop:
     executor: Executor = field(default_factory=SerialExecutor)
     seed: int = 0
     observer: TrialObserver | None = None
+    checkpoints: Checkpoints | None = None
     records: list[TrialRecord] = field(default_factory=list)
     _last_checkpoint: float = field(default=-math.inf, repr=False)
     _told: int = field(default=0, repr=False)
     _undecided: dict[int, TrialRecord] = field(default_factory=dict, repr=False)
     _models: dict[int, TrainedModel] = field(default_factory=dict, repr=False)  # by trial number, until stored
     _staged: list[TrialRecord] = field(default_factory=list, repr=False)  # decided, not yet durable
+    _stopped: list[Mapping[str, Any]] = field(default_factory=list, repr=False)  # to release once durable
     _failed: int = field(default=0, repr=False)  # failed trials among records[:_counted]
     _counted: int = field(default=0, repr=False)
     _started: float = field(default=0.0, repr=False)
@@ -118,13 +142,19 @@ class StudyLoop:
         self._told = told
         self._started = time.monotonic()
         self.executor.attach(self.store.dir)
+        if self.checkpoints is not None:
+            self.checkpoints.attach(self.store.dir / CHECKPOINTS)
         try:
             if self.executor.asynchronous:
-                return self._run_asynchronously(recorded, told)
-            return self._run_in_batches(recorded, told)
+                outcome = self._run_asynchronously(recorded, told)
+            else:
+                outcome = self._run_in_batches(recorded, told)
         finally:
             self._write_undecided()
             self._commit()
+        if self.checkpoints is not None:
+            self.checkpoints.release_all()  # the run ended: every configuration is stopped
+        return outcome
 
     def _run_in_batches(self, recorded: Mapping[int, TrialRecord], told: int) -> LoopOutcome:
         next_trial = told
@@ -359,6 +389,8 @@ class StudyLoop:
             if record.state == TrialState.COMPLETE and state != record.state:
                 record = dataclasses.replace(record, state=state)
             self._persist(record)
+            if self.checkpoints is not None and self.strategy.stops(key):
+                self._stopped.append(record.params)
 
     def _write_undecided(self) -> None:
         """At the end (budget, Ctrl-C): records still waiting for a decision are stored as
@@ -410,6 +442,10 @@ class StudyLoop:
             return
         staged, self._staged = self._staged, []
         self.store.append_trials(staged)
+        stopped, self._stopped = self._stopped, []
+        for params in stopped:  # after its record is durable: a kill never loses a needed checkpoint
+            assert self.checkpoints is not None
+            self.checkpoints.release(params)
         for record in staged:
             if self.observer is not None:
                 self.observer.trial_stored(record)

@@ -43,7 +43,9 @@ def versions() -> dict[str, str]:
 
 
 def run_in_memory(overrides: Sequence[str], run_dir: Path | None = None) -> list[TrialRecord]:
-    """Run the study ``hpo run OVERRIDES`` would run, quietly; returns its trial records."""
+    """Run the study ``hpo run OVERRIDES`` would run, quietly; returns its trial records. Its
+    run directory (``run_dir``, else a temporary one) holds what every worker shares: the
+    promotion checkpoints, so a trial's cost does not depend on the executor."""
     return run_with_direction(overrides, run_dir)[0]
 
 
@@ -59,6 +61,7 @@ def run_with_direction(overrides: Sequence[str], run_dir: Path | None = None) ->
             study.direction,
             executor=study.executor,
             seed=study.settings.seed,
+            checkpoints=study.task,
         )
         try:
             return loop.run().records, study.direction
@@ -110,6 +113,7 @@ def run_study(
         executor=study.executor,
         seed=study.settings.seed,
         observer=study.loggers,
+        checkpoints=study.task,
     )
     refit = study.task.refit if study.settings.refit else None
     study.loggers.open(RunContext(run_dir, header, previous))

@@ -20,6 +20,10 @@ Files (their names are part of the interface):
   parameters again from θ0 reproduces it); written atomically before the trial's record, so it
   always belongs to a recorded trial or to one that is evaluated again on resume;
 * ``plots/history.png``: best value so far against trial number;
+* ``checkpoints/``: the promotion checkpoints of tasks that continue a configuration's training
+  at a higher budget (:mod:`hpo_cli.tasks.checkpoints`), written by whichever worker trained it,
+  each file atomically and with a checksum; a configuration's file goes once the strategy stops
+  it for good, the folder once the run ends;
 * ``.lock``: held (``flock``) by the one process writing the run; the kernel releases it when
   that process dies, so a killed run can be resumed at once.
 
@@ -61,6 +65,7 @@ LOCK = ".lock"
 CONFIG_DIR = ".hydra"  # the composed config (config.yaml) and, for hpo run, Hydra's own
 TORN = "trials.jsonl.torn"
 TOLD = "told.txt"
+CHECKPOINTS = "checkpoints"  # a folder: promotion checkpoints (hpo_cli.tasks.checkpoints)
 
 log = logging.getLogger("hpo_cli")
 NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)  # a read-only folder or file system
@@ -300,18 +305,22 @@ class RunStore:
         self._atomic_write(BEST_MODEL, buffer.getvalue())
 
     def _atomic_write(self, name: str, content: str | bytes) -> None:
-        """Write a temporary file of a unique name, fsync it, then rename it over ``name``."""
-        target = self.dir / name
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(content.encode("utf-8") if isinstance(content, str) else content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.dir / name, content)
+
+
+def atomic_write(target: Path, content: str | bytes) -> None:
+    """Write a temporary file of a unique name (``.<name>.*.tmp``) beside ``target``, fsync it,
+    then rename it over ``target``: a reader sees the old file or the new one, whole."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_model(path: Path) -> TrainedModel:

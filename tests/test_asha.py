@@ -104,6 +104,21 @@ def test_a_failed_promotion_is_not_promoted_again() -> None:
     assert [s.budget for s in strategy.ask(3)] == [1, 1, 1]
 
 
+def test_only_a_top_rung_or_failed_trial_stops_its_configuration_for_good() -> None:
+    """Any other result may still be promoted as its rung grows: its checkpoint stays."""
+    strategy = asha(fidelity=(1, 3))  # rungs 1 and 3
+    rung0 = strategy.ask(4)
+    tell(strategy, rung0, failed=[rung0[3].key])
+    assert [strategy.stops(s.key) for s in rung0] == [False, False, False, True]
+    (promoted,) = strategy.ask(1)
+    assert promoted.budget == 3
+    tell(strategy, [promoted])
+    assert strategy.stops(promoted.key)
+    restored = asha(fidelity=(1, 3))
+    restored.load_state_dict(strategy.state_dict())
+    assert [restored.stops(s.key) for s in [*rung0, promoted]] == [False, False, False, True, True]
+
+
 def test_brackets_start_new_configurations_round_robin() -> None:
     hyperband = asha(fidelity=(1, 27), brackets="hyperband")
     assert hyperband.n_brackets == 4

@@ -124,6 +124,7 @@ def test_a_small_discrete_space_is_served_without_error_once_exhausted() -> None
         ("noise", 5.0, "strategy.noise=5.0"),
         ("n_initial", 0, "strategy.n_initial=0"),
         ("fit_restarts", -1, "strategy.fit_restarts=-1"),
+        ("max_observations", 1, "strategy.max_observations=1"),
     ],
 )
 def test_bad_options_name_the_key_and_value(key: str, value: object, message: str) -> None:
@@ -186,13 +187,53 @@ def test_large_histories_refit_from_the_last_fit(monkeypatch: pytest.MonkeyPatch
     tell_all(strategy, strategy.ask(230))
     data = strategy._training_data()
     assert data is not None
-    x, values = data
+    x, values, seen = data
+    assert seen == len(values) == 230  # under max_observations: every observation
     for n in (199, 201, 202, 225):
-        strategy._fit(x[:n], values[:n])
+        strategy._fit(x[:n], values[:n], n)
     assert calls == [(199, 2, False), (201, 0, True), (202, 0, True), (225, 2, True)]
     (s,) = strategy.ask(1)  # 230 observations: a warm refit, and still a good point
     assert calls[-1] == (230, 0, True)
     assert space.contains(s.params) and bowl(s) < 0.01
+
+
+def test_beyond_max_observations_the_gp_sees_the_best_half_and_the_latest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cap of 20 on 60 observations (3 failed): the 10 best, then the 10 most recent others;
+    at most 20 pending points as fantasies; the suggestions stay good, and distinct."""
+    import hpo_cli.strategies.gp_bo as gp_bo
+
+    fitted: list[np.ndarray] = []
+    real_fit = gp_bo.fit_gp
+
+    def spy(x: np.ndarray, values: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        fitted.append(np.array(values))
+        return real_fit(x, values, *args, **kwargs)
+
+    monkeypatch.setattr(gp_bo, "fit_gp", spy)
+    space = make_space(BOX)
+    strategy = GPBOStrategy(space, seed=0, n_trials=200, n_initial=60, candidates=128, n_starts=2, max_observations=20)
+    first = strategy.ask(60)
+    failed = {first[5].key, first[40].key, first[58].key}
+    strategy.tell(
+        [
+            Observation(s, TrialState.FAILED, None, error="planted")
+            if s.key in failed
+            else Observation(s, TrialState.COMPLETE, bowl(s))
+            for s in first
+        ]
+    )
+    batch = strategy.ask(30)  # one fit, then 30 suggestions with fantasies of the earlier ones
+    (values,) = fitted
+    worst = max(bowl(s) for s in first if s.key not in failed)
+    losses = [worst if s.key in failed else bowl(s) for s in first]  # in the order they were told
+    best = sorted(losses)[:10]
+    latest = [loss for loss in losses if loss not in best][-10:]  # failed ones too (at the worst loss)
+    assert worst in latest and sorted(values) == sorted(best + latest)
+    x, kept, seen = strategy._training_data()  # type: ignore[misc]
+    assert len(kept) == 20 and seen == 60
+    model = strategy._with_fantasies(strategy._fit(x, kept, seen), [])
+    assert len(model.y) == 20 + 20  # 30 pending: the 20 asked last
+    assert distinct([*first, *batch]) and min(bowl(s) for s in batch) < 0.01
 
 
 def losses_of(strategy: Strategy, loss: Any, rounds: int) -> list[Suggestion]:

@@ -240,6 +240,7 @@ class QueuedExecutor(Executor):
         )
         self.asynchronous = bool(asynchronous)
         self.recipe: dict[str, Any] | None = None
+        self.run_dir: Path | None = None  # where the workers' tasks keep their promotion checkpoints
         self.queue: deque[Job] = deque()
 
     @property
@@ -248,6 +249,10 @@ class QueuedExecutor(Executor):
 
     def bind(self, recipe: Mapping[str, Any]) -> None:
         self.recipe = dict(recipe)
+
+    def attach(self, run_dir: Path) -> None:
+        """Workers started from now on build their task attached to ``run_dir``."""
+        self.run_dir = Path(run_dir)
 
     def submit(self, job: Job, objective: Objective) -> None:
         """Queue ``job``; once the workers are up, a free one gets it at once, so it runs while

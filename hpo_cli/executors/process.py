@@ -47,10 +47,12 @@ STOP_TIMEOUT_S = 5.0  # for all the workers together to leave when asked, before
 class Worker:
     """One worker process and the driver's end of its pipe."""
 
-    def __init__(self, context: Any, recipe: Mapping[str, Any], threads: int, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, context: Any, recipe: Mapping[str, Any], threads: int, env: Mapping[str, str], run_dir: str | None
+    ) -> None:
         self.conn, child = context.Pipe()
         self.process: BaseProcess = context.Process(
-            target=worker_main, args=(child, dict(recipe), threads, dict(env), os.getpid()), daemon=True
+            target=worker_main, args=(child, dict(recipe), threads, dict(env), os.getpid(), run_dir), daemon=True
         )
         self.process.start()
         child.close()
@@ -133,7 +135,8 @@ class ProcessExecutor(QueuedExecutor):
     def _spawn(self, index: int) -> Worker:
         if self.recipe is None:
             raise RuntimeError("executor=process needs the composed config (bind) before it runs")
-        return Worker(self.context, self.recipe, self.threads, self._environment(index))
+        run_dir = None if self.run_dir is None else str(self.run_dir)
+        return Worker(self.context, self.recipe, self.threads, self._environment(index), run_dir)
 
     def start(self) -> None:
         if not self.pool:

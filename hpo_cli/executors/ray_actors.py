@@ -45,11 +45,11 @@ EXTRA = "pip install 'hpo_cli[ray]'"
 class TrialActor:
     """The body of one actor: the task, built once; one trial at a time."""
 
-    def __init__(self, recipe: Mapping[str, Any], threads: int, paths: list[str]) -> None:
+    def __init__(self, recipe: Mapping[str, Any], threads: int, paths: list[str], run_dir: str | None) -> None:
         from hpo_cli.executors.worker import build_objective, import_paths
 
         import_paths(paths)
-        self.objective = build_objective(recipe, threads)
+        self.objective = build_objective(recipe, threads, run_dir)
         self.where = where_am_i()
 
     def ready(self) -> dict[str, Any]:
@@ -132,7 +132,7 @@ class RayExecutor(QueuedExecutor):
             gpus = 1 if self.recipe.get("device") == "cuda" else 0
         remote = self.ray.remote(TrialActor).options(num_cpus=self.threads, num_gpus=gpus)
         paths = [p for p in sys.path if p] if self.address is None else []
-        return remote.remote(self.recipe, self.threads, paths)
+        return remote.remote(self.recipe, self.threads, paths, None if self.run_dir is None else str(self.run_dir))
 
     def _ready(self, ref: Any) -> dict[str, Any] | None:
         """Where the actor runs, once its ``ready()`` ref resolved; None if it died first (its

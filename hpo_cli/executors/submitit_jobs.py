@@ -90,6 +90,7 @@ class SubmititExecutor(QueuedExecutor):
             self.parameters.setdefault("gpus_per_node", 1)
 
     def attach(self, run_dir: Path) -> None:
+        super().attach(run_dir)
         if self.folder is None:
             self.folder = Path(run_dir) / "submitit"
 
@@ -125,7 +126,8 @@ class SubmititExecutor(QueuedExecutor):
         paths = [p for p in sys.path if p]
         while self.queue and len(self.running) < self.workers:
             job = self.queue.popleft()
-            handle = self.executor.submit(run_one_trial, self.recipe, self.threads, paths, job)
+            run_dir = None if self.run_dir is None else str(self.run_dir)
+            handle = self.executor.submit(run_one_trial, self.recipe, self.threads, paths, job, run_dir)
             if self.cluster == "local":  # a dead job's missing result: no network filesystem to wait 15 s for
                 handle._results_timeout_s = LOCAL_RESULT_WAIT_S
             self.running.append((handle, job, time.monotonic()))

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 READY, RESULT, ERROR = "ready", "result", "error"
@@ -60,8 +61,9 @@ def alive(pid: int) -> bool:
     return True
 
 
-def build_objective(recipe: Mapping[str, Any], threads: int) -> Any:
-    """The task's ``evaluate`` of the composed config ``recipe``, with ``threads`` torch threads.
+def build_objective(recipe: Mapping[str, Any], threads: int, run_dir: str | None = None) -> Any:
+    """The task's ``evaluate`` of the composed config ``recipe``, with ``threads`` torch threads,
+    keeping its promotion checkpoints in ``run_dir`` (shared with every worker) when given.
     torch is not imported here: a task that needs it imports it (a function or scikit-learn
     task does not), and its thread count is set once it is loaded (OMP_NUM_THREADS, already in
     the environment, caps it too)."""
@@ -72,7 +74,8 @@ def build_objective(recipe: Mapping[str, Any], threads: int) -> Any:
 
     cfg = OmegaConf.create(dict(recipe))
     settings = read_settings(cfg)
-    objective = build_task(cfg.task, settings, build_criterion(cfg.get("criterion"))).evaluate
+    folder = None if run_dir is None else Path(run_dir)
+    objective = build_task(cfg.task, settings, build_criterion(cfg.get("criterion")), folder).evaluate
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(threads)
@@ -84,22 +87,31 @@ def import_paths(paths: Sequence[str]) -> None:
     sys.path[:0] = [p for p in paths if p not in sys.path]
 
 
-def run_one_trial(recipe: Mapping[str, Any], threads: int, paths: Sequence[str], job: Any) -> Any:
+def run_one_trial(
+    recipe: Mapping[str, Any], threads: int, paths: Sequence[str], job: Any, run_dir: str | None = None
+) -> Any:
     """One trial in a process of its own (a submitit job): build the task, evaluate, return the outcome."""
     import_paths(paths)
     os.environ.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     from hpo_cli.executors.base import evaluate_trial
 
-    return evaluate_trial(build_objective(recipe, threads), job)
+    return evaluate_trial(build_objective(recipe, threads, run_dir), job)
 
 
-def worker_main(conn: Connection, recipe: Mapping[str, Any], threads: int, env: Mapping[str, str], driver: int) -> None:
+def worker_main(
+    conn: Connection,
+    recipe: Mapping[str, Any],
+    threads: int,
+    env: Mapping[str, str],
+    driver: int,
+    run_dir: str | None = None,
+) -> None:
     die_with(driver)
     os.environ.update(env)
     from hpo_cli.executors.base import evaluate_trial, one_line
 
     try:
-        objective = build_objective(recipe, threads)
+        objective = build_objective(recipe, threads, run_dir)
     except BaseException as exc:  # reported to the driver, which stops the run with this line
         conn.send((ERROR, one_line(exc)))
         return

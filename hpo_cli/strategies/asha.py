@@ -24,7 +24,9 @@ configuration is never promoted. In ASHA no configuration is ever finally stoppe
 in rung k may enter rung k's top 1/η later, as the rung grows; and the loop keeps a trial whose
 state is undecided (:meth:`Strategy.trial_state` is None) in memory, out of ``trials.jsonl``,
 so deferring the decision would hold back every record. (Hyperband's ``pruned`` is decided
-when its synchronous rung is complete, which never happens here.)
+when its synchronous rung is complete, which never happens here.) Only a trial at the top rung
+and a failed one end their configuration for good (:meth:`stops`); the others' promotion
+checkpoints stay until the run ends.
 
 ASHA never finishes by itself: the run's ``n_trials`` (or ``timeout_s``) is its budget.
 """
@@ -81,6 +83,7 @@ class ASHAStrategy(Strategy):
         self.level: list[int] = []  # configuration -> the highest rung it was suggested at
         self.results: list[tuple[int, int, float]] = []  # (configuration, rung, loss), in told order
         self.at: dict[int, tuple[int, int]] = {}  # pending suggestion key -> (configuration, rung)
+        self.ended: set[int] = set()  # told keys whose configuration goes no further (top rung, failed)
         self._rungs: dict[tuple[int, int], list[Entry]] = {}  # (bracket, rung) -> sorted results
 
     def bracket_of(self, config: int) -> int:
@@ -119,6 +122,13 @@ class ASHAStrategy(Strategy):
         loss = observation.loss
         if observation.state == TrialState.COMPLETE and loss is not None and math.isfinite(loss):
             self._add(config, rung, float(loss))
+            if rung < len(self.budgets) - 1:
+                return
+        self.ended.add(observation.suggestion.key)  # at the top rung, or never to enter a rung
+
+    def stops(self, key: int) -> bool:
+        """True for a trial at the top rung and a failed one: no promotion follows them."""
+        return key in self.ended
 
     def _add(self, config: int, rung: int, loss: float) -> None:
         bisect.insort(self._rungs.setdefault((self.bracket_of(config), rung), []), (loss, len(self.results), config))
@@ -130,12 +140,14 @@ class ASHAStrategy(Strategy):
             "level": self.level,
             "results": [list(r) for r in self.results],
             "at": {str(k): list(v) for k, v in self.at.items()},
+            "ended": sorted(self.ended),
         }
 
     def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
         self.units = [[float(x) for x in u] for u in extra["units"]]
         self.level = [int(k) for k in extra["level"]]
         self.at = {int(k): (int(v[0]), int(v[1])) for k, v in extra["at"].items()}
+        self.ended = {int(k) for k in extra.get("ended", ())}
         self.results, self._rungs = [], {}
         for config, rung, loss in extra["results"]:
             self._add(int(config), int(rung), float(loss))

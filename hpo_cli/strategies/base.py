@@ -91,6 +91,13 @@ class Strategy(ABC):
         halving prunes a rung's losers once the rung is complete) override it."""
         return self._told_states.get(key)
 
+    def stops(self, key: int) -> bool:
+        """True once the configuration of told suggestion ``key`` is stopped for good: the
+        strategy will not suggest it again at any budget, so what the task keeps to continue
+        its training (a promotion checkpoint) may go. A pure query; by default False (the
+        run's end releases everything)."""
+        return False
+
     def is_finished(self) -> bool:
         """True when the strategy has nothing more to suggest (e.g. an exhausted grid)."""
         return False

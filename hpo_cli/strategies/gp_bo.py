@@ -23,7 +23,13 @@ on the suite of ``benchmarks/cmaes_gp_vs_optuna.py`` (ellipsoid5: median regret 
 vs 2,096 power; branin at 30 evaluations: 0.0037 vs 0.021 power, 0.043 rank, 8 seeds).
 
 Cost per suggestion: a refit starts from the previous fit alone except at every 5th observation
-(all ``fit_restarts``); each L-BFGS-B ascent of the acquisition is capped at 2·50 calls.
+(all ``fit_restarts``); each L-BFGS-B ascent of the acquisition is capped at 2·50 calls. The fit
+is cubic in the points, so beyond ``max_observations`` (default 500) the GP sees a subset: the
+best half of that many observations (by loss; failed trials count as the worst) and the most
+recent ones for the rest; and at most that many pending points as fantasies (the most recent
+asks). A suggestion then costs the same however long the run, and the driver keeps many
+workers busy (a plain refit on 1,000 points takes seconds here). ``max_observations: null``
+fits every observation.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from hpo_cli.strategies._gp.optimize import maximize
 from hpo_cli.strategies._gp.outputs import OUTPUT_TRANSFORMS
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.trial import Observation, Suggestion, TrialState
-from hpo_cli.validate import flag, one_of, positive_int
+from hpo_cli.validate import flag, is_int, one_of, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,7 @@ class GPBOStrategy(Strategy):
         hyperprior: bool = True,
         noise: float | None = None,
         output_transform: str = "standardize",
+        max_observations: int | None = 500,
     ) -> None:
         super().__init__(space, seed, n_trials)
         self.acquisition = one_of(acquisition, "strategy.acquisition", ACQUISITIONS)
@@ -92,6 +99,9 @@ class GPBOStrategy(Strategy):
             raise ConfigError("strategy.noise", noise, "must be null (fitted) or a variance in (0, 1]")
         self.noise = None if noise is None else float(noise)
         self.output_transform = one_of(output_transform, "strategy.output_transform", OUTPUT_TRANSFORMS)
+        if max_observations is not None and (not is_int(max_observations) or max_observations < 2):
+            raise ConfigError("strategy.max_observations", max_observations, "must be null (no cap) or an integer >= 2")
+        self.max_observations = None if max_observations is None else int(max_observations)
         self.categorical = np.zeros(space.dim, dtype=bool)
         self.category_sizes: list[tuple[int, int]] = []
         for p in space.params:
@@ -181,23 +191,41 @@ class GPBOStrategy(Strategy):
             out.append(self._suggest(self.space.decode(unit), unit))
         return out
 
-    def _training_data(self) -> tuple[np.ndarray, np.ndarray] | None:
-        done = [o for o in self.history if o.loss is not None and math.isfinite(o.loss)]
+    def _training_data(self) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """(features, losses) the GP is fitted to — at most ``max_observations`` rows
+        (:meth:`_subset`) — and how many observations there are in all."""
+        done = {i: float(o.loss) for i, o in enumerate(self.history) if o.loss is not None and math.isfinite(o.loss)}
         if len(done) < 2:
             return None
-        worst = max(o.loss for o in done if o.loss is not None)
-        failed = [o for o in self.history if o.state is TrialState.FAILED]
-        units = [self._observed_unit(o) for o in [*done, *failed]]
-        values = [float(o.loss) for o in done if o.loss is not None] + [worst] * len(failed)
-        return self._features(np.array(units)), np.array(values)
+        worst = max(done.values())
+        failed = [i for i, o in enumerate(self.history) if o.state is TrialState.FAILED]
+        rows = [*done, *failed]  # history positions
+        values = np.array([*done.values(), *[worst] * len(failed)])
+        keep = self._subset(values, np.array(rows))
+        units = np.array([self._observed_unit(self.history[rows[k]]) for k in keep])
+        return self._features(units), values[keep], len(rows)
+
+    def _subset(self, values: np.ndarray, told: np.ndarray) -> np.ndarray:
+        """The rows the GP sees: all of them up to ``max_observations``; beyond, the best
+        ⌈max/2⌉ by value (ties: the first told) and the most recently told of the others, in
+        their original order. ``told``: each row's position in the history."""
+        cap = self.max_observations
+        if cap is None or len(values) <= cap:
+            return np.arange(len(values))
+        best = np.lexsort((told, values))[: (cap + 1) // 2]
+        others = np.setdiff1d(np.arange(len(values)), best)
+        recent = others[np.argsort(-told[others], kind="stable")[: cap - len(best)]]
+        return np.sort(np.concatenate([best, recent]))
 
     def _observed_unit(self, observation: Observation) -> np.ndarray:
         s = observation.suggestion
         return np.array(s.unit) if s.unit is not None else self.space.encode(s.params)
 
-    def _fit(self, x: np.ndarray, values: np.ndarray) -> GaussianProcess:
-        every = _FULL_REFIT_EVERY if len(values) >= _LARGE_DATA else _REFIT_EVERY
-        full = self._theta is None or len(values) % every == 0
+    def _fit(self, x: np.ndarray, values: np.ndarray, seen: int) -> GaussianProcess:
+        """The GP of (``x``, ``values``); all restarts at every 5th (25th from 200 on) of the
+        ``seen`` observations, else from the last fit alone."""
+        every = _FULL_REFIT_EVERY if seen >= _LARGE_DATA else _REFIT_EVERY
+        full = self._theta is None or seen % every == 0
         restarts = self.fit_restarts if full else 0
         gp = fit_gp(
             x,
@@ -215,6 +243,8 @@ class GPBOStrategy(Strategy):
 
     def _with_fantasies(self, gp: GaussianProcess, batch: list[Suggestion]) -> GaussianProcess:
         pending = [s for s in [*self.pending.values(), *batch] if s.unit is not None]
+        if self.max_observations is not None:
+            pending = pending[-self.max_observations :]  # the most recent asks (dicts keep ask order)
         if not pending:
             return gp
         x_new = self._features(np.array([s.unit for s in pending]))

@@ -8,7 +8,9 @@ next rung. Successive halving is the single bracket s = s_max (or ``n_configs`` 
 Each rung evaluation is a trial with its budget. A configuration that is stopped is recorded
 as ``pruned`` at the budget it reached (the loop writes a rung's trials once the rung is
 decided); those that go on, and those of the last rung, as ``complete``. Set ``batch_size``
-to the rung size to evaluate each rung as one batch (for parallel workers).
+to the rung size to evaluate each rung as one batch (for parallel workers). Once a rung is
+decided, the configurations that go no further are stopped for good (:meth:`stops`): the task
+may drop their promotion checkpoints.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class HyperbandStrategy(Strategy):
         self.losses: dict[int, float] = {}  # suggestion key -> loss at the current rung
         self.keys: list[int] = []  # the current rung's suggestion keys, in config order
         self.states: dict[int, str] = {}  # decided trial states by suggestion key
+        self.ended: set[int] = set()  # decided keys whose configuration goes no further
         evaluations = sum(n for bracket in self.plan for n, _ in bracket)
         if n_trials < evaluations:
             log.warning(
@@ -132,6 +135,8 @@ class HyperbandStrategy(Strategy):
         keep = [] if last else order[: rungs[self.rung + 1][0]]
         for i, key in enumerate(self.keys):
             self.states[key] = "complete" if last or i in keep else "pruned"
+            if last or i not in keep:
+                self.ended.add(key)
         if last:
             self.bracket, self.rung = self.bracket + 1, 0
             self.configs = self._sample(self.plan[self.bracket][0][0]) if self.bracket < len(self.plan) else []
@@ -144,6 +149,11 @@ class HyperbandStrategy(Strategy):
         """Complete or pruned once the rung of suggestion ``key`` is decided, else None."""
         decided = self.states.get(key)
         return None if decided is None else TrialState(decided)
+
+    def stops(self, key: int) -> bool:
+        """True once the rung of ``key`` is decided and its configuration was not promoted (or
+        the rung was its bracket's last)."""
+        return key in self.ended
 
     def is_finished(self) -> bool:
         return self.bracket >= len(self.plan)
@@ -161,6 +171,7 @@ class HyperbandStrategy(Strategy):
             "losses": {str(k): v for k, v in self.losses.items()},
             "keys": self.keys,
             "states": {str(k): v for k, v in self.states.items()},
+            "ended": sorted(self.ended),
         }
 
     def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
@@ -169,6 +180,7 @@ class HyperbandStrategy(Strategy):
         self.losses = {int(k): float(v) for k, v in extra["losses"].items()}
         self.keys = [int(k) for k in extra["keys"]]
         self.states = {int(k): str(v) for k, v in extra["states"].items()}
+        self.ended = {int(k) for k in extra.get("ended", ())}
 
 
 class SuccessiveHalvingStrategy(HyperbandStrategy):

@@ -31,12 +31,16 @@ Methods:
     refit(params, budget) -> {metric: value} or None: the parameters trained again by the
                      task's standard training, the protocol black-box strategies see (one
                      yardstick for every strategy's best); None for a task with no model.
+    attach(folder), release(params), release_all(): optional; where a task that continues a
+                     configuration's training at a higher budget keeps its checkpoints (the
+                     run's ``checkpoints/``, reached by every worker), and when they may go.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -90,6 +94,19 @@ class Task(ABC):
         self, params: Mapping[str, Any], budget: float | None = None, request: Request | None = None
     ) -> Evaluation:
         """Score one configuration (and, when asked and supported, its hypergradient)."""
+
+    # -- what a task keeps between trials (promotion checkpoints): optional hooks ------------
+
+    def attach(self, folder: Path) -> None:  # noqa: B027 - optional hook
+        """``folder`` (the run's ``checkpoints/``, shared by every worker) is where this task keeps
+        what continues a configuration's training at a higher budget; before, it keeps it in
+        memory or not at all."""
+
+    def release(self, params: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """The strategy stopped ``params`` for good: what the task keeps for them may go."""
+
+    def release_all(self) -> None:  # noqa: B027 - optional hook
+        """The run ended: nothing kept for a configuration is needed any more."""
 
 
 def split_indices(

@@ -19,6 +19,7 @@ Everything random (initialization, batch order, dropout) is seeded, so CPU runs 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -209,6 +210,15 @@ class MLPTask(DifferentiableTask):
         """The parameters trained again by the standard training of ``task.training``
         (:mod:`hpo_cli.tasks.mlp_training`)."""
         return self.trainer.refit(params, budget)
+
+    def attach(self, folder: Path) -> None:
+        self.trainer.attach(folder)
+
+    def release(self, params: Mapping[str, Any]) -> None:
+        self.trainer.release(params)
+
+    def release_all(self) -> None:
+        self.trainer.release_all()
 
     def network(self, theta: Tensor, sizes: Sequence[int], activation: str, from_scratch: bool = True) -> TrainedModel:
         """θ as saved weights, with what it takes to run them (layer sizes, activation)."""

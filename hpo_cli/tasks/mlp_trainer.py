@@ -41,6 +41,28 @@ class Checkpoint:
     generator: torch.Generator
     epochs: int
 
+    def state_dict(self) -> dict[str, Any]:
+        """θ, the optimizer's state and the random stream's, on the CPU, for a checkpoint file."""
+        return {
+            "epochs": self.epochs,
+            "theta": self.theta.detach().cpu(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
+        """Continue the training ``saved`` by :meth:`state_dict` (for the same configuration):
+        the next epochs are those an uninterrupted training would take. Raises ValueError
+        (or torch's RuntimeError) when it does not fit this training; then discard this object."""
+        theta = saved["theta"]
+        if not isinstance(theta, Tensor) or theta.shape != self.theta.shape:
+            raise ValueError(f"θ of shape {getattr(theta, 'shape', None)}, not {tuple(self.theta.shape)}")
+        with torch.no_grad():
+            self.theta.copy_(theta)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.generator.set_state(saved["generator"])
+        self.epochs = int(saved["epochs"])
+
 
 def start(theta0: Tensor, hp: Mapping[str, Any], generator: torch.Generator) -> Checkpoint:
     theta = theta0.detach().clone().requires_grad_(True)

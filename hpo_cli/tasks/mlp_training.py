@@ -6,7 +6,9 @@
   ``epochs``, ``hidden``, ``layers``, ``activation``, ``dropout``) for ``epochs`` epochs; the
   value is the validation accuracy (maximized). The fidelity is the number of epochs: a
   multi-fidelity strategy passes it as the budget, and with ``reuse_checkpoints`` a
-  configuration trained before for fewer epochs continues from its checkpoint.
+  configuration trained before for fewer epochs continues from its checkpoint: in the run's
+  ``checkpoints/`` folder (:mod:`hpo_cli.tasks.checkpoints`), which every worker reaches, once
+  the task is attached to a run; in this object's memory (the last ``MAX_CHECKPOINTS``) before.
 * ``bilevel`` (:class:`BilevelTraining`, set by the ``conf/task_space/`` files of the gradient
   spaces: ``mnist_gradient``, ``mnist_implicit``, ``mnist_per_layer``, …): the differentiable
   model's inner SGD (``task.inner_steps`` minibatch steps of ``task.batch_size``, ``inner_lr``,
@@ -23,9 +25,11 @@ key to set.
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -34,6 +38,7 @@ import torch
 from hpo_cli.errors import ConfigError
 from hpo_cli.request import HypergradRequest
 from hpo_cli.tasks.bilevel_models import KINDS, Split
+from hpo_cli.tasks.checkpoints import CheckpointFiles
 from hpo_cli.tasks.criteria.cv import CrossValidation, fold_indices
 from hpo_cli.tasks.criteria.holdout import Holdout
 from hpo_cli.tasks.differentiable import DifferentiableTask
@@ -45,6 +50,7 @@ from hpo_cli.validate import one_of
 if TYPE_CHECKING:
     from hpo_cli.tasks.mlp import MLPTask
 
+log = logging.getLogger("hpo_cli")
 TRAININGS = ("blackbox", "bilevel")
 KNOBS = (  # what the black-box training tunes
     "optimizer",
@@ -77,6 +83,17 @@ class MLPTraining(Protocol):
 
     def refit(self, params: Mapping[str, Any], budget: float | None) -> dict[str, Any] | None: ...
 
+    def attach(self, folder: Path) -> None: ...
+
+    def release(self, params: Mapping[str, Any]) -> None: ...
+
+    def release_all(self) -> None: ...
+
+
+def config_key(params: Mapping[str, Any]) -> str:
+    """What names a configuration across its evaluations: its parameters but the epochs."""
+    return json.dumps({k: v for k, v in params.items() if k != "epochs"}, sort_keys=True)
+
 
 def training_of(name: Any, task: MLPTask) -> MLPTraining:
     """The training ``task.training`` names, for ``task``."""
@@ -90,7 +107,8 @@ class BlackBoxTraining:
 
     def __init__(self, task: MLPTask) -> None:
         self.task = task
-        self._checkpoints: OrderedDict[str, Checkpoint] = OrderedDict()
+        self._checkpoints: OrderedDict[str, Checkpoint] = OrderedDict()  # before attach
+        self.files: CheckpointFiles | None = None  # the run's checkpoints/, once attached
 
     def objective(self) -> tuple[str, str]:
         return self.task.criterion.metric("val_accuracy"), "maximize"
@@ -145,7 +163,7 @@ class BlackBoxTraining:
         task = self.task
         hp = self.hyperparameters(params)
         epochs = max(1, round(budget)) if budget is not None else int(hp["epochs"])
-        key = json.dumps({k: v for k, v in params.items() if k != "epochs"}, sort_keys=True)
+        key = config_key(params)
         sizes = task.sizes(hp["hidden"], hp["layers"])
         if isinstance(request, SavedModel):
             return self._evaluate_saved_network(request, sizes, hp)
@@ -154,6 +172,7 @@ class BlackBoxTraining:
         state = self._checkpoint(key, hp, sizes, epochs)
         done = state.epochs
         steps = train_epochs(state, sizes, hp, task.splits()[0], epochs)
+        self._keep(key, state, done)
         theta = state.theta.detach()
         metrics: dict[str, float] = {**task.scores(theta, sizes, hp["activation"]), "epochs": epochs}
         model = task.network(theta, sizes, hp["activation"])
@@ -188,9 +207,11 @@ class BlackBoxTraining:
         trained, steps = 0, 0
         for q, (train_rows, held_rows) in enumerate(folds):
             state = self._checkpoint(f"{key}|fold{q}", hp, sizes, epochs)
-            trained += epochs - state.epochs
+            done = state.epochs
+            trained += epochs - done
             tr, te = torch.as_tensor(train_rows, device=X.device), torch.as_tensor(held_rows, device=X.device)
             steps += train_epochs(state, sizes, hp, Split(X[tr], y[tr]), epochs)
+            self._keep(f"{key}|fold{q}", state, done)
             with torch.no_grad():
                 logits = mlp_logits(state.theta.detach(), X[te], sizes, hp["activation"])
             metrics[f"cv_fold{q}"] = float((logits.argmax(1) == y[te]).double().mean())
@@ -216,8 +237,7 @@ class BlackBoxTraining:
         repeats it exactly, and a prior's refit differs from the untuned default only by it)."""
         task = self.task
         sizes = task.sizes(hp["hidden"], hp["layers"])
-        key = json.dumps({k: v for k, v in params.items() if k != "epochs"}, sort_keys=True)
-        state = self._fresh(key, hp, sizes)
+        state = self._fresh(config_key(params), hp, sizes)
         steps = train_epochs(state, sizes, hp, task.splits()[0], epochs)
         protocol = (
             f"torch.optim {hp['optimizer']} lr={hp['lr']:g} weight_decay={hp['weight_decay']:g}, "
@@ -236,7 +256,11 @@ class BlackBoxTraining:
         return start(initial_theta(list(sizes), task.seed, task.dtype, task.device), hp, gen)
 
     def _checkpoint(self, key: str, hp: Mapping[str, Any], sizes: list[int], epochs: int) -> Checkpoint:
+        """The training of configuration ``key`` to continue: its checkpoint when it has one
+        of at most ``epochs`` epochs (and ``reuse_checkpoints``), else a fresh one at θ0."""
         reuse = self.task.reuse
+        if self.files is not None:
+            return self._from_file(key, hp, sizes, epochs) if reuse else self._fresh(key, hp, sizes)
         old = self._checkpoints.get(key) if reuse else None
         if old is not None and old.epochs <= epochs:
             self._checkpoints.move_to_end(key)
@@ -247,6 +271,44 @@ class BlackBoxTraining:
             while len(self._checkpoints) > MAX_CHECKPOINTS:
                 self._checkpoints.popitem(last=False)
         return state
+
+    def _from_file(self, key: str, hp: Mapping[str, Any], sizes: list[int], epochs: int) -> Checkpoint:
+        assert self.files is not None
+        state = self._fresh(key, hp, sizes)
+        saved = self.files.load(key)
+        if saved is None or not isinstance(saved.get("epochs"), int) or saved["epochs"] > epochs:
+            return state
+        try:
+            state.load_state_dict(saved)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            log.warning("ignoring the checkpoint %s: it does not fit (%s); training from scratch", key, exc)
+            return self._fresh(key, hp, sizes)
+        return state
+
+    def _keep(self, key: str, state: Checkpoint, done: int) -> None:
+        """Write the checkpoint of a training that went on (the in-memory ones are kept as is)."""
+        if self.files is not None and self.task.reuse and state.epochs != done:
+            self.files.save(key, state.state_dict())
+
+    # -- the run's checkpoints (hpo_cli.tasks.mlp.MLPTask.attach) ---------------------------------
+
+    def attach(self, folder: Path) -> None:
+        self.files = CheckpointFiles(folder)
+        self._checkpoints.clear()
+
+    def release(self, params: Mapping[str, Any]) -> None:
+        """Forget the checkpoints of ``params`` (every fold's, under cross-validation)."""
+        key = config_key(params)
+        folds = self.task.criterion.k if isinstance(self.task.criterion, CrossValidation) else 0
+        for name in [key, *(f"{key}|fold{q}" for q in range(folds))]:
+            self._checkpoints.pop(name, None)
+            if self.files is not None:
+                self.files.discard(name)
+
+    def release_all(self) -> None:
+        self._checkpoints.clear()
+        if self.files is not None:
+            self.files.clear()
 
 
 class BilevelTraining:
@@ -259,6 +321,16 @@ class BilevelTraining:
 
     def objective(self) -> tuple[str, str]:
         return self.task.criterion.metric("val_loss"), "minimize"
+
+    def attach(self, folder: Path) -> None:
+        """The inner SGD keeps nothing between trials (a gradient strategy's state travels with
+        its requests)."""
+
+    def release(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def release_all(self) -> None:
+        pass
 
     def check_space(self, names: list[str]) -> None:
         knobs = [n for n in names if n not in KINDS]
