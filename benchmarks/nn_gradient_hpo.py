@@ -51,6 +51,7 @@ COMMON = ["task=mnist"]
 HEADLINE = ("hoag", "rmad", "drmad", "greedy")  # `hpo run strategy=S task=mnist`, no other flag
 SPACE_OF = {"hoag": "mnist_implicit"}  # the others: mnist_gradient (what each strategy picks by default)
 BASELINE_TRIALS = 30
+EQUAL_TIME_TRIALS = 12  # at least this many baseline trials, for the equal-wall-clock rows
 MAX_CPU_S = 300.0
 
 
@@ -121,24 +122,32 @@ def headline(name: str, seed: int) -> dict[str, Any]:
     return {**refit_of(overrides, records, direction), "cpu_s": cpu, "wall_s": wall, "inner_steps": steps}
 
 
-def baseline(name: str, space: str, seed: int, budgets: dict[str, int]) -> dict[str, dict[str, Any]]:
+def baseline(
+    name: str, space: str, seed: int, budgets: dict[str, int], seconds: dict[str, float]
+) -> dict[str, dict[str, Any]]:
     """One run of ``name`` over ``space`` (at most ``BASELINE_TRIALS`` trials, as many as the
     largest budget can need); for each gradient arm the refit of the best of its first k trials,
     k = as many as fit in that arm's inner steps (at least one)."""
     base = [f"strategy={name}", *COMMON, f"space={space}", f"seed={seed}"]
     per_trial_at_least = compose_study(base).task.inner_steps  # an inner optimum takes more iterations
-    trials = min(BASELINE_TRIALS, max(1, math.ceil(max(budgets.values()) / per_trial_at_least)))
+    by_steps = math.ceil(max(budgets.values()) / per_trial_at_least)
+    trials = min(BASELINE_TRIALS, max(1, by_steps, EQUAL_TIME_TRIALS))
     overrides = [*base, f"n_trials={trials}"]
     records, direction = run_with_direction(overrides)
     spent = np.cumsum([(r.cost or {}).get("inner_steps", 0) for r in records])
+    took = np.cumsum([r.seconds for r in records])
     out = {}
     for arm, steps in budgets.items():
         k = max(1, int(np.searchsorted(spent, steps, side="right")))  # the trials that fit in its steps
         out[arm] = {**refit_of(overrides, records[:k], direction), "trials": k}
+        k = max(1, int(np.searchsorted(took, seconds[arm], side="right")))  # ... in its wall-clock time
+        out[f"{arm} (equal time)"] = {**refit_of(overrides, records[:k], direction), "trials": k}
     return out
 
 
-def part_b(seeds: int, strategies: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+def part_b(
+    seeds: int, strategies: tuple[str, ...], baselines: tuple[str, ...] = ("random", "tpe")
+) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {"untuned": []}
     for seed in range(seeds):
         task = compose_study([*COMMON, f"seed={seed}"]).task
@@ -148,9 +157,11 @@ def part_b(seeds: int, strategies: tuple[str, ...]) -> dict[str, list[dict[str, 
         for name, row in runs.items():
             out.setdefault(name, []).append(row)
         for space in sorted({SPACE_OF.get(n, "mnist_gradient") for n in strategies}):
-            budgets = {n: runs[n]["inner_steps"] for n in strategies if SPACE_OF.get(n, "mnist_gradient") == space}
-            for base in ("random", "tpe"):
-                for arm, row in baseline(base, space, seed, budgets).items():
+            arms = [n for n in strategies if SPACE_OF.get(n, "mnist_gradient") == space]
+            budgets = {n: runs[n]["inner_steps"] for n in arms}
+            seconds = {n: runs[n]["wall_s"] for n in arms}
+            for base in baselines:
+                for arm, row in baseline(base, space, seed, budgets, seconds).items():
                     out.setdefault(f"{base}@{arm}", []).append(row)
     return out
 
@@ -195,8 +206,8 @@ def quality_table(b: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines += [
         "",
         "untuned: the task's default torch.optim training (adam, no prior). random@S, tpe@S: the best of the "
-        f"first k trials of one {BASELINE_TRIALS}-trial run over strategy S's space, k = S's inner steps / one "
-        "trial's steps.",
+        "first k trials of one run over strategy S's space, k = as many as fit in S's inner steps (at least "
+        "one); '(equal time)': as many as fit in S's wall-clock seconds (one process, one torch thread).",
     ]
     return lines
 
@@ -270,14 +281,22 @@ def main() -> int:
     parser.add_argument("--random-trials", type=int, default=64)
     parser.add_argument("--gradient-trials", type=int, default=4)
     parser.add_argument("--strategies", default=",".join(HEADLINE), help="the headline strategies of part B")
+    parser.add_argument("--baselines", default="random,tpe", help="the black-box arms of part B")
     parser.add_argument("--cost-only", action="store_true", help="part A only (printed, nothing written)")
+    parser.add_argument(
+        "--quality-only",
+        action="store_true",
+        help="part B only (--strategies over --seeds), written to nn_gradient_hpo_quality.{md,json}",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    a = part_a()
+    a = {} if args.quality_only else part_a()
     if args.cost_only:
         print(json.dumps(a, indent=2))
         return 0
-    b = part_b(args.seeds, tuple(args.strategies.split(",")))
+    b = part_b(args.seeds, tuple(args.strategies.split(",")), tuple(args.baselines.split(",")))
+    if args.quality_only:
+        return publish("nn_gradient_hpo_quality", "\n".join(quality_table(b)), {"quality": b}, quality_claims(b))
     c = part_c(args.seeds, args.random_trials, args.gradient_trials)
     text, failed = report(a, b, c)
     return publish("nn_gradient_hpo", text, {"cost": a, "quality": b, "per_param": c}, failed)
