@@ -23,7 +23,6 @@ from hpo_cli.store import BEST_MODEL, RunStore, read_model
 from hpo_cli.strategies.fixed import FixedStrategy
 from hpo_cli.tasks.mlp import DigitsTask
 from hpo_cli.tasks.mlp_model import mlp_logits
-from hpo_cli.tasks.mlp_training import BlackBoxTraining
 from hpo_cli.trial import Evaluation, TrainedModel
 from tests.conftest import make_space
 
@@ -201,22 +200,18 @@ def test_weights_of_other_parameters_are_not_scored(tmp_path: Path) -> None:
     assert FixedStrategy(space, 0, 1, params_file=str(tmp_path / "best.yaml")).model_file is not None
 
 
-def test_a_prior_s_refit_is_the_standard_training_with_that_weight_decay() -> None:
-    """The learned prior ½·Σ exp(h)·θ²/n enters the loss; for one value everywhere it equals
-    torch.optim's weight decay exp(h)/n (a different code path: the optimizer's own)."""
-    task = DigitsTask(seed=1, hidden=16, epochs=2, training="bilevel")
-    h = 1.5
+def test_a_prior_s_refit_is_its_own_inner_training_from_theta0() -> None:
+    """A space of log precisions refits with the inner SGD it was tuned under (what random search
+    over it sees): the refit is the trial's evaluation, and the prior changes it."""
+    task = DigitsTask(seed=1, hidden=16, inner_steps=10, training="bilevel")
     n_tensors = task.model().tensors.count
-    refit = task.refit({"log_precision": [h] * n_tensors})
-    assert refit is not None and "learned prior" in refit["protocol"]
-    decay = {**task.defaults, "weight_decay": math.exp(h) / task.model().n}
-    standard = BlackBoxTraining(task)
-    reference = standard.standard_training({}, decay, 2, "")
-    for metric in ("val_loss", "test_loss"):
-        assert refit[metric] == pytest.approx(reference[metric], rel=1e-4)
-    untuned = task.refit({"log_precision": [-30.0] * n_tensors})
-    default = standard.standard_training({}, task.defaults, 2, "")
-    assert untuned is not None and untuned["val_loss"] == pytest.approx(default["val_loss"], rel=1e-5)
+    params = {"log_precision": [5.0] * n_tensors}
+    refit = task.refit(params)
+    assert refit is not None and refit["protocol"].startswith("inner SGD from θ0")
+    evaluated = task.evaluate(params)
+    assert refit["val_loss"] == evaluated.value and refit["test_accuracy"] == evaluated.metrics["test_accuracy"]
+    weaker = task.refit({"log_precision": [-5.0] * n_tensors})
+    assert weaker is not None and weaker["val_loss"] != refit["val_loss"]
 
 
 def test_the_summary_box_shows_headline_numbers_first() -> None:

@@ -75,9 +75,6 @@ def train_step(state: Checkpoint, sizes: Sequence[int], hp: Mapping[str, Any], x
     state.optimizer.zero_grad(set_to_none=True)
     logits = mlp_logits(state.theta, x, sizes, hp["activation"], hp["dropout"], state.generator)
     loss = F.cross_entropy(logits, y)
-    penalty = hp.get("penalty")  # a Gaussian prior's precision / n_train: () or (p,)
-    if penalty is not None:
-        loss = loss + 0.5 * (penalty * state.theta**2).sum()
     loss.backward()
     state.optimizer.step()
     return loss.detach()

@@ -228,11 +228,9 @@ class BlackBoxTraining:
         """Trained again from θ0 (no checkpoint) for the trial's epochs: the same numbers."""
         hp = self.hyperparameters(params)
         epochs = max(1, round(budget)) if budget is not None else int(hp["epochs"])
-        return self.standard_training(params, hp, epochs, "")
+        return self.standard_training(params, hp, epochs)
 
-    def standard_training(
-        self, params: Mapping[str, Any], hp: Mapping[str, Any], epochs: int, extra: str
-    ) -> dict[str, Any]:
+    def standard_training(self, params: Mapping[str, Any], hp: Mapping[str, Any], epochs: int) -> dict[str, Any]:
         """Train ``hp`` from θ0 with the random stream of ``params`` (so a black-box trial's refit
         repeats it exactly, and a prior's refit differs from the untuned default only by it)."""
         task = self.task
@@ -241,7 +239,7 @@ class BlackBoxTraining:
         steps = train_epochs(state, sizes, hp, task.splits()[0], epochs)
         protocol = (
             f"torch.optim {hp['optimizer']} lr={hp['lr']:g} weight_decay={hp['weight_decay']:g}, "
-            f"batch {hp['batch_size']}, {epochs} epochs from θ0{extra}"
+            f"batch {hp['batch_size']}, {epochs} epochs from θ0"
         )
         return {
             "protocol": protocol,
@@ -349,17 +347,8 @@ class BilevelTraining:
         return DifferentiableTask.evaluate(self.task, params, budget, request)
 
     def refit(self, params: Mapping[str, Any], budget: float | None) -> dict[str, Any] | None:
-        """A space of log precisions: the task's default torch.optim training (what random search
-        over black-box knobs sees, and the untuned default is) with the learned Gaussian prior
-        ½·Σ exp(h)·θ²/n_train added to its loss. Other kinds (learning rates, momentum, example
-        weights) have no meaning there: their own inner training from θ0. With
-        ``task.inner=optimum`` the trials' model is the inner optimum: solved again from θ0."""
-        task = self.task
-        if task.at_optimum or set(params) != {"log_precision"}:
-            return DifferentiableTask.refit(task, params, budget)
-        hp = dict(task.defaults)
-        model = task.model()
-        h = torch.as_tensor(params["log_precision"], dtype=task.dtype, device=task.device).reshape(-1)
-        hp["penalty"] = torch.exp(model.tensors.per_parameter(h)) / model.n  # the prior's precision / n_train
-        extra = " + the learned prior ½·Σ exp(h)·θ²/n_train"
-        return BlackBoxTraining(task).standard_training({}, hp, int(hp["epochs"]), extra)
+        """The trials' own inner problem solved again from θ0 — ``inner_steps`` of the inner SGD
+        (``task.inner=train``) or the inner optimum (``optimum``): what random search and TPE over
+        the same space see, and what the hyperparameters were tuned for (a prior tuned for 240
+        SGD steps is not a prior for Adam's 10 epochs)."""
+        return DifferentiableTask.refit(self.task, params, budget)
