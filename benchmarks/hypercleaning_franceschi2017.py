@@ -31,12 +31,13 @@ split sizes on the full MNIST, ``n_trials=50`` for a quick look).
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
 from typing import Any
 
-from publish import publish, seeded_arguments
+from publish import RESULTS, publish, seeded_arguments
 
 from hpo_cli.runner import run_in_memory
 from hpo_cli.tasks.hypercleaning import gap_closed
@@ -85,7 +86,7 @@ def run_seed(seed: int, overrides: list[str]) -> dict[str, Any]:
                     "trial": r.trial,
                     "val_loss": float(r.value or float("nan")),
                     "final_test_accuracy": float(r.metrics.get("final_test_accuracy", float("nan"))),
-                    **{k: float(r.metrics[k]) for k in RANKED},
+                    **{k: float(r.metrics[k]) for k in (*RANKED, "cleaning_f1")},
                 }
                 for r in sorted(records, key=lambda r: r.trial)
                 if r.state == TrialState.COMPLETE
@@ -174,9 +175,12 @@ def claims(med: dict[str, float], precision_first: float, chance_level: float) -
 
 def main() -> int:
     args = seeded_arguments(__doc__)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for seed in range(args.seeds):
         rows.append(run_seed(seed, args.overrides))
+        partial = RESULTS / "hypercleaning_franceschi2017.partial.json"  # the seeds so far, should a run stop
+        partial.parent.mkdir(exist_ok=True)
+        partial.write_text(json.dumps({"rows": rows, "overrides": args.overrides}, default=str) + "\n")
         r = rows[-1]
         print(
             f"seed {seed}: oracle {r['oracle']:.2f}, baseline {r['baseline']:.2f}, learned {r['learned']:.2f} "
