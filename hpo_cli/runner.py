@@ -20,7 +20,7 @@ from hpo_cli.errors import ConfigError, DiskFullError, ResumeError, RunDirError
 from hpo_cli.interrupts import Interrupted, describe
 from hpo_cli.loggers.base import RunContext
 from hpo_cli.loop import StudyLoop
-from hpo_cli.report.console import print_summary
+from hpo_cli.report.console import headline_first, print_summary
 from hpo_cli.report.progress import make_progress
 from hpo_cli.store import BEST_MODEL, CONFIG_DIR, STRATEGY_STATE, SUMMARY, RunStore, best_trial
 from hpo_cli.strategies.base import Strategy, fill_history
@@ -229,6 +229,7 @@ def _header(study: Study, cfg: DictConfig, sessions: int) -> dict[str, Any]:
         "seed": study.settings.seed,
         "direction": study.direction,
         "metric": study.metric,
+        "headline": list(getattr(study.task, "headline", ())),  # the metrics the summary shows first
         "n_trials": study.settings.n_trials,
         "config_sha256": config_fingerprint(cfg),
         "sessions": sessions,
@@ -306,7 +307,12 @@ def _summary(
         "n_retried": sum(r.retried_as is not None for r in records),
         "best": None
         if best is None
-        else {"trial": best.trial, "value": best.value, "params": best.params, "metrics": best.metrics},
+        else {
+            "trial": best.trial,
+            "value": best.value,
+            "params": best.params,
+            "metrics": headline_first(best.metrics, header.get("headline") or ()),
+        },
         "wall_seconds": round(wall, 4),
         "cost": cost,
     }

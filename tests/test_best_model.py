@@ -224,6 +224,17 @@ def test_the_summary_box_shows_headline_numbers_first() -> None:
     ]
 
 
+def test_a_task_declared_headline_comes_first_in_its_order() -> None:
+    metrics = {"val_accuracy": 0.8, "cleaning_auc": 0.9, "test_accuracy": 0.75, "final_test_accuracy": 0.88, "n": 3}
+    assert list(headline_first(metrics, ("cleaning_auc", "final_test_accuracy", "absent"))) == [
+        "cleaning_auc",
+        "final_test_accuracy",
+        "test_accuracy",
+        "val_accuracy",
+        "n",
+    ]
+
+
 def test_learning_rates_refit_with_their_own_inner_training() -> None:
     """log_lr means nothing to Adam: a space with learning rates refits with the inner SGD from
     θ0, the training random search over that space sees (so the refit is its evaluation)."""

@@ -5,6 +5,7 @@ the ``hypercleaning_franceschi2017`` preset. Small sizes and few steps throughou
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from hpo_cli.strategies.fixed import FixedStrategy
 from hpo_cli.strategies.gradient import GradientStrategy
 from hpo_cli.tasks.data.idx import write_idx
 from hpo_cli.tasks.data.mnist import FILES, load_mnist
-from hpo_cli.tasks.hypercleaning import HyperCleaningTask, cleaning_scores, l1_radius
+from hpo_cli.tasks.hypercleaning import HyperCleaningTask, cleaning_scores, gap_closed, l1_radius
 from hpo_cli.tasks.softmax import SoftmaxTask
 
 PRESET = "experiment=hypercleaning_franceschi2017"
@@ -78,6 +79,20 @@ def test_the_references_are_one_evaluation(cleaning: str) -> None:
     metrics = records[0].metrics
     assert {"final_test_accuracy", "test_accuracy", "cleaning_f1"} <= set(metrics)
     assert metrics["cleaning_f1"] == (1.0 if cleaning == "oracle" else 0.0)
+
+
+def test_the_run_summary_shows_the_final_test_accuracy_first(hpo: Hpo, tmp_path: Path) -> None:
+    """The number to compare with the paper leads summary.json's best metrics and the console
+    box, then the rank-based detection scores: the task declares them (Task.headline)."""
+    res = hpo("run", PRESET, "n_trials=2", *TINY)
+    assert res.returncode == 0, res.output
+    (path,) = (tmp_path / "runs").glob("**/summary.json")
+    summary = json.loads(path.read_text())
+    headline = ["final_test_accuracy", "cleaning_precision_at_r", "cleaning_auc"]
+    assert summary["headline"] == headline
+    assert list(summary["best"]["metrics"])[:3] == headline
+    row = res.output[res.output.index("its metrics") :].split()
+    assert [word for word in row if word != "│"][2].startswith("final_test_accuracy=")
 
 
 def test_a_learned_run_records_the_final_accuracy_and_the_detection_scores() -> None:
@@ -293,6 +308,30 @@ def test_precision_recall_f1_against_a_hand_computed_case() -> None:
         "cleaning_precision_at_r": pytest.approx(3 / 7),  # the noise fraction: chance
         "cleaning_auc": 0.5,
     }
+
+
+def test_rank_based_detection_scores_against_a_hand_computed_case() -> None:
+    weights = np.array([0.2, 0.9, 0.4, 0.3, 0.8, 0.5])
+    flipped = np.array([0, 1, 4])
+    # the R = 3 lowest weights: examples 0, 3, 2, of which 0 is flipped: precision at R 1/3;
+    # AUC: the (flipped, clean) pairs where the flipped weight is lower: (0, 2), (0, 3), (0, 5)
+    # of 9 pairs: 1/3
+    scores = cleaning_scores(weights, flipped)
+    assert scores["cleaning_precision_at_r"] == pytest.approx(1 / 3)
+    assert scores["cleaning_auc"] == pytest.approx(1 / 3)
+    weights[3] = 0.2  # tied with example 0 at the lowest: still rank 1-2, precision at R 1/3;
+    # the pair (0, 3) counts half: AUC 2.5/9
+    scores = cleaning_scores(weights, flipped)
+    assert scores["cleaning_precision_at_r"] == pytest.approx(1 / 3)
+    assert scores["cleaning_auc"] == pytest.approx(2.5 / 9)
+
+
+def test_the_gap_closed_is_the_share_of_the_baseline_to_oracle_distance() -> None:
+    assert gap_closed(88.48, 83.96, 89.12) == pytest.approx(4.52 / 5.16)
+    assert gap_closed(90.07, 87.74, 90.46) == pytest.approx(0.857, abs=1e-3)  # the paper's DH-R
+    assert gap_closed(89.0, 84.0, 89.0) == 1.0 and gap_closed(84.0, 84.0, 89.0) == 0.0
+    assert gap_closed(83.0, 84.0, 89.0) == pytest.approx(-0.2)
+    assert np.isnan(gap_closed(85.0, 84.0, 84.0))
 
 
 def test_rank_based_detection_scores_mean_something_before_any_weight_is_discarded() -> None:

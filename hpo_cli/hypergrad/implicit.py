@@ -312,7 +312,9 @@ def implicit(
 ) -> Hypergradient:
     """The implicit hypergradient at a (near-)optimal θ*, the linear system on ``curvature``
     (hessian | ggn | auto, see :func:`solve_system`); extras carry ``q`` for a warm start, the CG iteration
-    count and residual, the damping used and ``ggn`` (1.0 when the system used the GGN)."""
+    count, residual and whether it met ``cg_rtol`` (``cg_converged``: CG stops after
+    max(``problem.solve_iterations``, 10) products, so a capped solve is not silent), the damping
+    used and ``ggn`` (1.0 when the system used the GGN)."""
     started = time.perf_counter()
     value, d_theta, d_h = outer_gradients(problem, theta_star, h)
     cg = {"x0": q0, "rtol": cg_rtol, "max_iter": max(problem.solve_iterations, 10)}
@@ -329,6 +331,7 @@ def implicit(
         "q": solved.x,
         "cg_iterations": solved.iterations,
         "cg_residual": solved.residual,
+        "cg_converged": float(solved.converged),  # 0.0: CG stopped at its cap (max(solve_iterations, 10))
         "cg_damping": damping,
         "ggn": float(used == "ggn"),
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ def print_summary(summary: Mapping[str, Any], run_dir: Path) -> None:
     table.add_column(style="bold")
     table.add_column()
     best = summary["best"]
+    headline: Sequence[str] = summary.get("headline") or ()
     table.add_row("status", str(summary["status"]))
     table.add_row(
         "trials",
@@ -29,29 +30,34 @@ def print_summary(summary: Mapping[str, Any], run_dir: Path) -> None:
     if best is not None:
         table.add_row(f"best {summary['metric']}", f"{format_value(best['value'])} (trial {best['trial']})")
         table.add_row("best params", format_params(best["params"], width=100))
-        others = headline_first({k: v for k, v in best["metrics"].items() if k != summary["metric"]})
+        others = headline_first({k: v for k, v in best["metrics"].items() if k != summary["metric"]}, headline)
         if others:
             table.add_row("its metrics", format_params(others, width=100))
     refit = summary.get("refit")
     if refit:
-        scores = headline_first({k: v for k, v in refit.items() if k != "protocol"})
+        scores = headline_first({k: v for k, v in refit.items() if k != "protocol"}, headline)
         table.add_row("refit", f"{format_params(scores, width=100)}\n({refit.get('protocol', '')})")
     table.add_row("wall time", f"{summary['wall_seconds']:.2f} s")
     table.add_row("run dir", str(run_dir))
     Console(soft_wrap=True).print(table)
 
 
-def headline_first(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """Metrics with the numbers to compare with papers first: a final retraining's, then test
-    scores without noise, then the rest (robustness under noise, counters)."""
+def headline_first(metrics: Mapping[str, Any], headline: Sequence[str] = ()) -> dict[str, Any]:
+    """Metrics with the numbers to compare with papers first: those the task declares
+    (``Task.headline``, recorded in summary.json as ``headline``) in its order, then, for the
+    rest, a final retraining's, test scores without noise, validation scores, then the others
+    (robustness under noise, counters); the order within each group is kept."""
+    declared = {name: i for i, name in enumerate(headline)}
 
-    def rank(name: str) -> int:
+    def rank(name: str) -> tuple[int, int]:
+        if name in declared:
+            return 0, declared[name]
         if name.startswith("final_"):
-            return 0
+            return 1, 0
         if name.startswith("test_") and "noise" not in name:
-            return 1
+            return 2, 0
         if name.startswith("val_"):
-            return 2
-        return 3
+            return 3, 0
+        return 4, 0
 
     return dict(sorted(metrics.items(), key=lambda item: rank(item[0])))

@@ -63,6 +63,9 @@ class Task(ABC):
     known_minimizers: tuple[Mapping[str, Any], ...] = ()
     fidelity: tuple[float, float] | None = None
     criterion: Criterion | None = None  # tasks that train a model: what selects its hyperparameters
+    # metrics the run's summary (the console box, summary.json's best.metrics) shows first, in
+    # this order: the numbers to compare with a paper or a reference (see report.console.headline_first)
+    headline: tuple[str, ...] = ()
 
     def dimensions(self) -> dict[str, int]:
         return {}
