@@ -234,7 +234,7 @@ def test_polynomial_reports_rmse_under_parameter_noise() -> None:
 
 @pytest.mark.parametrize("strategy", ["hoag", "rmad", "drmad", "greedy", "rtho", "forward"])
 def test_gradient_strategies_default_spaces_on_the_mlps(strategy: str) -> None:
-    """HOAG: per-layer precisions (learning rates do not move the optimum); the unrolled methods:
+    """HOAG: per-layer precisions at the inner optimum (learning rates do not move it); the unrolled methods:
     a learning rate per tensor per stage and per-layer precisions over the untuned default's
     training length on mnist (the defaults of the README's "Defaults that pay off")."""
     precisions = {"type": "float", "low": -5.0, "high": 9.0, "size": "n_tensors"}
@@ -249,7 +249,8 @@ def test_gradient_strategies_default_spaces_on_the_mlps(strategy: str) -> None:
             }
             assert cfg.task.lr_stages == 4 and cfg.strategy.lr == 0.3
     mnist = compose_config([f"strategy={strategy}", "task=mnist"])
-    assert (mnist.n_trials, mnist.task.inner_steps) == ((30, 100) if strategy == "hoag" else (25, 240))
+    assert (mnist.n_trials, mnist.task.inner_steps) == ((20, 100) if strategy == "hoag" else (25, 240))
+    assert mnist.task.inner == ("optimum" if strategy == "hoag" else "train")  # HOAG's θ*(h), for every arm
     named = compose_config([f"strategy={strategy}", "task=digits", "space=mnist_lr_schedule"])
     assert set(named.space.params) == {"log_lr", "log_precision"} and named.task.lr_stages == 4
     assert "optimizer" in compose_config(["strategy=random", "task=mnist"]).space.params
