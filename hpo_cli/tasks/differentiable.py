@@ -233,7 +233,9 @@ class DifferentiableTask(BilevelTask):
         protocol = (
             f"inner SGD from θ0: task.inner_steps={self.inner_steps}, task.inner_lr={self.optimizer.lr:g}"
             if self.blackbox_trains(list(params))
-            else "the inner optimum (solved to tolerance 1e-8)"
+            else "the inner optimum solved from θ0 (to ‖∇θL‖∞ ≤ 1e-8"
+            + "".join(f", at most {n} L-BFGS iterations" for n in self.solve_options().values())
+            + ")"
         )
         return {"protocol": protocol, **self.evaluate(params).metrics}
 
