@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ask_tell import ask_tell
 
 from hpo_cli.build import build_strategy, compose_config
 from hpo_cli.settings import read_settings
 from hpo_cli.space.parse import parse_space
 from hpo_cli.tasks.synthetic import branin, hartmann6
-from hpo_cli.trial import Observation, TrialState
 
 Objective = Callable[[Mapping[str, Any]], float]
 Run = tuple[list[float], list[float]]  # regret per evaluation, seconds per suggestion
@@ -198,16 +198,7 @@ def run_ours(problem: Problem, spec: str, n: int, seed: int) -> Run:
     name, *overrides = spec.split()
     cfg = compose_config([f"strategy={name}", f"seed={seed}", f"n_trials={n}", *overrides])
     strategy = build_strategy(cfg.strategy, parse_space(problem.space, {}), read_settings(cfg))
-    regrets, seconds = [], []
-    while len(regrets) < n:
-        t0 = time.perf_counter()
-        (suggestion,) = strategy.ask(1)
-        t1 = time.perf_counter()
-        value = problem.objective(suggestion.params)
-        t2 = time.perf_counter()
-        strategy.tell([Observation(suggestion, TrialState.COMPLETE, value)])
-        seconds.append(t1 - t0 + time.perf_counter() - t2)
-        regrets.append(value - problem.optimum)
+    regrets, seconds, _ = ask_tell(strategy, problem.objective, problem.optimum, n)
     return regrets, seconds
 
 

@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ask_tell import ask_tell
 from scipy import stats
 
 from hpo_cli.build import build_strategy, compose_config
 from hpo_cli.settings import read_settings
 from hpo_cli.space import CategoricalParam, FloatParam, IntParam, SearchSpace, parse_space
 from hpo_cli.tasks.synthetic import branin, hartmann6, levy
-from hpo_cli.trial import Observation, TrialState
 
 Objective = Callable[[Mapping[str, Any]], float]
 
@@ -177,18 +177,8 @@ Run = tuple[list[float], list[float], list[str]]  # regret per trial, seconds pe
 def run_ours(problem: Problem, space: SearchSpace, n: int, seed: int, overrides: list[str]) -> Run:
     cfg = compose_config(["strategy=tpe", f"seed={seed}", f"n_trials={n}", *overrides])
     strategy = build_strategy(cfg.strategy, space, read_settings(cfg))
-    regrets, seconds, branches = [], [], []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        (s,) = strategy.ask(1)
-        t1 = time.perf_counter()
-        value = problem.objective(s.params)
-        t2 = time.perf_counter()
-        strategy.tell([Observation(s, TrialState.COMPLETE, value)])
-        seconds.append(t1 - t0 + time.perf_counter() - t2)
-        regrets.append(value - problem.optimum)
-        branches.append(str(s.params.get("model", "")))
-    return regrets, seconds, branches
+    regrets, seconds, asked = ask_tell(strategy, problem.objective, problem.optimum, n)
+    return regrets, seconds, [str(s.params.get("model", "")) for s in asked]
 
 
 def suggest_optuna(trial: Any, space: SearchSpace) -> dict[str, Any]:
