@@ -58,7 +58,7 @@ bench: $(STAMP) bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhtee
 	$(BIN)/python benchmarks/hyperband_vs_random.py
 	$(BIN)/python benchmarks/gp_bo_scaling.py
 
-bench-nn: $(STAMP) ## Gradient HPO on the MNIST MLP: hypergradient cost, gradient methods vs random search, per-weight precisions (~15 min)
+bench-nn: $(STAMP) ## Gradient HPO on the MNIST MLP: hypergradient cost, gradient methods vs random search, per-weight precisions over 5 seeds (hours: its HOAG part alone, --quality-only --strategies hoag --baselines random, took 52 min on 2 shared cores)
 	$(BIN)/python benchmarks/nn_gradient_hpo.py
 
 bench-cleaning: $(STAMP) ## Data hyper-cleaning (Franceschi 2017) on the bundled MNIST subset: Oracle, Baseline, learned weights over 5 seeds (~30 min)
