@@ -61,7 +61,7 @@ bench: $(STAMP) bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhtee
 bench-nn: $(STAMP) ## Gradient HPO on the MNIST MLP: hypergradient cost, gradient methods vs random search, per-weight precisions over 5 seeds (hours: its HOAG part alone, --quality-only --strategies hoag --baselines random, took 52 min on 2 shared cores)
 	$(BIN)/python benchmarks/nn_gradient_hpo.py
 
-bench-cleaning: $(STAMP) ## Data hyper-cleaning (Franceschi 2017) on the bundled MNIST subset: Oracle, Baseline, learned weights over 5 seeds (~30 min)
+bench-cleaning: $(STAMP) ## Data hyper-cleaning (Franceschi 2017) on the bundled MNIST subset: Oracle, Baseline, learned weights over 5 seeds (3,460 CPU-s, about an hour on 2 shared cores)
 	$(BIN)/python benchmarks/hypercleaning_franceschi2017.py --seeds 5
 
 bench-bakhteev: $(STAMP) ## Bakhteev & Strijov (2020) polynomial table: cv/elbo × random/greedy/drmad/hoag over 5 seeds vs the paper (~8 min)
