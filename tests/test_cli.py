@@ -59,14 +59,17 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
     assert "LIGHT" in out.stdout and "\n\n\n" not in out.stdout
 
 
-def test_a_function_task_run_does_not_import_torch(tmp_path: Path) -> None:
-    """The driver of ``hpo run task=function`` (and its default criterion) never loads torch."""
+@pytest.mark.parametrize("strategy", [[], ["strategy=tpe"], ["strategy=random"]])
+def test_a_function_task_run_does_not_import_torch_or_scipy_stats(tmp_path: Path, strategy: list[str]) -> None:
+    """The driver of ``hpo run task=function`` (its default criterion, the default Sobol strategy
+    and TPE) never loads torch, nor scipy.stats (a second at start-up)."""
     write_user_project(tmp_path)
+    argv = ["run", "task=function", "task.fn=my_objective.f", "space=my_space", "n_trials=3", *strategy]
     code = (
-        "import sys\nfrom hpo_cli.cli import main\n"
-        "try:\n    main(['run', 'task=function', 'task.fn=my_objective.f', 'space=my_space', 'n_trials=3'])\n"
+        f"import sys\nfrom hpo_cli.cli import main\ntry:\n    main({argv!r})\n"
         "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "assert 'torch' not in sys.modules, 'torch was imported'\nprint('LIGHT')"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'scipy.stats' not in sys.modules, 'scipy.stats was imported'\nprint('LIGHT')"
     )
     env = {**os.environ, "HPO_RUNS_DIR": str(tmp_path / "runs")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)

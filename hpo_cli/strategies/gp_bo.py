@@ -40,7 +40,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import CategoricalParam, SearchSpace
@@ -49,6 +48,7 @@ from hpo_cli.strategies._gp.gp import GaussianProcess, fit_gp
 from hpo_cli.strategies._gp.optimize import maximize
 from hpo_cli.strategies._gp.outputs import OUTPUT_TRANSFORMS
 from hpo_cli.strategies.base import Strategy
+from hpo_cli.strategies.sobol_engine import ScrambledSobol
 from hpo_cli.trial import Observation, Suggestion, TrialState
 from hpo_cli.validate import flag, is_int, one_of, positive_int
 
@@ -170,7 +170,7 @@ class GPBOStrategy(Strategy):
 
     def _initial_design(self) -> np.ndarray:
         m = max(1, math.ceil(math.log2(self.n_initial)))
-        points = qmc.Sobol(self.space.dim, scramble=True, rng=self.seed).random_base2(m)
+        points = ScrambledSobol(self.space.dim, scramble=True, rng=self.seed).random_base2(m)
         return points[: self.n_initial]
 
     def _propose(self, n: int) -> list[Suggestion]:
@@ -288,7 +288,7 @@ class GPBOStrategy(Strategy):
         # an integer seed, not the Generator: scipy spawns from a Generator's seed sequence, whose
         # spawn counter is not part of the generator's saved state (resume would differ)
         seed = int(self.rng.integers(2**63))
-        sobol = qmc.Sobol(self.space.dim, scramble=True, rng=seed).random(self.n_candidates)
+        sobol = ScrambledSobol(self.space.dim, scramble=True, rng=seed).random(self.n_candidates)
         global_points = self._features(sobol)
         # local candidates: perturb the best few observations at scales from 1e-3 to 0.1
         top = model.x[np.argsort(model.y)[: min(5, len(model.y))]]

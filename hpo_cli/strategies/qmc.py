@@ -1,7 +1,9 @@
 """Low-discrepancy designs through :mod:`scipy.stats.qmc`: Sobol, Halton, Latin hypercube,
 Hammersley and Poisson disk.
 
-The sequences are scipy's own; this module only serves their points one batch at a time.
+The sequences are scipy's own (Sobol through :mod:`hpo_cli.strategies.sobol_engine`, which
+draws the same points without importing :mod:`scipy.stats`, about a second at start-up; the
+others import it when first built); this module only serves their points one batch at a time.
 Sobol and Halton are sequences: serving them in batches gives exactly the points of one
 ``engine.random(total)`` call. A Latin hypercube is a design for a known number of points, so
 it is drawn once for the whole trial budget.
@@ -17,17 +19,25 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from scipy.stats import qmc
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import SearchSpace
 from hpo_cli.strategies.base import UnitCubeStrategy
+from hpo_cli.strategies.sobol_engine import ScrambledSobol
 from hpo_cli.validate import flag, is_int, is_number, one_of, positive_int
 
 log = logging.getLogger(__name__)
+
+
+class PointEngine(Protocol):
+    """What a strategy needs of a design engine: its dimension and the next points."""
+
+    d: int
+
+    def random(self, n: int = 1) -> np.ndarray: ...
 
 
 class _QMCStrategy(UnitCubeStrategy):
@@ -40,7 +50,7 @@ class _QMCStrategy(UnitCubeStrategy):
         self._points = np.empty((0, self._engine.d))
         self._served = 0
 
-    def _make_engine(self) -> qmc.QMCEngine:
+    def _make_engine(self) -> PointEngine:
         raise NotImplementedError
 
     def _block_size(self, needed: int) -> int:
@@ -78,8 +88,8 @@ class SobolStrategy(_QMCStrategy):
                 2 ** int(math.log2(n_trials)),
             )
 
-    def _make_engine(self) -> qmc.QMCEngine:
-        return qmc.Sobol(self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed))
+    def _make_engine(self) -> PointEngine:
+        return ScrambledSobol(self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed))
 
     def _block_size(self, needed: int) -> int:
         # Sobol's balance holds for powers of two; drawing whole blocks also avoids
@@ -91,7 +101,9 @@ class SobolStrategy(_QMCStrategy):
 class HaltonStrategy(_QMCStrategy):
     """Scrambled Halton sequence: ``qmc.Halton(dim, scramble=True, rng=seed)``."""
 
-    def _make_engine(self) -> qmc.QMCEngine:
+    def _make_engine(self) -> PointEngine:
+        from scipy.stats import qmc
+
         return qmc.Halton(self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed))
 
 
@@ -111,7 +123,9 @@ class LatinHypercubeStrategy(_QMCStrategy):
         self.optimization = optimization
         super().__init__(space, seed, n_trials, scramble)
 
-    def _make_engine(self) -> qmc.QMCEngine:
+    def _make_engine(self) -> PointEngine:
+        from scipy.stats import qmc
+
         return qmc.LatinHypercube(
             self.space.dim,
             scramble=self.scramble,
@@ -141,7 +155,9 @@ class HammersleyStrategy(_QMCStrategy):
         self._size = _design_size(n_trials, "hammersley")
         super().__init__(space, seed, n_trials, scramble)
 
-    def _make_engine(self) -> qmc.QMCEngine:
+    def _make_engine(self) -> PointEngine:
+        from scipy.stats import qmc
+
         return qmc.Halton(self.space.dim - 1, scramble=self.scramble, rng=np.random.default_rng(self.seed))
 
     def _draw(self, n: int) -> np.ndarray:
@@ -252,6 +268,8 @@ class PoissonDiskStrategy(UnitCubeStrategy):
 
     def _design(self, radius: float, attempt: int) -> np.ndarray:
         """Up to ``n_trials`` points at least ``radius`` apart, from draw ``attempt``'s stream."""
+        from scipy.stats import qmc
+
         engine = qmc.PoissonDisk(
             self.space.dim,
             radius=radius,

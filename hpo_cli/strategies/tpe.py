@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 from hpo_cli.strategies._parzen import Mixture, build_mixture
 from hpo_cli.strategies.base import Strategy
+from hpo_cli.strategies.sobol_engine import ScrambledSobol
 from hpo_cli.trial import Observation, Suggestion, TrialState
 from hpo_cli.validate import flag, is_number, non_negative_int, one_of, positive_float, positive_int
 
@@ -180,7 +180,7 @@ class TPEStrategy(Strategy):
         """The startup trials' points: a scrambled Sobol design from the seed (or none: random)."""
         if self.startup == "random" or self.n_startup_trials == 0:
             return np.empty((0, self.space.dim))
-        engine = qmc.Sobol(self.space.dim, scramble=True, rng=np.random.default_rng(self.seed))
+        engine = ScrambledSobol(self.space.dim, scramble=True, rng=np.random.default_rng(self.seed))
         return engine.random_base2(math.ceil(math.log2(self.n_startup_trials)))[: self.n_startup_trials]
 
     def _startup_point(self) -> np.ndarray:
