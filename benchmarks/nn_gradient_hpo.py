@@ -31,9 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -145,24 +147,39 @@ def baseline(
     return out
 
 
+def seed_rows(seed: int, strategies: tuple[str, ...], baselines: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Part B for one seed: each arm's row (one torch thread: the arms of one seed run in turn)."""
+    torch.set_num_threads(1)
+    task = compose_study([*COMMON, f"seed={seed}"]).task
+    untuned = task.refit({}) or {}
+    rows: dict[str, dict[str, Any]] = {
+        "untuned": {"refit_test": untuned.get("test_accuracy"), "refit_val": untuned.get("val_accuracy")}
+    }
+    runs = {name: headline(name, seed) for name in strategies}
+    rows.update(runs)
+    for space in sorted({SPACE_OF.get(n, "mnist_gradient") for n in strategies}):
+        arms = [n for n in strategies if SPACE_OF.get(n, "mnist_gradient") == space]
+        budgets = {n: runs[n]["inner_steps"] for n in arms}
+        seconds = {n: runs[n]["wall_s"] for n in arms}
+        for base in baselines:
+            for arm, row in baseline(base, space, seed, budgets, seconds).items():
+                rows[f"{base}@{arm}"] = row
+    return rows
+
+
 def part_b(
-    seeds: int, strategies: tuple[str, ...], baselines: tuple[str, ...] = ("random", "tpe")
+    seeds: int, strategies: tuple[str, ...], baselines: tuple[str, ...] = ("random", "tpe"), jobs: int = 1
 ) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {"untuned": []}
-    for seed in range(seeds):
-        task = compose_study([*COMMON, f"seed={seed}"]).task
-        untuned = task.refit({}) or {}
-        out["untuned"].append({"refit_test": untuned.get("test_accuracy"), "refit_val": untuned.get("val_accuracy")})
-        runs = {name: headline(name, seed) for name in strategies}
-        for name, row in runs.items():
-            out.setdefault(name, []).append(row)
-        for space in sorted({SPACE_OF.get(n, "mnist_gradient") for n in strategies}):
-            arms = [n for n in strategies if SPACE_OF.get(n, "mnist_gradient") == space]
-            budgets = {n: runs[n]["inner_steps"] for n in arms}
-            seconds = {n: runs[n]["wall_s"] for n in arms}
-            for base in baselines:
-                for arm, row in baseline(base, space, seed, budgets, seconds).items():
-                    out.setdefault(f"{base}@{arm}", []).append(row)
+    """Part B over ``seeds`` seeds, ``jobs`` seeds at a time (separate processes); rows in seed order."""
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            per_seed = list(pool.map(seed_rows, range(seeds), [strategies] * seeds, [baselines] * seeds))
+    else:
+        per_seed = [seed_rows(seed, strategies, baselines) for seed in range(seeds)]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rows in per_seed:
+        for arm, row in rows.items():
+            out.setdefault(arm, []).append(row)
     return out
 
 
@@ -282,6 +299,9 @@ def main() -> int:
     parser.add_argument("--gradient-trials", type=int, default=4)
     parser.add_argument("--strategies", default=",".join(HEADLINE), help="the headline strategies of part B")
     parser.add_argument("--baselines", default="random,tpe", help="the black-box arms of part B")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="seeds run at a time, each in its own process with one torch thread"
+    )
     parser.add_argument("--cost-only", action="store_true", help="part A only (printed, nothing written)")
     parser.add_argument(
         "--quality-only",
@@ -294,7 +314,7 @@ def main() -> int:
     if args.cost_only:
         print(json.dumps(a, indent=2))
         return 0
-    b = part_b(args.seeds, tuple(args.strategies.split(",")), tuple(args.baselines.split(",")))
+    b = part_b(args.seeds, tuple(args.strategies.split(",")), tuple(args.baselines.split(",")), args.jobs)
     if args.quality_only:
         return publish("nn_gradient_hpo_quality", "\n".join(quality_table(b)), {"quality": b}, quality_claims(b))
     c = part_c(args.seeds, args.random_trials, args.gradient_trials)

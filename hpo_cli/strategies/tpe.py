@@ -103,7 +103,7 @@ class TPEStrategy(Strategy):
         space: SearchSpace,
         seed: int,
         n_trials: int,
-        n_startup_trials: int = 16,
+        n_startup_trials: int = 10,
         n_ei_candidates: int = 24,
         gamma: float = 0.15,
         max_good: int = 25,
