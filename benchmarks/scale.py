@@ -38,11 +38,11 @@ from hpo_cli.loop import StudyLoop
 from hpo_cli.store import RunStore
 from hpo_cli.trial import TrialRecord
 
-GOAL, GOAL_WORKERS, GOAL_STRATEGIES = 0.95, 1000, ("random", "tpe_window", "asha")
+GOAL, GOAL_WORKERS, GOAL_STRATEGIES = 0.95, 1000, ("random", "tpe", "asha")
 STRATEGIES = {  # overrides of each simulated strategy (branin: a cheap objective)
     "random": ["strategy=random"],
-    "tpe": ["strategy=tpe"],
-    "tpe_window": ["strategy=tpe", "++strategy.window=256"],  # its cost capped (strategy.window)
+    "tpe": ["strategy=tpe"],  # its cost capped: g over the latest window=250 rest points, as many liars
+    "tpe_unwindowed": ["strategy=tpe", "strategy.window=1000000"],  # g over every rest point and liar
     "gp_bo": ["strategy=gp_bo"],  # its cost capped: a GP on at most max_observations=500 points (+ 500 fantasies)
     "gp_bo_uncapped": ["strategy=gp_bo", "strategy.max_observations=null"],  # a GP on every point
     "asha": ["strategy=asha", "strategy.min_budget=1", "strategy.max_budget=27"],
@@ -52,7 +52,7 @@ UNIT_BUDGET = 1.0  # multi-fidelity trials at the lowest rung take the median; a
 SKIP = {  # (strategy, N): the first ask of N suggestions alone would outlast the cell here
     ("gp_bo_uncapped", 1000): "a GP refit per suggestion on up to N points (cubic): hours for the first 1,000",
     ("gp_bo_uncapped", 10000): "a GP refit per suggestion on up to N points (cubic)",
-    ("tpe", 10000): "each suggestion scores against every pending one: 10,000 × 10,000 before the first result",
+    ("tpe_unwindowed", 10000): "each suggestion scores against every pending one: 10,000 × 10,000 before the first result",
 }
 MARGIN = 0.6  # of the available memory a real run may use
 

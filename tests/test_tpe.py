@@ -303,3 +303,25 @@ def test_a_window_caps_the_rest_points_g_is_built_from_and_keeps_the_good_ones(m
     assert rest == 20 < rest_all and good == good_all > 0  # the good ones stay, however old
     with pytest.raises(ConfigError, match=r"strategy\.window"):
         TPEStrategy(space, seed=0, n_trials=10, window=0)
+
+
+class _EveryLiar(TPEStrategy):
+    """TPE that counts every pending suggestion as a liar (no cap at the window)."""
+
+    def _liars(self, proposed: list) -> list:
+        return list(self.pending.values()) + proposed
+
+
+def test_liars_beyond_the_window_change_no_suggestion() -> None:
+    """Many trials in flight: only the latest ``window`` pending ones are encoded as liars, and
+    the suggestions equal those of a TPE that counts all of them (g keeps the latest window rest
+    points either way; l is drawn from completed points)."""
+    space = make_space({f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(3)})
+    runs = []
+    for kind in (TPEStrategy, _EveryLiar):
+        strategy = kind(space, seed=3, n_trials=400, window=20)
+        first = strategy.ask(30)
+        strategy.tell([Observation(s, TrialState.COMPLETE, sum(float(v) for v in s.params.values())) for s in first])
+        runs.append([s.params for s in strategy.ask(60)])  # 60 in flight, 3 windows of liars
+    assert runs[0] == runs[1]
+    assert len({tuple(p.values()) for p in runs[0]}) == 60

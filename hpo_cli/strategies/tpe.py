@@ -209,7 +209,11 @@ class TPEStrategy(Strategy):
             rows.losses = np.concatenate([rows.losses, [_loss_of(o) for o in new]])
 
     def _points(self, proposed: list[Suggestion]) -> _Points:
-        """Every observation (and, as liars, every pending suggestion) with its loss."""
+        """Every observation and, as liars, the latest ``window`` pending suggestions with their
+        losses. More liars would change nothing: l is drawn from completed points only, and g
+        keeps the latest ``window`` rest points, the liars coming last (on a conditional space,
+        liars in which a group is inactive are the exception). The cap keeps a suggestion's cost
+        flat however many trials are in flight."""
         self._sync_rows()
         units, present, losses = (
             self._rows.units.reshape(-1, self.space.dim),
@@ -217,12 +221,16 @@ class TPEStrategy(Strategy):
             self._rows.losses,
         )
         if self.constant_liar:
-            pending = list(self.pending.values()) + proposed
+            pending = self._liars(proposed)
             if pending:
                 units = np.vstack([units, *[self._unit_of(s) for s in pending]])
                 present += [set(s.params) for s in pending]
                 losses = np.concatenate([losses, np.full(len(pending), math.inf)])
         return _Points(units, present, losses, self.gamma, self.max_good)
+
+    def _liars(self, proposed: list[Suggestion]) -> list[Suggestion]:
+        """The pending suggestions (and those of this ask) that count as bad points: the latest ``window``."""
+        return (list(self.pending.values()) + proposed)[-self.window :]
 
     def _unit_of(self, s: Suggestion) -> np.ndarray:
         return np.asarray(s.unit, dtype=float) if s.unit is not None else self.space.encode(s.params)
