@@ -52,7 +52,10 @@ UNIT_BUDGET = 1.0  # multi-fidelity trials at the lowest rung take the median; a
 SKIP = {  # (strategy, N): the first ask of N suggestions alone would outlast the cell here
     ("gp_bo_uncapped", 1000): "a GP refit per suggestion on up to N points (cubic): hours for the first 1,000",
     ("gp_bo_uncapped", 10000): "a GP refit per suggestion on up to N points (cubic)",
-    ("tpe_unwindowed", 10000): "each suggestion scores against every pending one: 10,000 × 10,000 before the first result",
+    (
+        "tpe_unwindowed",
+        10000,
+    ): "each suggestion scores against every pending one: 10,000 × 10,000 before the first result",
 }
 MARGIN = 0.6  # of the available memory a real run may use
 
