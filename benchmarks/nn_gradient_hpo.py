@@ -35,12 +35,13 @@ import multiprocessing
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from publish import publish
+from publish import RESULTS, publish
 
 from hpo_cli.build import compose_study
 from hpo_cli.hypergrad import compute
@@ -108,9 +109,11 @@ def run(overrides: list[str]) -> dict[str, Any]:
 
 
 def refit_of(overrides: list[str], records: list[TrialRecord], direction: str) -> dict[str, Any]:
-    """The best of ``records`` trained again by the task's standard training."""
+    """The best of ``records`` trained again by the task's standard training. An arm whose trials
+    all failed (e.g. a random learning rate that diverged) leaves its user no model: it scores 0."""
     best = best_trial(records, direction)
-    assert best is not None, f"no trial completed: {overrides}"
+    if best is None:
+        return {"best": None, "refit_test": 0.0, "refit_val": 0.0, "failed": len(records)}
     refit = compose_study(overrides).task.refit(best.params, best.budget) or {}
     return {"best": best.value, "refit_test": refit.get("test_accuracy"), "refit_val": refit.get("val_accuracy")}
 
@@ -168,14 +171,39 @@ def seed_rows(seed: int, strategies: tuple[str, ...], baselines: tuple[str, ...]
 
 
 def part_b(
-    seeds: int, strategies: tuple[str, ...], baselines: tuple[str, ...] = ("random", "tpe"), jobs: int = 1
+    seeds: int,
+    strategies: tuple[str, ...],
+    baselines: tuple[str, ...] = ("random", "tpe"),
+    jobs: int = 1,
+    done_file: Path | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Part B over ``seeds`` seeds, ``jobs`` seeds at a time (separate processes); rows in seed order."""
+    """Part B over ``seeds`` seeds, ``jobs`` seeds at a time (separate processes); rows in seed
+    order. Each finished seed is written to ``done_file`` at once, and a seed already there (from
+    the same strategies and baselines) is not run again: a failure or a kill loses one seed's work."""
+    key = {"strategies": list(strategies), "baselines": list(baselines)}
+    done: dict[str, Any] = {}
+    if done_file is not None and done_file.exists():
+        saved = json.loads(done_file.read_text())
+        done = saved["seeds"] if saved.get("key") == key else {}
+
+    def keep(seed: int, rows: dict[str, dict[str, Any]]) -> None:
+        done[str(seed)] = rows
+        if done_file is not None:
+            done_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = done_file.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"key": key, "seeds": done}, indent=1))
+            temporary.replace(done_file)
+
+    todo = [seed for seed in range(seeds) if str(seed) not in done]
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            per_seed = list(pool.map(seed_rows, range(seeds), [strategies] * seeds, [baselines] * seeds))
+            futures = {pool.submit(seed_rows, seed, strategies, baselines): seed for seed in todo}
+            for future in as_completed(futures):
+                keep(futures[future], future.result())
     else:
-        per_seed = [seed_rows(seed, strategies, baselines) for seed in range(seeds)]
+        for seed in todo:
+            keep(seed, seed_rows(seed, strategies, baselines))
+    per_seed = [done[str(seed)] for seed in range(seeds)]
     out: dict[str, list[dict[str, Any]]] = {}
     for rows in per_seed:
         for arm, row in rows.items():
@@ -211,12 +239,13 @@ def quality_table(b: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines = [
         "## The headline commands at equal inner-training steps (refit test accuracy, median [IQR] over seeds)",
         "",
-        "| arm | refit test acc. | refit val acc. | best criterion | CPU s | inner steps | baseline trials |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | refit test acc. | per seed | refit val acc. | best criterion | CPU s | inner steps | baseline trials |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in b.items():
+        per_seed = ", ".join("no model" if r.get("failed") else f"{r['refit_test']:.3f}" for r in rows)
         lines.append(
-            f"| {name} | {quartiles(rows, 'refit_test')} | {quartiles(rows, 'refit_val')} | "
+            f"| {name} | {quartiles(rows, 'refit_test')} | {per_seed} | {quartiles(rows, 'refit_val')} | "
             f"{quartiles(rows, 'best')} | {quartiles(rows, 'cpu_s')} | {quartiles(rows, 'inner_steps')} | "
             f"{quartiles(rows, 'trials')} |"
         )
@@ -224,7 +253,8 @@ def quality_table(b: dict[str, list[dict[str, Any]]]) -> list[str]:
         "",
         "untuned: the task's default torch.optim training (adam, no prior). random@S, tpe@S: the best of the "
         "first k trials of one run over strategy S's space, k = as many as fit in S's inner steps (at least "
-        "one); '(equal time)': as many as fit in S's wall-clock seconds (one process, one torch thread).",
+        "one); '(equal time)': as many as fit in S's wall-clock seconds (one process, one torch thread). "
+        "'no model': every trial of the arm failed (a diverging learning rate); it counts as accuracy 0.",
     ]
     return lines
 
@@ -314,7 +344,13 @@ def main() -> int:
     if args.cost_only:
         print(json.dumps(a, indent=2))
         return 0
-    b = part_b(args.seeds, tuple(args.strategies.split(",")), tuple(args.baselines.split(",")), args.jobs)
+    b = part_b(
+        args.seeds,
+        tuple(args.strategies.split(",")),
+        tuple(args.baselines.split(",")),
+        args.jobs,
+        RESULTS / "nn_gradient_hpo_seeds.json",  # finished seeds, kept across a failure or a kill
+    )
     if args.quality_only:
         return publish("nn_gradient_hpo_quality", "\n".join(quality_table(b)), {"quality": b}, quality_claims(b))
     c = part_c(args.seeds, args.random_trials, args.gradient_trials)
