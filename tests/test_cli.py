@@ -34,10 +34,23 @@ SUMMARY_KEYS = {
 }
 
 
-def write_user_project(root: Path, sleep_s: float = 0.0) -> None:
-    """A user's objective module and space file, as the README shows them."""
+def write_user_project(root: Path, sleep_s: float = 0.0, hold_after: int | None = None) -> None:
+    """A user's objective module and space file, as the README shows them. ``hold_after=N``: from
+    its (N+1)-th call in a process, the objective waits while ``root/hold`` exists (up to 120 s),
+    so a signal finds the run in flight however slowly the test polls."""
+    hold = (
+        ""
+        if hold_after is None
+        else (
+            "    global CALLS\n    CALLS += 1\n"
+            f"    while CALLS > {hold_after} and os.path.exists({str(root / 'hold')!r})"
+            " and time.monotonic() < CALLS_T0 + 120:\n"
+            "        time.sleep(0.05)\n"
+        )
+    )
     (root / "my_objective.py").write_text(
-        "import time\n\n\ndef f(params):\n"
+        "import os\nimport time\n\nCALLS = 0\nCALLS_T0 = time.monotonic()\n\n\ndef f(params):\n"
+        f"{hold}"
         f"    time.sleep({sleep_s})\n"
         "    return (params['x'] - 1.0) ** 2 + (params['y'] + 2.0) ** 2\n"
     )
@@ -410,7 +423,8 @@ def test_a_killed_run_resumes_to_the_same_result(hpo: Hpo, tmp_path: Path, strat
 
 
 def test_ctrl_c_writes_an_interrupted_summary_and_resume_finishes(hpo: Hpo, tmp_path: Path) -> None:
-    write_user_project(tmp_path, sleep_s=0.05)
+    write_user_project(tmp_path, sleep_s=0.05, hold_after=8)  # held at trial 9 until Ctrl-C
+    (tmp_path / "hold").touch()
     args = [
         "run",
         "task=function",
@@ -421,8 +435,9 @@ def test_ctrl_c_writes_an_interrupted_summary_and_resume_finishes(hpo: Hpo, tmp_
     ]
     run = run_and_signal(tmp_path, args, 5, signal.SIGINT)
     summary = read_summary(run)
-    assert summary["status"] == "interrupted" and summary["n_complete"] == len(read_trials(run)) >= 5
+    assert summary["status"] == "interrupted" and 5 <= summary["n_complete"] == len(read_trials(run)) <= 8
     assert (run / "best.yaml").is_file()
+    (tmp_path / "hold").unlink()
     assert hpo("resume", str(run)).returncode == 0
     assert read_summary(run)["status"] == "finished" and len(read_trials(run)) == 60
 
