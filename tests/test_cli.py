@@ -397,7 +397,8 @@ def run_and_signal(tmp_path: Path, args: list[str], after_trials: int, sig: int)
 @pytest.mark.slow
 @pytest.mark.parametrize(("strategy", "batch"), [("tpe", "3")])  # every strategy: tests/test_fault_injection.py
 def test_a_killed_run_resumes_to_the_same_result(hpo: Hpo, tmp_path: Path, strategy: str, batch: str) -> None:
-    write_user_project(tmp_path, sleep_s=0.05)
+    write_user_project(tmp_path, sleep_s=0.05, hold_after=14)  # held until killed, however slow the test
+    (tmp_path / "hold").touch()
     args = [
         "run",
         "task=function",
@@ -411,6 +412,7 @@ def test_a_killed_run_resumes_to_the_same_result(hpo: Hpo, tmp_path: Path, strat
     ]
     killed = run_and_signal(tmp_path, args, 8, signal.SIGKILL)
     assert 8 <= len(read_trials(killed)) < 40 and read_summary(killed)["status"] == "running"
+    (tmp_path / "hold").unlink()
     res = hpo("resume", str(killed))
     assert res.returncode == 0, res.output
     assert hpo(*args).returncode == 0
