@@ -58,8 +58,8 @@ bench: $(STAMP) bench-blackbox bench-peers bench-nn bench-cleaning bench-bakhtee
 	$(BIN)/python benchmarks/hyperband_vs_random.py
 	$(BIN)/python benchmarks/gp_bo_scaling.py
 
-bench-nn: $(STAMP) ## Gradient HPO on the MNIST MLP: hypergradient cost, gradient methods vs random search, per-weight precisions over 5 seeds (hours: its HOAG part alone, --quality-only --strategies hoag --baselines random, took 52 min on 2 shared cores)
-	$(BIN)/python benchmarks/nn_gradient_hpo.py
+bench-nn: $(STAMP) ## Gradient HPO on the MNIST MLP: hypergradient cost, gradient methods vs random search, per-weight precisions over 5 seeds (hours: its parts with --quality-only, --strategies hoag --baselines random took 52 min on 2 shared cores, --strategies rmad,drmad,greedy --jobs 2 25 min; seeds run two at a time)
+	$(BIN)/python benchmarks/nn_gradient_hpo.py --jobs 2
 
 bench-cleaning: $(STAMP) ## Data hyper-cleaning (Franceschi 2017) on the bundled MNIST subset: Oracle, Baseline, learned weights over 5 seeds (3,460 CPU-s, about an hour on 2 shared cores)
 	$(BIN)/python benchmarks/hypercleaning_franceschi2017.py --seeds 5
