@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-cmaes-gp bench-bbob bench-tpe bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-scale bench-asha bench-loggers bench-quick lint format clean
+.PHONY: help install run test test-slow test-gpu wheel-check bench bench-blackbox bench-cmaes-gp bench-bbob bench-bbob-quick bench-tpe bench-peers bench-nn bench-cleaning bench-bakhteev bench-parallel bench-scale bench-asha bench-loggers bench-quick lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -92,6 +92,15 @@ BBOB_STAMP := $(VENV)/.installed-bbob
 $(BBOB_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,slurm,launchers,tracking,optuna,bench,bbob]'
 	@touch $@
+
+BBOB_QUICK_STAMP := $(VENV)/.installed-bbob-quick
+
+$(BBOB_QUICK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bbob-quick]'
+	@touch $@
+
+bench-bbob-quick: $(BBOB_QUICK_STAMP) ## BBOB --quick against its baseline (what CI runs, ~15 s): fails naming the cell where one of our strategies' mean rank worsened by more than 1
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bbob.py --quick --check benchmarks/baseline/bbob_quick.json
 
 bench-bbob: $(BBOB_STAMP) ## COCO's BBOB suite (2, 5, 10-D; 10·d and 50·d evaluations): our strategies vs Optuna, BoTorch, SMAC3, hyperopt, skopt (hours; BBOB_ARGS='--quick' ~1-2 min, or --dims/--functions/--methods/--resume)
 	$(BIN)/python benchmarks/bbob.py $(BBOB_ARGS)

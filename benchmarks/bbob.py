@@ -360,6 +360,36 @@ def report(
     return "\n".join(out) + "\n"
 
 
+RANK_TOLERANCE = 1.0  # how much one of our strategies' mean rank in a cell may worsen before it is a regression
+
+
+def our_mean_ranks(
+    records: list[dict[str, Any]], dims: list[int], mults: list[int], methods: list[str], functions: list[int]
+) -> dict[str, float]:
+    """{"d=D, M·d, METHOD": mean rank among ``methods``} for each of our strategies in each cell."""
+    out = {}
+    for dim in dims:
+        for mult in mults:
+            table = medians(records, dim, mult, methods, functions)
+            if table:
+                _, mean = mean_ranks(table, methods)
+                out.update({f"d={dim}, {mult}·d, {m}": mean[m] for m in methods if m in OURS})
+    return out
+
+
+def regressions(current: dict[str, float], baseline: dict[str, float]) -> list[str]:
+    """One line per cell where one of our strategies ranks more than RANK_TOLERANCE worse than in
+    the baseline, or has no rank at all."""
+    failed = []
+    for cell, then in baseline.items():
+        now = current.get(cell)
+        if now is None:
+            failed.append(f"{cell}: not measured (baseline mean rank {then:.2f})")
+        elif now > then + RANK_TOLERANCE:
+            failed.append(f"{cell}: mean rank {now:.2f}, baseline {then:.2f} (tolerance {RANK_TOLERANCE:g})")
+    return failed
+
+
 def parse_ints(text: str) -> list[int]:
     return [int(t) for t in text.split(",") if t]
 
@@ -375,6 +405,14 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="keep the records already in --out's .json")
     parser.add_argument("--report", action="store_true", help="run nothing: the tables of --out's .json records")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--check",
+        type=Path,
+        default=None,
+        help="compare our strategies' mean ranks with this baseline (.json): exit 1 naming each cell that "
+        f"worsened by more than {RANK_TOLERANCE:g} (CI: --quick --check benchmarks/baseline/bbob_quick.json)",
+    )
+    parser.add_argument("--save-baseline", type=Path, default=None, help="write our strategies' mean ranks there")
     args = parser.parse_args()
     if args.quick:
         for key, value in QUICK.items():
@@ -413,6 +451,16 @@ def main() -> None:
     )
     print(ran + text)
     out.write_text(ran + text)
+    ranks = our_mean_ranks(records, args.dims, args.budget_mult, args.methods, args.functions)
+    if args.save_baseline is not None:
+        args.save_baseline.write_text(json.dumps({"mean_ranks": ranks}, indent=1, ensure_ascii=False) + "\n")
+    if args.check is not None:
+        failed = regressions(ranks, json.loads(args.check.read_text())["mean_ranks"])
+        for line in failed:
+            print(f"REGRESSION {line}")
+        if failed:
+            raise SystemExit(1)
+        print(f"bbob: no regression against {args.check} ({len(ranks)} cells of our strategies)")
 
 
 if __name__ == "__main__":

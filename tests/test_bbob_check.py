@@ -1,0 +1,41 @@
+"""The regression check of ``benchmarks/bbob.py --check`` (what CI runs through make bench-bbob-quick)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+
+def load_bbob() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bbob.py"
+    spec = importlib.util.spec_from_file_location("bbob_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def record(method: str, function: int, instance: int, regret: float) -> dict:
+    return {"method": method, "dim": 2, "function": function, "instance": instance, "regret": {"10": regret}}
+
+
+def test_our_mean_ranks_are_read_per_cell_and_a_worse_rank_is_a_regression() -> None:
+    bbob = load_bbob()
+    # f1: tpe best, random worst; f10: tpe worst; medians over the two instances
+    records = [
+        *[record("tpe", 1, i, 0.1) for i in (1, 2)],
+        *[record("random", 1, i, 1.0) for i in (1, 2)],
+        *[record("optuna_tpe", 1, i, 0.5) for i in (1, 2)],
+        *[record("tpe", 10, i, 9.0) for i in (1, 2)],
+        *[record("random", 10, i, 5.0) for i in (1, 2)],
+        *[record("optuna_tpe", 10, i, 1.0) for i in (1, 2)],
+    ]
+    ranks = bbob.our_mean_ranks(records, [2], [10], ["tpe", "random", "optuna_tpe"], [1, 10])
+    assert ranks == {"d=2, 10·d, tpe": 2.0, "d=2, 10·d, random": 2.5}  # the peer is not ours: not checked
+    assert bbob.regressions(ranks, {"d=2, 10·d, tpe": 1.0, "d=2, 10·d, random": 2.5}) == []  # within 1 rank
+    worse = bbob.regressions(ranks, {"d=2, 10·d, tpe": 0.9, "d=2, 10·d, pso": 3.0})
+    assert worse == [
+        "d=2, 10·d, tpe: mean rank 2.00, baseline 0.90 (tolerance 1)",
+        "d=2, 10·d, pso: not measured (baseline mean rank 3.00)",
+    ]
