@@ -267,6 +267,9 @@ def quality_claims(b: dict[str, list[dict[str, Any]]]) -> list[str]:
             continue
         ours = median(b[name], "refit_test")
         for other in (f"random@{name}", "untuned"):
+            if other not in b:
+                failed.append(f"{name}: {other} was not measured (the claim needs --baselines random)")
+                continue
             theirs = untuned if other == "untuned" else median(b[other], "refit_test")
             if not ours >= theirs:
                 failed.append(f"{name}: median refit test accuracy {ours:.4f} < {other}'s {theirs:.4f}")
