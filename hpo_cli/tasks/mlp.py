@@ -30,15 +30,14 @@ from hpo_cli.errors import ConfigError
 from hpo_cli.request import HypergradRequest
 from hpo_cli.tasks.base import split_indices
 from hpo_cli.tasks.bilevel_models import Split, split_of
-from hpo_cli.tasks.differentiable import DifferentiableTask
 from hpo_cli.tasks.mlp_model import ACTIVATIONS, SMOOTH, MLPModel, initial_theta, layer_sizes, mlp_logits
 from hpo_cli.tasks.mlp_trainer import OPTIMIZERS
-from hpo_cli.tasks.mlp_training import training_of
+from hpo_cli.tasks.mlp_training import MLPHost, training_of
 from hpo_cli.trial import Evaluation, Request, TrainedModel
 from hpo_cli.validate import one_of, positive_int
 
 
-class MLPTask(DifferentiableTask):
+class MLPTask(MLPHost):
     metric = "val_accuracy"
     direction = "maximize"
     training_config = "task/digits.yaml"

@@ -27,10 +27,11 @@ from __future__ import annotations
 import json
 import logging
 import zlib
+from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -44,11 +45,8 @@ from hpo_cli.tasks.criteria.holdout import Holdout
 from hpo_cli.tasks.differentiable import DifferentiableTask
 from hpo_cli.tasks.mlp_model import initial_theta, mlp_logits, tensor_sizes
 from hpo_cli.tasks.mlp_trainer import Checkpoint, start, train_epochs
-from hpo_cli.trial import Evaluation, Request, SavedModel
+from hpo_cli.trial import Evaluation, Request, SavedModel, TrainedModel
 from hpo_cli.validate import one_of
-
-if TYPE_CHECKING:
-    from hpo_cli.tasks.mlp import MLPTask
 
 log = logging.getLogger("hpo_cli")
 TRAININGS = ("blackbox", "bilevel")
@@ -66,6 +64,32 @@ KNOBS = (  # what the black-box training tunes
     "dropout",
 )
 MAX_CHECKPOINTS = 256
+
+
+class MLPHost(DifferentiableTask):
+    """What a training uses of its MLP task (:class:`hpo_cli.tasks.mlp.MLPTask` is one): a
+    differentiable task with the network's data splits, layer sizes, scores and saved form."""
+
+    defaults: dict[str, Any]  # the black-box knobs' defaults
+    reuse: bool  # continue a configuration's training from its checkpoint (Hyperband's promotions)
+
+    @abstractmethod
+    def splits(self) -> tuple[Split, Split, Split]:
+        """(train, validation, test)."""
+
+    @abstractmethod
+    def sizes(self, hidden: int, layers: int) -> list[int]:
+        """The layer widths, input to output."""
+
+    @abstractmethod
+    def scores(self, theta: torch.Tensor, sizes: list[int], activation: str) -> dict[str, float]:
+        """Loss and accuracy of the network θ on each split."""
+
+    @abstractmethod
+    def network(
+        self, theta: torch.Tensor, sizes: Sequence[int], activation: str, from_scratch: bool = True
+    ) -> TrainedModel:
+        """θ as saved weights."""
 
 
 class MLPTraining(Protocol):
@@ -95,7 +119,7 @@ def config_key(params: Mapping[str, Any]) -> str:
     return json.dumps({k: v for k, v in params.items() if k != "epochs"}, sort_keys=True)
 
 
-def training_of(name: Any, task: MLPTask) -> MLPTraining:
+def training_of(name: Any, task: MLPHost) -> MLPTraining:
     """The training ``task.training`` names, for ``task``."""
     if one_of(name, "task.training", TRAININGS) == "bilevel":
         return BilevelTraining(task)
@@ -105,7 +129,7 @@ def training_of(name: Any, task: MLPTask) -> MLPTraining:
 class BlackBoxTraining:
     """``torch.optim`` training over the space's knobs (``task.training=blackbox``)."""
 
-    def __init__(self, task: MLPTask) -> None:
+    def __init__(self, task: MLPHost) -> None:
         self.task = task
         self._checkpoints: OrderedDict[str, Checkpoint] = OrderedDict()  # before attach
         self.files: CheckpointFiles | None = None  # the run's checkpoints/, once attached
@@ -314,7 +338,7 @@ class BilevelTraining:
     hypergradients and checks are the differentiable task's own (:class:`DifferentiableTask`,
     which the MLP task is)."""
 
-    def __init__(self, task: MLPTask) -> None:
+    def __init__(self, task: MLPHost) -> None:
         self.task = task
 
     def objective(self) -> tuple[str, str]:
