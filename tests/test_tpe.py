@@ -323,5 +323,7 @@ def test_liars_beyond_the_window_change_no_suggestion() -> None:
         first = strategy.ask(30)
         strategy.tell([Observation(s, TrialState.COMPLETE, sum(float(v) for v in s.params.values())) for s in first])
         runs.append([s.params for s in strategy.ask(60)])  # 60 in flight, 3 windows of liars
+        encoded = len(strategy._points([]).losses)
+        assert encoded == 30 + (20 if kind is TPEStrategy else 60)  # the cap: 30 observations, 20 liars
     assert runs[0] == runs[1]
     assert len({tuple(p.values()) for p in runs[0]}) == 60

@@ -285,8 +285,8 @@ class GPBOStrategy(Strategy):
         return unit
 
     def _candidates(self, model: GaussianProcess) -> np.ndarray:
-        # an integer seed, not the Generator: scipy spawns from a Generator's seed sequence, whose
-        # spawn counter is not part of the generator's saved state (resume would differ)
+        # an integer seed, not the Generator: the engine (as scipy's) spawns from a Generator's seed
+        # sequence, whose spawn counter is not part of the generator's saved state (resume would differ)
         seed = int(self.rng.integers(2**63))
         sobol = ScrambledSobol(self.space.dim, scramble=True, rng=seed).random(self.n_candidates)
         global_points = self._features(sobol)

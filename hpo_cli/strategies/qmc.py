@@ -89,13 +89,8 @@ class SobolStrategy(_QMCStrategy):
             )
 
     def _make_engine(self) -> PointEngine:
+        # the engine computes any block of the sequence directly: batches need no rounding up
         return ScrambledSobol(self.space.dim, scramble=self.scramble, rng=np.random.default_rng(self.seed))
-
-    def _block_size(self, needed: int) -> int:
-        # Sobol's balance holds for powers of two; drawing whole blocks also avoids
-        # scipy's warning for every small batch.
-        total = len(self._points) + needed
-        return 2 ** math.ceil(math.log2(total)) - len(self._points)
 
 
 class HaltonStrategy(_QMCStrategy):
