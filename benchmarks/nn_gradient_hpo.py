@@ -74,7 +74,9 @@ def part_a() -> dict[str, Any]:
             train_s = min(train_s, time.perf_counter() - started)
         methods = ("rmad_exact",) if convention == "maclaurin" else ("reverse", "reverse_graph", "drmad")
         for name in methods:
-            options = {"tape": "graph"} if name == "reverse_graph" else {"tape": "recompute"}
+            options = (
+                {"tape": "graph" if name == "reverse_graph" else "recompute"} if name.startswith("reverse") else {}
+            )
             method = "reverse" if name == "reverse_graph" else name
             compute(method, problem, h, **options)  # warm-up; then the fastest of three counts
             result = min((compute(method, problem, h, **options) for _ in range(3)), key=lambda r: r.cost.seconds)

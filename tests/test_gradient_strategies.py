@@ -139,8 +139,9 @@ def test_divergence_stops_the_strategy_with_a_clear_message() -> None:
     from hpo_cli.build import compose_study
 
     study = compose_study(
-        ["task=polynomial", "space=polynomial_per_coef", "strategy=drmad", "strategy.init=high", "n_trials=10"]
-    )
+        ["task=polynomial", "space=polynomial_per_coef", "strategy=drmad", "strategy.init=high", "n_trials=10",
+         "strategy.options.anchors=1", "strategy.options.clip=null"]  # an unclipped adjoint: it overflows
+    )  # fmt: skip
     task, strategy = study.task, study.strategy
     (s,) = strategy.ask(1)  # log precision 10: plain SGD at lr 0.01 diverges
     ev = task.evaluate(s.params, None, s.request)

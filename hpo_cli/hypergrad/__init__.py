@@ -23,7 +23,7 @@ def compute(name: str, problem: BilevelProblem, h: Tensor, **options: Any) -> Hy
     """The hypergradient of ``problem`` at ``h`` by method ``name``, from scratch (no carried
     state); ``options`` are the method's own (see :data:`.registry.METHODS`), the others at the
     registry's defaults: reverse ``truncate``, ``tape`` (auto, as strategies), ``memory_mb``;
-    drmad ``skip``, ``stride``; rmad_exact ``fraction_bits``; implicit ``tol`` (inner gradient
+    drmad ``skip``, ``stride``, ``anchors``, ``clip``; rmad_exact ``fraction_bits``; implicit ``tol`` (inner gradient
     relative to its size at θ0, and CG), ``curvature``. An option of another method is a
     ConfigError naming it."""
     spec = method(name, "method")

@@ -48,6 +48,12 @@ def _positive(what: str) -> Callable[[Any, str], Any]:
     return check
 
 
+def _positive_or_none(value: Any, key: str) -> Any:
+    if value is not None and (not is_number(value) or not value > 0):
+        raise ConfigError(key, value, "must be a positive number or null")
+    return value
+
+
 def _fraction(value: Any, key: str) -> Any:
     if not is_number(value) or not 0.0 <= value < 1.0:
         raise ConfigError(key, value, "must be a fraction in [0, 1)")
@@ -144,12 +150,14 @@ METHODS = MappingProxyType(
             ),
             MethodSpec(
                 "drmad",
-                "reverse pass along the line θ0 → θT (skip, stride)",
+                "reverse pass along the line θ0 → θT (skip, stride, anchors, clip)",
                 False,
                 "hpo_cli.hypergrad.unrolled:drmad",
                 (
                     Option("skip", 0.05, _fraction, "the share of first steps left out of the reverse pass (Bakhteev)"),
                     Option("stride", 1, _positive_int, "use every stride-th step"),
+                    Option("anchors", 48, _positive_int, "segments of the training, each a line (1: Fu's θ0 → θT)"),
+                    Option("clip", 1.0, _positive_or_none, "adjoint norm ≤ clip × its norm at θT (null: unclipped)"),
                 ),
             ),
             MethodSpec(

@@ -172,31 +172,61 @@ def push_tangents(
     return result[0], result[1]
 
 
-def drmad(problem: BilevelProblem, h: Tensor, skip: float = 0.0, stride: int = 1) -> Hypergradient:
+def drmad(
+    problem: BilevelProblem,
+    h: Tensor,
+    skip: float = 0.0,
+    stride: int = 1,
+    anchors: int = 1,
+    clip: float | None = None,
+) -> Hypergradient:
     """DrMAD: reverse pass over θ_t ≈ (1 − t/T)·θ_0 + (t/T)·θ_T (and likewise v_t).
 
     ``skip``: the fraction of initial steps left out of the reverse pass (Bakhteev: 0.05);
-    ``stride``: use every stride-th step of the reverse pass (Bakhteev: 10 on MNIST).
+    ``stride``: use every stride-th step of the reverse pass (Bakhteev: 10 on MNIST);
+    ``anchors``: the training is cut into this many equal segments and their endpoints kept, the
+    reverse pass interpolating within each (1: Fu et al.'s single line; n_steps: exact reverse);
+    ``clip``: the adjoint (dθ_t, dv_t) is rescaled whenever its norm exceeds ``clip`` times its
+    norm at θ_T (Pascanu et al. 2013's remedy for gradients exploding through long products: off
+    the trajectory, a network's curvature can exceed what the step size keeps stable, and the
+    adjoint then grows without bound); None: never.
     """
-    if not 0.0 <= skip < 1.0 or stride < 1:
-        raise ValueError(f"drmad needs 0 <= skip < 1 and stride >= 1, got {skip}, {stride}")
+    if not 0.0 <= skip < 1.0 or stride < 1 or anchors < 1 or (clip is not None and not clip > 0):
+        got = f"skip={skip}, stride={stride}, anchors={anchors}, clip={clip}"
+        raise ValueError(f"drmad needs 0 <= skip < 1, stride >= 1, anchors >= 1 and clip > 0 or None, got {got}")
     started = time.perf_counter()
     T = problem.n_steps
-    theta_T, velocity_T = problem.train(h)
-    theta_0, velocity_0 = problem.theta0, torch.zeros_like(problem.theta0)
-    value, d_theta, d_h = outer_gradients(problem, theta_T, h)
-    d_velocity = torch.zeros_like(velocity_T)
-    used = 0
+    marks = sorted({round(T * k / anchors) for k in range(anchors + 1)})
+    kept = [(problem.theta0, torch.zeros_like(problem.theta0))]
+    theta, velocity = kept[0]
+    with torch.no_grad():
+        for t in range(T):
+            theta, velocity = problem.step(theta, velocity, h, t)
+            if t + 1 in marks:
+                kept.append((theta, velocity))
+    value, d_theta, d_h = outer_gradients(problem, theta, h)
+    d_velocity = torch.zeros_like(velocity)
+    limit = None if clip is None else clip * float(torch.linalg.vector_norm(d_theta))
+    used = clipped = 0
+    segment = len(marks) - 2
     for t in range(T - 1, int(skip * T) - 1, -stride):
-        w = t / T
-        theta_t = (1 - w) * theta_0 + w * theta_T
-        velocity_t = (1 - w) * velocity_0 + w * velocity_T
+        while marks[segment] > t:
+            segment -= 1
+        a, b = marks[segment], marks[segment + 1]
+        w = (t - a) / (b - a)
+        (theta_a, velocity_a), (theta_b, velocity_b) = kept[segment], kept[segment + 1]
+        theta_t = (1 - w) * theta_a + w * theta_b
+        velocity_t = (1 - w) * velocity_a + w * velocity_b
         d_theta, d_velocity, d_step = backprop_step(problem, theta_t, velocity_t, h, t, (d_theta, d_velocity))
         d_h = d_h + d_step
         used += 1
-    held = nbytes(theta_0, velocity_0, theta_T, velocity_T)
+        if limit is not None:
+            norm = float(torch.sqrt(d_theta.square().sum() + d_velocity.square().sum()))
+            if norm > limit:
+                d_theta, d_velocity, clipped = d_theta * (limit / norm), d_velocity * (limit / norm), clipped + 1
+    held = nbytes(*(x for pair in kept for x in pair))
     cost = Cost(inner_steps=T, hvp=used, seconds=time.perf_counter() - started, peak_bytes=held)
-    return Hypergradient(float(value), d_h, cost, {"theta": theta_T})
+    return Hypergradient(float(value), d_h, cost, {"theta": theta, "adjoint_clipped": float(clipped)})
 
 
 def one_step(

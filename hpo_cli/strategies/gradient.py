@@ -9,7 +9,7 @@ parameter's size, ``50%``). A hypergradient that is exactly zero everywhere ends
 criterion does not depend on the hyperparameters there, and no step can change that.
 
 Methods (``method``): reverse (RMAD with a tape; ``truncate``), rmad_exact (exact reversal),
-forward, drmad (``skip``, ``stride``), greedy and rtho (online, ``steps`` inner steps per
+forward, drmad (``skip``, ``stride``, ``anchors``, ``clip``), greedy and rtho (online, ``steps`` inner steps per
 hyper-iteration). HOAG is :class:`hpo_cli.strategies.hoag.HoagStrategy`.
 """
 
