@@ -36,6 +36,7 @@ prints the tables of what it holds (a function enters a table once every method 
     python benchmarks/bbob.py [--dims 2,5,10] [--functions 1,7,10,15,17,20,21,24] [--instances 1,2,3]
         [--budget-mult 10,50] [--methods tpe,gp_bo,...] [--resume] [--out benchmarks/results/bbob.md]
     python benchmarks/bbob.py --quick    # 2-D, f1 f10 f15, 2 instances, ours + Optuna's TPE and CMA-ES (~1 min)
+    python benchmarks/bbob.py --methods gp_bo,gp_bo:n_initial=5+fit_restarts=3   # a variant of ours beside it
 
 Install the peers with ``pip install -c constraints.txt '.[bbob]'`` (``make bench-bbob`` does).
 """
@@ -100,7 +101,10 @@ def timed_loop(
     return values, overhead / budget
 
 
-def run_ours(name: str) -> Callable[[Objective, int, int, int], Trace]:
+def run_ours(name: str, overrides: tuple[str, ...] = ()) -> Callable[[Objective, int, int, int], Trace]:
+    """Our strategy ``name`` as ``hpo run strategy=NAME`` composes it, with ``overrides`` (a
+    variant's ``strategy.KEY=VALUE``)."""
+
     def run(objective: Objective, dim: int, budget: int, seed: int) -> Trace:
         from hpo_cli.build import build_strategy, compose_config
         from hpo_cli.settings import read_settings
@@ -108,7 +112,7 @@ def run_ours(name: str) -> Callable[[Objective, int, int, int], Trace]:
         from hpo_cli.trial import Observation, TrialState
 
         space = parse_space({f"x{i}": {"type": "float", "low": LOWER, "high": UPPER} for i in range(dim)}, {})
-        cfg = compose_config([f"strategy={name}", f"seed={seed}", f"n_trials={budget}"])
+        cfg = compose_config([f"strategy={name}", f"seed={seed}", f"n_trials={budget}", *overrides])
         strategy = build_strategy(cfg.strategy, space, read_settings(cfg))
         return timed_loop(
             lambda: strategy.ask(1)[0],
@@ -250,6 +254,15 @@ METHODS: dict[str, Callable[[Objective, int, int, int], Trace]] = {
 }
 
 
+def method_runner(method: str) -> Callable[[Objective, int, int, int], Trace]:
+    """A method of METHODS, or a variant of ours named ``STRATEGY:KEY=VALUE,KEY=VALUE`` (e.g.
+    ``gp_bo:n_initial=5``: ``strategy.n_initial=5``), for pilots of a default beside the peers."""
+    if method in METHODS:
+        return METHODS[method]
+    name, _, options = method.partition(":")
+    return run_ours(name, tuple(f"strategy.{option}" for option in options.split("+") if option))
+
+
 # -- running -------------------------------------------------------------------------------------
 
 
@@ -270,7 +283,7 @@ def run_one(method: str, function: int, dim: int, instance: int, mults: list[int
     objective, f_opt = bbob_problem(function, dim, instance)
     budget = max(mults) * dim
     t0 = time.perf_counter()
-    values, seconds = METHODS[method](objective, dim, budget, instance)
+    values, seconds = method_runner(method)(objective, dim, budget, instance)
     best = np.minimum.accumulate(np.asarray(values) - f_opt)
     return {
         "method": method,
@@ -417,9 +430,10 @@ def main() -> None:
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
-    unknown = [m for m in args.methods if m not in METHODS]
+    unknown = [m for m in args.methods if m not in METHODS and m.partition(":")[0] not in OURS]
     if unknown:
-        raise SystemExit(f"--methods={','.join(unknown)}: not a method (they are: {', '.join(METHODS)})")
+        they = f"{', '.join(METHODS)}, or a variant of ours, STRATEGY:KEY=VALUE+KEY=VALUE"
+        raise SystemExit(f"--methods={','.join(unknown)}: not a method (they are: {they})")
     out = args.out or Path("benchmarks/results") / ("bbob_quick.md" if args.quick else "bbob.md")
     warnings.filterwarnings("ignore")
     records: list[dict[str, Any]] = []

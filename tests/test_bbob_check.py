@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -39,3 +41,20 @@ def test_our_mean_ranks_are_read_per_cell_and_a_worse_rank_is_a_regression() -> 
         "d=2, 10·d, tpe: mean rank 2.00, baseline 0.90 (tolerance 1)",
         "d=2, 10·d, pso: not measured (baseline mean rank 3.00)",
     ]
+
+
+def test_a_variant_of_our_strategy_runs_with_its_overrides() -> None:
+    """``--methods gp_bo:n_initial=5`` pilots a default beside the peers: the strategy as composed,
+    with ``strategy.n_initial=5``; a variant of something not ours is no method."""
+    bbob = load_bbob()
+    sphere = lambda x: float((x**2).sum())  # noqa: E731
+    default, _ = bbob.method_runner("gp_bo")(sphere, 2, 6, 0)
+    variant, _ = bbob.method_runner("gp_bo:n_initial=3+candidates=64")(sphere, 2, 6, 0)
+    assert len(default) == len(variant) == 6
+    assert default[:3] == variant[:3]  # the same Sobol design, then the variant's GP from the 4th point
+    assert default[3:] != variant[3:]
+    script = Path(bbob.__file__)
+    refused = subprocess.run(
+        [sys.executable, str(script), "--methods", "nope:x=1", "--report"], capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "--methods=nope:x=1: not a method" in refused.stderr
