@@ -65,6 +65,11 @@ def test_requests_round_trip_and_refuse_unknown_or_bad_options() -> None:
         HypergradRequest.of("reverse", {"steps": 50})  # greedy's: refused, not ignored
     with pytest.raises(ConfigError, match=r"strategy.options.skip=1.5: must be a fraction in \[0, 1\)"):
         HypergradRequest("drmad", skip=1.5)
+    with pytest.raises(ConfigError, match=r"strategy.options.anchors=0: must be a positive integer"):
+        HypergradRequest("drmad", anchors=0)
+    with pytest.raises(ConfigError, match=r"strategy.options.clip=-1: must be a positive number or null"):
+        HypergradRequest("drmad", clip=-1)
+    assert dict(HypergradRequest("drmad", clip=None).options)["clip"] is None  # null: an unclipped adjoint
 
 
 def test_a_request_holds_its_method_s_options_at_the_registry_s_defaults() -> None:
