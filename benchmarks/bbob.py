@@ -255,7 +255,7 @@ METHODS: dict[str, Callable[[Objective, int, int, int], Trace]] = {
 
 
 def method_runner(method: str) -> Callable[[Objective, int, int, int], Trace]:
-    """A method of METHODS, or a variant of ours named ``STRATEGY:KEY=VALUE,KEY=VALUE`` (e.g.
+    """A method of METHODS, or a variant of ours named ``STRATEGY:KEY=VALUE+KEY=VALUE`` (e.g.
     ``gp_bo:n_initial=5``: ``strategy.n_initial=5``), for pilots of a default beside the peers."""
     if method in METHODS:
         return METHODS[method]

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.hypergrad import compute
+from hpo_cli.hypergrad import compute, unrolled
 from hpo_cli.hypergrad.check import finite_difference, relative_error
 from hpo_cli.hypergrad.implicit import conjugate_gradient, solve_inner
-from hpo_cli.hypergrad.problem import BilevelProblem, InnerOptimizer
+from hpo_cli.hypergrad.problem import BilevelProblem, InnerOptimizer, outer_gradients
 from hpo_cli.hypergrad.registry import AT_THE_OPTIMUM, method, names
 from hpo_cli.hypergrad.unrolled import one_step
 from hpo_cli.tasks.bilevel_models import (
@@ -257,6 +257,32 @@ def test_drmad_clips_the_adjoint_to_its_norm_at_the_end_of_training() -> None:
     tight = compute("drmad", problem, h, anchors=1, clip=1e-3)
     assert tight.extras["adjoint_clipped"] > 0
     assert float(tight.grad.norm()) < float(free.grad.norm())
+
+
+def test_drmad_s_clip_bounds_the_joint_adjoint_entering_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every adjoint (dθ, dv) the reverse pass pulls back through a step, after the first, has a
+    joint norm ≤ clip × ‖∇θQ(θ_T)‖, and exactly that where the clip acted (dθ and dv scaled together)."""
+    problem, h = regression_problem("per_param_precision", steps=40)
+    seen: list[tuple[float, float]] = []
+    pull_back = unrolled.backprop_step
+
+    def recording(*args: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        d_theta, d_velocity = args[-1]  # type: ignore[misc]
+        seen.append((float(d_theta.norm()), float(d_velocity.norm())))
+        return pull_back(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(unrolled, "backprop_step", recording)
+    clip = 1e-3
+    result = compute("drmad", problem, h, anchors=1, clip=clip)
+    _, d_theta_T, _ = outer_gradients(problem, result.extras["theta"], h)  # type: ignore[arg-type]
+    limit = clip * float(d_theta_T.norm())
+    assert seen[0] == (float(d_theta_T.norm()), 0.0)  # the first step gets ∇θQ(θ_T) itself, unclipped
+    joint = [math.hypot(a, b) for a, b in seen[1:]]
+    assert max(joint) <= limit * (1 + 1e-12)
+    assert joint[0] == pytest.approx(limit, rel=1e-12)  # 1e-3 of ‖∇θQ‖: the first step's output was cut
+    at_limit = sum(abs(n - limit) <= 1e-12 * limit for n in joint)
+    assert result.extras["adjoint_clipped"] >= 1 and at_limit >= result.extras["adjoint_clipped"] - 1
+    assert all(b > 0 for _, b in seen[1:])  # the velocity adjoint is carried (and clipped with dθ)
 
 
 def test_truncated_reverse_keeps_only_the_last_steps() -> None:

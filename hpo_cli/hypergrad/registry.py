@@ -150,7 +150,7 @@ METHODS = MappingProxyType(
             ),
             MethodSpec(
                 "drmad",
-                "reverse pass along the line θ0 → θT (skip, stride, anchors, clip)",
+                "reverse pass along lines between kept points of the training (skip, stride, anchors, clip)",
                 False,
                 "hpo_cli.hypergrad.unrolled:drmad",
                 (

@@ -7,8 +7,9 @@
   less per step, several times the memory. :func:`reverse_auto` picks by a memory budget.
 * :func:`forward`: forward mode, propagating the tangents dθ_t/dh (Forward-HG). Memory is
   flat in T; time grows with the number of hyperparameters m.
-* :func:`drmad`: DrMAD, the reverse pass along the straight line from (θ_0, v_0) to (θ_T, v_T)
-  instead of the stored trajectory; only the endpoints are kept.
+* :func:`drmad`: DrMAD, the reverse pass along straight lines between (θ_t, v_t) kept at a few
+  evenly spaced steps (``anchors``; one line θ_0 → θ_T as Fu et al.) instead of the stored
+  trajectory, its adjoint optionally clipped.
 * :func:`one_step`: the greedy one-step look-ahead hypergradient (Luketina et al. 2016).
 """
 
@@ -180,7 +181,8 @@ def drmad(
     anchors: int = 1,
     clip: float | None = None,
 ) -> Hypergradient:
-    """DrMAD: reverse pass over θ_t ≈ (1 − t/T)·θ_0 + (t/T)·θ_T (and likewise v_t).
+    """DrMAD: reverse pass over θ_t ≈ (1 − w)·θ_a + w·θ_b, w = (t − a)/(b − a), between the kept
+    points a ≤ t < b of the training (likewise v_t); with one segment θ_t ≈ (1 − t/T)·θ_0 + (t/T)·θ_T.
 
     ``skip``: the fraction of initial steps left out of the reverse pass (Bakhteev: 0.05);
     ``stride``: use every stride-th step of the reverse pass (Bakhteev: 10 on MNIST);
