@@ -269,7 +269,8 @@ def method_runner(method: str) -> Callable[[Objective, int, int, int], Trace]:
 def bbob_problem(function: int, dim: int, instance: int) -> tuple[Objective, float]:
     import cocoex
 
-    suite = cocoex.Suite("bbob", "", f"dimensions:{dim} function_indices:{function} instance_indices:{instance}")
+    # the suite's own instance list (1–5, 71–80) is replaced by the one asked for: any instance id works
+    suite = cocoex.Suite("bbob", f"instances: {instance}", f"dimensions:{dim} function_indices:{function}")
     problem = suite.get_problem_by_function_dimension_instance(function, dim, instance)
     f_opt = float(cocoex.BareProblem("bbob", function, dim, instance).best_value())
     return (lambda x: float(problem(np.asarray(x, dtype=float)))), f_opt
@@ -404,7 +405,12 @@ def regressions(current: dict[str, float], baseline: dict[str, float]) -> list[s
 
 
 def parse_ints(text: str) -> list[int]:
-    return [int(t) for t in text.split(",") if t]
+    """``1,4-6`` → [1, 4, 5, 6]: numbers and inclusive ranges, comma-separated."""
+    numbers: list[int] = []
+    for token in filter(None, text.split(",")):
+        first, _, last = token.partition("-")
+        numbers += list(range(int(first), int(last or first) + 1))
+    return numbers
 
 
 def main() -> None:

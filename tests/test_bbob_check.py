@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+import pytest
+
 
 def load_bbob() -> ModuleType:
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bbob.py"
@@ -58,3 +61,23 @@ def test_a_variant_of_our_strategy_runs_with_its_overrides() -> None:
         [sys.executable, str(script), "--methods", "nope:x=1", "--report"], capture_output=True, text=True
     )
     assert refused.returncode == 1 and "--methods=nope:x=1: not a method" in refused.stderr
+
+
+def test_instances_are_read_as_numbers_and_ranges() -> None:
+    bbob = load_bbob()
+    assert bbob.parse_ints("1,4-6,71") == [1, 4, 5, 6, 71]
+    assert bbob.parse_ints("3") == [3]
+
+
+def test_any_instance_id_is_a_problem_and_the_suite_s_own_ids_are_unchanged() -> None:
+    """The suite's default list holds instances 1–5 and 71–80 only: the benchmark asks for the
+    one it wants, so 6–70 work too (held-out instances for pilots), and instance 2 is still the
+    problem the default list calls 2."""
+    cocoex = pytest.importorskip("cocoex")
+    bbob = load_bbob()
+    x = np.linspace(-1.0, 1.0, 5)
+    objective, _ = bbob.bbob_problem(10, 5, 2)
+    default = cocoex.Suite("bbob", "", "dimensions:5 function_indices:10 instance_indices:2")
+    assert objective(x) == next(iter(default))(x)
+    held_out, f_opt_9 = bbob.bbob_problem(10, 5, 9)
+    assert np.isfinite(held_out(x)) and held_out(x) > f_opt_9 and held_out(x) != objective(x)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import make_space
+from scipy import stats
 
 from hpo_cli.errors import ConfigError
 from hpo_cli.strategies._cma_restarts import RestartSchedule, stagnated
@@ -36,6 +37,28 @@ def test_the_first_generation_spreads_a_sixth_of_each_range_around_the_centre() 
     assert units.mean(axis=0) == pytest.approx([0.5, 0.5], abs=0.03)
     # a sixth of the range, as Optuna's CmaEsSampler (the old default, 0.3, spread almost twice as wide)
     assert units.std(axis=0) == pytest.approx([1 / 6, 1 / 6], rel=0.12)
+
+
+def test_out_of_box_draws_are_drawn_again_so_a_generation_is_cmas_normal_truncated_to_the_box() -> None:
+    """``boundary=resample``: a run whose mean sits near a face (0.9, step 0.2) has about a third
+    of cma's draws outside the box; each is replaced by a fresh draw, so the generation follows
+    N(0.9, 0.2²) truncated to [0, 1] (Kolmogorov–Smirnov), with no point on the face (clipping
+    would put a third of them there). ``transform`` (cma's BoundTransform) bends the landscape
+    near the faces instead: its points do not follow the truncated normal."""
+    truncated = stats.truncnorm(-0.9 / 0.2, 0.1 / 0.2, loc=0.9, scale=0.2)
+
+    def generation(boundary: str) -> np.ndarray:
+        strategy = CmaEsStrategy(make_space(BOX), seed=2, n_trials=1000, popsize=400, boundary=boundary)
+        strategy.es = strategy._new_es(np.array([0.9, 0.9]), 400, 0.2)
+        strategy.ask(400)
+        return np.array(strategy.generation)
+
+    resampled = generation("resample")
+    assert np.all((resampled > 0.0) & (resampled < 1.0))
+    assert min(stats.kstest(resampled[:, j], truncated.cdf).pvalue for j in (0, 1)) > 0.01
+    folded = generation("transform")
+    assert np.all((folded >= 0.0) & (folded <= 1.0))
+    assert max(stats.kstest(folded[:, j], truncated.cdf).pvalue for j in (0, 1)) < 1e-4
 
 
 def test_stagnated_means_no_better_best_within_the_last_generations() -> None:
@@ -114,6 +137,7 @@ def test_finds_the_best_int_and_category_far_from_the_start(seed: int) -> None:
         ({"patience": 0}, "strategy.patience=0: must be null"),
         ({"popsize": 1}, "strategy.popsize=1: must be null"),
         ({"sigma0": 0.0}, "strategy.sigma0=0.0: must be in (0, 1]"),
+        ({"boundary": "clip"}, "strategy.boundary='clip': must be one of resample, transform"),
     ],
 )
 def test_bad_options_name_the_key_and_value(options: dict, message: str) -> None:
