@@ -379,6 +379,9 @@ def run_and_signal(tmp_path: Path, args: list[str], after_trials: int, sig: int)
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Ctrl-C as in a terminal: a suite started in the background (`make test &`, nohup) passes
+        # SIGINT on ignored, and a Python started that way never turns it into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
