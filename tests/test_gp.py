@@ -14,9 +14,11 @@ from hpo_cli.strategies._gp.gp import (
     fit_gp,
     matern52,
     neg_log_posterior,
+    neg_log_posterior_warped,
     squared_differences,
 )
 from hpo_cli.strategies._gp.optimize import maximize
+from hpo_cli.strategies._gp.warping import warp, warp_parameter_slopes, warp_slope
 
 
 def central_difference(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -46,6 +48,73 @@ def test_marginal_likelihood_gradient_matches_finite_differences(prior: bool) ->
     _, grad = neg_log_posterior(theta, raw, y, hyper)
     fd = central_difference(lambda t: neg_log_posterior(t, raw, y, hyper)[0], theta)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6)
+
+
+WARPED_PARAMS = np.array([-1.0, -0.5, 0.3, 0.1, 0.2, math.log(1e-3), 0.3, -0.4, 0.7, -0.2, 0.5, -0.6])
+
+
+@pytest.mark.parametrize("prior", [False, True])
+def test_warped_marginal_likelihood_gradient_matches_finite_differences(prior: bool) -> None:
+    x, y, cat = mixed_data()
+    hyper = HyperPrior.for_dim(4) if prior else None
+    _, grad = neg_log_posterior_warped(WARPED_PARAMS, x, y, cat, hyper)
+    fd = central_difference(lambda p: neg_log_posterior_warped(p, x, y, cat, hyper)[0], WARPED_PARAMS)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6)
+
+
+def test_the_identity_warp_is_the_plain_likelihood_and_its_slopes_match_finite_differences() -> None:
+    x, y, cat = mixed_data()
+    identity = WARPED_PARAMS.copy()
+    identity[6:] = 0.0  # a = b = 1
+    plain, _ = neg_log_posterior(identity[:6], squared_differences(x, x, cat), y, None)
+    assert neg_log_posterior_warped(identity, x, y, cat, None)[0] == pytest.approx(plain, rel=1e-6)
+    log_ab = WARPED_PARAMS[6:].reshape(2, 3)
+    points = np.random.default_rng(2).random((6, 4))
+    warped = warp(points, log_ab, ~cat)
+    assert np.all(np.diff(warp(np.linspace(0, 1, 50)[:, None].repeat(4, 1), log_ab, ~cat)[:, :3], axis=0) > 0)
+    assert np.array_equal(warped[:, 3], points[:, 3])  # the categorical column is not warped
+    eps = 1e-6
+    fd = (warp(points + eps, log_ab, ~cat) - warp(points - eps, log_ab, ~cat)) / (2 * eps)
+    np.testing.assert_allclose(warp_slope(points, log_ab, ~cat)[:, :3], fd[:, :3], rtol=1e-6)
+    for side, slopes in enumerate(warp_parameter_slopes(points, log_ab, ~cat)):
+        shifted = [log_ab.copy(), log_ab.copy()]
+        shifted[0][side] += eps
+        shifted[1][side] -= eps
+        fd = (warp(points, shifted[0], ~cat) - warp(points, shifted[1], ~cat)) / (2 * eps)
+        np.testing.assert_allclose(slopes, fd[:, :3], rtol=1e-6, atol=1e-10)
+
+
+def test_warped_posterior_gradients_match_finite_differences() -> None:
+    x, y, cat = mixed_data()
+    gp = GaussianProcess(x, y, WARPED_PARAMS[:6], cat, warp=WARPED_PARAMS[6:].reshape(2, 3))
+    for point in (np.array([0.3, 0.6, 0.45, 2.0]), np.array([0.02, 0.97, 0.5, 1.0])):
+        _, _, dmean, dstd = gp.predict_with_gradient(point[None, :])
+        for value, grad in (
+            (lambda p: gp.predict(p[None, :])[0][0], dmean),
+            (lambda p: gp.predict(p[None, :])[1][0], dstd),
+        ):
+            fd = central_difference(value, point, eps=1e-7)
+            fd[3] = 0.0
+            np.testing.assert_allclose(grad[0], fd, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_fitted_warp_stretches_where_the_function_varies_fast(seed: int) -> None:
+    """sin(12 √x0) oscillates fast near x0 = 0 and slowly near 1 — it is sin(12 w(x0)) for the
+    Kumaraswamy warp a = 1/2, b = 1: the fit should find a well below 1 and b near 1 for x0 (0.36–0.39
+    over seeds 0–3), and leave x1, a gentle linear slope, near the identity."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((40, 2))
+    values = np.sin(12 * np.sqrt(x[:, 0])) + 0.3 * x[:, 1]
+    cat = np.zeros(2, dtype=bool)
+    gp = fit_gp(x, values, cat, np.random.default_rng(1), restarts=2, warp=True)
+    assert gp.warp is not None and gp.warp.shape == (2, 2)
+    (a0, a1), (b0, b1) = np.exp(gp.warp)
+    assert a0 < 0.6 and 0.7 < b0 < 1.4, (a0, b0)
+    assert 0.7 < a1 < 1.4 and 0.7 < b1 < 1.4, (a1, b1)
+    # the warm start carries θ and the warping; refitting from it alone keeps the fit
+    again = fit_gp(x, values, cat, np.random.default_rng(5), restarts=0, warm_start=gp.fitted, warp=True)
+    np.testing.assert_allclose(again.fitted, gp.fitted, atol=1e-3)
 
 
 def fitted_model(seed: int = 0) -> GaussianProcess:

@@ -38,6 +38,7 @@ def distinct(suggestions: list[Suggestion]) -> bool:
         {"batch": "constant_liar", "liar": "min"},
         {"batch": "constant_liar", "liar": "max", "acquisition": "pi", "hyperprior": False},
         {"acquisition": "lcb", "noise": 1e-6},
+        {"input_warping": True},
     ],
 )
 def test_ask_4_after_the_initial_design_gives_4_distinct_points(options: dict) -> None:
@@ -125,6 +126,7 @@ def test_a_small_discrete_space_is_served_without_error_once_exhausted() -> None
         ("n_initial", 0, "strategy.n_initial=0"),
         ("fit_restarts", -1, "strategy.fit_restarts=-1"),
         ("max_observations", 1, "strategy.max_observations=1"),
+        ("input_warping", "yes", "strategy.input_warping='yes'"),
     ],
 )
 def test_bad_options_name_the_key_and_value(key: str, value: object, message: str) -> None:

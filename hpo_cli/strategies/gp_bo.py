@@ -21,6 +21,9 @@ What the GP models (``output_transform``, :mod:`hpo_cli.strategies._gp.outputs`)
 losses by default; ``power`` (HEBO's Box-Cox / Yeo-Johnson) and ``rank`` (normal scores) lost to it
 on the suite of ``benchmarks/cmaes_gp_vs_optuna.py`` (ellipsoid5: median regret 34 standardized
 vs 2,096 power; branin at 30 evaluations: 0.0037 vs 0.021 power, 0.043 rank, 8 seeds).
+``input_warping`` passes each continuous input through a Kumaraswamy CDF fitted with the GP
+(:mod:`hpo_cli.strategies._gp.warping`); it lost to the plain inputs on held-out BBOB problems
+(17–61 in 5-D at 50 evaluations: a bowl's floor near a face gets flattened), so it is off by default.
 
 Cost per suggestion: a refit starts from the previous fit alone except at every 5th observation
 (all ``fit_restarts``); each L-BFGS-B ascent of the acquisition is capped at 2·50 calls. The fit
@@ -79,6 +82,7 @@ class GPBOStrategy(Strategy):
         hyperprior: bool = True,
         noise: float | None = None,
         output_transform: str = "standardize",
+        input_warping: bool = False,
         max_observations: int | None = 500,
     ) -> None:
         super().__init__(space, seed, n_trials)
@@ -99,6 +103,7 @@ class GPBOStrategy(Strategy):
             raise ConfigError("strategy.noise", noise, "must be null (fitted) or a variance in (0, 1]")
         self.noise = None if noise is None else float(noise)
         self.output_transform = one_of(output_transform, "strategy.output_transform", OUTPUT_TRANSFORMS)
+        self.input_warping = flag(input_warping, "strategy.input_warping")
         if max_observations is not None and (not is_int(max_observations) or max_observations < 2):
             raise ConfigError("strategy.max_observations", max_observations, "must be null (no cap) or an integer >= 2")
         self.max_observations = None if max_observations is None else int(max_observations)
@@ -237,8 +242,9 @@ class GPBOStrategy(Strategy):
             prior=self.hyperprior,
             noise=self.noise,
             output=self.output_transform,
+            warp=self.input_warping,
         )
-        self._theta = gp.theta
+        self._theta = gp.fitted
         return gp
 
     def _with_fantasies(self, gp: GaussianProcess, batch: list[Suggestion]) -> GaussianProcess:

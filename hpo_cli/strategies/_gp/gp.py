@@ -12,18 +12,23 @@ dimensions are coordinates in the unit cube. Outputs are standardized inside :fu
 Hyperparameters θ = (log length scales (d), log signal variance, log noise variance) are fitted
 by maximizing the log marginal likelihood, plus weak log-normal priors by default (a MAP fit:
 with ten points the plain likelihood often prefers length scales of 0.01 or 100, and the
-acquisition then explores at random), with L-BFGS-B from several starts.
+acquisition then explores at random), with L-BFGS-B from several starts. With ``warp=True`` the
+continuous inputs first pass through Kumaraswamy CDFs (:mod:`hpo_cli.strategies._gp.warping`),
+whose log shape parameters are fitted jointly with θ.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.optimize import minimize
 
+from hpo_cli.strategies._gp import warping
 from hpo_cli.strategies._gp.outputs import transform_outputs
 
 SQRT5 = math.sqrt(5.0)
@@ -93,23 +98,33 @@ class GaussianProcess:
     categorical: np.ndarray  # (d,) bool
     y_mean: float = 0.0
     y_std: float = 1.0
+    warp: np.ndarray | None = None  # (2, k) log Kumaraswamy (a, b) of the continuous inputs; None: no warping
 
     def __post_init__(self) -> None:
         self.lengths = np.exp(self.theta[:-2])
         self.signal = math.exp(self.theta[-2])
         self.noise = math.exp(self.theta[-1])
-        k = self.signal * matern52(scaled_differences(self.x, self.x, self.lengths, self.categorical).sum(-1))
+        self.wx = self._warped(self.x)
+        k = self.signal * matern52(scaled_differences(self.wx, self.wx, self.lengths, self.categorical).sum(-1))
         k[np.diag_indices_from(k)] += self.noise + JITTER
         self.chol = cho_factor(k, lower=True)
         self.alpha = cho_solve(self.chol, self.y)
 
+    @property
+    def fitted(self) -> np.ndarray:
+        """Every fitted log hyperparameter in one vector (θ, then the warping's), as a warm start takes it."""
+        return self.theta if self.warp is None else np.concatenate([self.theta, self.warp.ravel()])
+
+    def _warped(self, x: np.ndarray) -> np.ndarray:
+        return x if self.warp is None else warping.warp(x, self.warp, ~self.categorical)
+
     def with_data(self, x: np.ndarray, y: np.ndarray) -> GaussianProcess:
         """The same hyperparameters and scaling on other (e.g. fantasy-augmented) standardized data."""
-        return GaussianProcess(x, y, self.theta, self.categorical, self.y_mean, self.y_std)
+        return GaussianProcess(x, y, self.theta, self.categorical, self.y_mean, self.y_std, self.warp)
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent function (standardized), shape (m,)."""
-        d2 = scaled_differences(x, self.x, self.lengths, self.categorical).sum(-1)
+        d2 = scaled_differences(self._warped(x), self.wx, self.lengths, self.categorical).sum(-1)
         kx = self.signal * matern52(d2)
         mean = kx @ self.alpha
         v = solve_triangular(self.chol[0], kx.T, lower=True)
@@ -118,11 +133,14 @@ class GaussianProcess:
 
     def predict_with_gradient(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Mean, std and their gradients with respect to ``x`` (m, d); zero along categorical dims."""
-        diff = x[:, None, :] - self.x[None, :, :]
-        d2 = scaled_differences(x, self.x, self.lengths, self.categorical).sum(-1)
+        wq = self._warped(x)
+        diff = wq[:, None, :] - self.wx[None, :, :]
+        d2 = scaled_differences(wq, self.wx, self.lengths, self.categorical).sum(-1)
         kx = self.signal * matern52(d2)  # (m, n)
         dk_dd2 = self.signal * matern52_slope(d2)  # (m, n)
-        dd2_dx = 2.0 * diff / self.lengths**2  # (m, n, d)
+        dd2_dx = 2.0 * diff / self.lengths**2  # (m, n, d), in the warped coordinates ...
+        if self.warp is not None:
+            dd2_dx *= warping.warp_slope(x, self.warp, ~self.categorical)[:, None, :]  # ... times dw/dx
         dd2_dx[:, :, self.categorical] = 0.0
         dk_dx = dk_dd2[:, :, None] * dd2_dx  # (m, n, d)
         mean = kx @ self.alpha
@@ -136,10 +154,10 @@ class GaussianProcess:
         return mean, std, dmean, dstd
 
 
-def neg_log_posterior(
-    theta: np.ndarray, raw: np.ndarray, y: np.ndarray, prior: HyperPrior | None
-) -> tuple[float, np.ndarray]:
-    """−log p(y | x, θ) − log p(θ) and its gradient in θ; ``raw`` = squared_differences(x, x, categorical)."""
+def _likelihood(theta: np.ndarray, raw: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """−log p(y | x, θ), its gradient in θ, and W∘g (n, n), where W = αα^T − K⁻¹ and
+    g = dK/d(d2)·(−2): the matrix the gradients through the distances contract with.
+    None where K is not positive definite."""
     n = len(y)
     lengths, signal, noise = np.exp(theta[:-2]), math.exp(theta[-2]), math.exp(theta[-1])
     per_dim = raw / lengths**2
@@ -150,16 +168,27 @@ def neg_log_posterior(
     try:
         chol = cho_factor(k, lower=True)
     except np.linalg.LinAlgError:
-        return 1e25, np.zeros_like(theta)
+        return None
     alpha = cho_solve(chol, y)
     value = 0.5 * float(y @ alpha) + float(np.sum(np.log(np.diag(chol[0])))) + 0.5 * n * math.log(2 * math.pi)
     w = np.outer(alpha, alpha) - cho_solve(chol, np.eye(n))  # d value / dK = -W / 2
     # d k / d log l_i = (signal * slope) * d d2 / d log l_i = (signal * slope) * (-2 per_dim_i)
-    g = -2.0 * signal * matern52_slope(d2)
+    wg = w * (-2.0 * signal * matern52_slope(d2))
     grad = np.empty_like(theta)
-    grad[:-2] = -0.5 * np.einsum("ij,ijk->k", w * g, per_dim)
+    grad[:-2] = -0.5 * np.einsum("ij,ijk->k", wg, per_dim)
     grad[-2] = -0.5 * float(np.sum(w * kf))
     grad[-1] = -0.5 * float(np.trace(w)) * noise
+    return value, grad, wg
+
+
+def neg_log_posterior(
+    theta: np.ndarray, raw: np.ndarray, y: np.ndarray, prior: HyperPrior | None
+) -> tuple[float, np.ndarray]:
+    """−log p(y | x, θ) − log p(θ) and its gradient in θ; ``raw`` = squared_differences(x, x, categorical)."""
+    terms = _likelihood(theta, raw, y)
+    if terms is None:
+        return 1e25, np.zeros_like(theta)
+    value, grad, _ = terms
     if prior is not None:
         p_value, p_grad = prior.neg_log_density(theta)
         value += p_value
@@ -167,19 +196,50 @@ def neg_log_posterior(
     return value, grad
 
 
+def neg_log_posterior_warped(
+    params: np.ndarray, x: np.ndarray, y: np.ndarray, categorical: np.ndarray, prior: HyperPrior | None
+) -> tuple[float, np.ndarray]:
+    """As :func:`neg_log_posterior` with warped inputs: ``params`` = (θ, log a (k), log b (k)) for
+    the k continuous dimensions; the warping's prior is N(0, 0.75) on each log shape (with ``prior``)."""
+    d = x.shape[1]
+    theta, log_ab = params[: d + 2], params[d + 2 :].reshape(2, -1)
+    warped = ~categorical
+    wx = warping.warp(x, log_ab, warped)
+    terms = _likelihood(theta, squared_differences(wx, wx, categorical), y)
+    if terms is None:
+        return 1e25, np.zeros_like(params)
+    value, theta_grad, wg = terms
+    # d value / d ψ_k = Σ_ij (W∘g)_ij (w_ik − w_jk)(w'_ik − w'_jk) / (2 l_k²), with W∘g symmetric:
+    # Σ_ij M_ij (w_i − w_j)(w'_i − w'_j) = 2 (Σ_i r_i w_i w'_i − w^T M w'), r = M's row sums
+    w, row = wx[:, warped], wg.sum(1)
+    inverse_sq_lengths = np.exp(-2.0 * theta[:-2][warped])
+    warp_grad = np.empty_like(log_ab)
+    for side, slopes in enumerate(warping.warp_parameter_slopes(x, log_ab, warped)):
+        contraction = row @ (w * slopes) - np.einsum("ik,ij,jk->k", w, wg, slopes)
+        warp_grad[side] = contraction * inverse_sq_lengths
+    grad = np.concatenate([theta_grad, warp_grad.ravel()])
+    if prior is not None:
+        p_value, p_grad = prior.neg_log_density(theta)
+        sd2 = warping.LOG_CONCENTRATION_SD**2
+        value += p_value + 0.5 * float(np.sum(log_ab**2)) / sd2
+        grad += np.concatenate([p_grad, log_ab.ravel() / sd2])
+    return value, grad
+
+
 def _fit_starts(
-    default: np.ndarray, warm_start: np.ndarray | None, restarts: int, rng: np.random.Generator
+    default: np.ndarray, warm_start: np.ndarray | None, restarts: int, rng: np.random.Generator, d: int
 ) -> list[np.ndarray]:
-    """Where L-BFGS-B starts: the default, the warm start, and ``restarts`` random points."""
-    d = len(default) - 2
+    """Where L-BFGS-B starts: the default, the warm start, and ``restarts`` random points (random
+    θ; the warping, if any, from the identity)."""
     starts = [default]
-    if warm_start is not None and len(warm_start) == d + 2:
+    if warm_start is not None and len(warm_start) == len(default):
         # restarts=0 with a warm start (what gp_bo does on large data): the warm start alone
         starts = [np.asarray(warm_start, dtype=float)] if restarts == 0 else [default, np.asarray(warm_start)]
     for _ in range(restarts):
-        starts.append(
-            np.concatenate([rng.uniform(math.log(0.05), math.log(2.0), d), [rng.uniform(-1, 1), rng.uniform(-9, -2)]])
+        theta = np.concatenate(
+            [rng.uniform(math.log(0.05), math.log(2.0), d), [rng.uniform(-1, 1), rng.uniform(-9, -2)]]
         )
+        starts.append(np.concatenate([theta, default[d + 2 :]]))
     return starts
 
 
@@ -193,12 +253,14 @@ def fit_gp(
     prior: bool = True,
     noise: float | None = None,
     output: str = "standardize",
+    warp: bool = False,
 ) -> GaussianProcess:
     """Fit θ from the default start, ``warm_start`` and ``restarts`` random starts; keep the best.
 
     ``noise`` fixes the noise variance (of standardized outputs) instead of fitting it. ``output``
     names the transform of the losses (:mod:`hpo_cli.strategies._gp.outputs`); ``y_mean`` and
-    ``y_std`` undo the standardization only (``standardize``).
+    ``y_std`` undo the standardization only (``standardize``). ``warp``: fit a Kumaraswamy warping
+    of each continuous input along with θ (``warm_start`` then holds both, as :attr:`GaussianProcess.fitted`).
     """
     values = np.asarray(values, dtype=float)
     y_mean = float(values.mean())
@@ -210,22 +272,27 @@ def fit_gp(
     if noise is not None:
         log_noise = math.log(noise)
         bounds[-1] = (log_noise, log_noise)
-    lows, highs = np.array(bounds).T
     default = np.concatenate([np.full(d, math.log(0.4) + 0.5 * math.log(d)), [0.0, math.log(1e-4)]])
-    starts = _fit_starts(default, warm_start, restarts, rng)
-    raw = squared_differences(x, x, categorical)
-    best_theta, best_value = default, math.inf
-    for start in starts:
-        start = np.clip(start, lows, highs)
+    n_warped = int((~categorical).sum()) if warp else 0
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]]
+    if warp:
+        bounds += [warping.LOG_CONCENTRATION_BOUNDS] * (2 * n_warped)
+        default = np.concatenate([default, np.zeros(2 * n_warped)])
+        objective = partial(neg_log_posterior_warped, x=x, y=y, categorical=categorical, prior=hyper)
+    else:
+        objective = partial(neg_log_posterior, raw=squared_differences(x, x, categorical), y=y, prior=hyper)
+    lows, highs = np.array(bounds).T
+    best, best_value = default, math.inf
+    for start in _fit_starts(default, warm_start, restarts, rng, d):
         result = minimize(
-            neg_log_posterior,
-            start,
-            args=(raw, y, hyper),
+            objective,
+            np.clip(start, lows, highs),
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
             options={"maxiter": 200},
         )
         if np.isfinite(result.fun) and result.fun < best_value:
-            best_theta, best_value = np.asarray(result.x), float(result.fun)
-    return GaussianProcess(x, y, best_theta, categorical, y_mean, y_std)
+            best, best_value = np.asarray(result.x), float(result.fun)
+    warp_params = best[d + 2 :].reshape(2, n_warped) if warp else None
+    return GaussianProcess(x, y, best[: d + 2], categorical, y_mean, y_std, warp_params)
