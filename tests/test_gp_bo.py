@@ -260,6 +260,24 @@ def test_rank_transform_makes_suggestions_depend_only_on_the_order_of_the_losses
     assert [s.params for s in plain] != [s.params for s in warped]
 
 
+def test_input_warping_reaches_the_gp_and_survives_a_resume() -> None:
+    """The flag fits two warp shapes per continuous input (x and the log-scaled y of BOX): the
+    saved warm start holds θ (2 + 2) and the shapes (2 · 2), and the suggestions differ from the
+    plain GP's on the same seed; a restored strategy then suggests exactly what the original does."""
+    space = make_space(BOX)
+    options = {"n_initial": 5, "candidates": 128, "n_starts": 2}
+    warped_strategy = GPBOStrategy(space, seed=3, n_trials=20, input_warping=True, **options)
+    warped = losses_of(warped_strategy, bowl, 10)
+    plain = losses_of(GPBOStrategy(space, seed=3, n_trials=20, **options), bowl, 10)
+    assert [s.params for s in warped[:5]] == [s.params for s in plain[:5]]  # the same initial design
+    assert [s.params for s in warped[5:]] != [s.params for s in plain[5:]]
+    state = json.loads(json.dumps(warped_strategy.state_dict()))
+    assert len(state["extra"]["theta"]) == 4 + 4
+    restored = GPBOStrategy(space, seed=3, n_trials=20, input_warping=True, **options)
+    restored.load_state_dict(state)
+    assert [s.params for s in restored.ask(2)] == [s.params for s in warped_strategy.ask(2)]
+
+
 def test_conditional_space_keeps_its_dimension_and_never_searches_inactive_coordinates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

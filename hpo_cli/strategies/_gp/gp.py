@@ -200,7 +200,7 @@ def neg_log_posterior_warped(
     params: np.ndarray, x: np.ndarray, y: np.ndarray, categorical: np.ndarray, prior: HyperPrior | None
 ) -> tuple[float, np.ndarray]:
     """As :func:`neg_log_posterior` with warped inputs: ``params`` = (θ, log a (k), log b (k)) for
-    the k continuous dimensions; the warping's prior is N(0, 0.75) on each log shape (with ``prior``)."""
+    the k continuous dimensions; with ``prior``, each log shape is normal, mean 0, variance 0.75."""
     d = x.shape[1]
     theta, log_ab = params[: d + 2], params[d + 2 :].reshape(2, -1)
     warped = ~categorical

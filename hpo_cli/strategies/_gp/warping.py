@@ -23,7 +23,7 @@ import numpy as np
 
 EPS = 1e-7
 LOG_CONCENTRATION_BOUNDS = (math.log(0.1), math.log(10.0))
-LOG_CONCENTRATION_SD = math.sqrt(0.75)  # the prior N(0, 0.75) on log a and log b: BoTorch's default
+LOG_CONCENTRATION_SD = math.sqrt(0.75)  # log a, log b ~ normal, mean 0, variance 0.75: BoTorch's default
 
 
 def _squeezed(x: np.ndarray) -> np.ndarray:
