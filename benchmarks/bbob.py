@@ -320,11 +320,17 @@ def mean_ranks(table: dict[int, dict[str, float]], methods: list[str]) -> tuple[
     return ranks, mean
 
 
+def is_ours(method: str) -> bool:
+    """One of our strategies, or a variant of one (``gp_bo:trust_region=true``)."""
+    return method.partition(":")[0] in OURS
+
+
 def matchups(records: list[dict[str, Any]], dim: int, mult: int, methods: list[str]) -> list[str]:
+    """Each of ours (variants too) against its namesakes among ``methods``."""
     lines = []
     by_key = {record_key(r): r["regret"][str(mult)] for r in records if r["dim"] == dim}
-    for ours, peers in NAMESAKES.items():
-        for peer in (p for p in peers if p in methods and ours in methods):
+    for ours in (m for m in methods if is_ours(m)):
+        for peer in (p for p in NAMESAKES.get(ours.partition(":")[0], ()) if p in methods):
             pairs = [
                 (v, by_key[(peer, *k[1:])]) for k, v in by_key.items() if k[0] == ours and (peer, *k[1:]) in by_key
             ]
@@ -362,8 +368,8 @@ def report(
                 for m in methods
             }
             out.append("| s / suggestion | " + " | ".join(f"{seconds[m]:.3g}" for m in methods) + " |")
-            ours = [m for m in methods if m in OURS]
-            peers = [m for m in methods if m not in OURS]
+            ours = [m for m in methods if is_ours(m)]
+            peers = [m for m in methods if not is_ours(m)]
             if ours and peers:
                 best_ours, best_peer = min(ours, key=mean.get), min(peers, key=mean.get)  # type: ignore[arg-type]
                 out.append(
@@ -436,7 +442,7 @@ def main() -> None:
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
-    unknown = [m for m in args.methods if m not in METHODS and m.partition(":")[0] not in OURS]
+    unknown = [m for m in args.methods if m not in METHODS and not is_ours(m)]
     if unknown:
         they = f"{', '.join(METHODS)}, or a variant of ours, STRATEGY:KEY=VALUE+KEY=VALUE"
         raise SystemExit(f"--methods={','.join(unknown)}: not a method (they are: {they})")

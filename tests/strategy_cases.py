@@ -73,6 +73,7 @@ STRATEGIES = [
     StrategyCase("gp_bo", {"n_initial": 3, "candidates": 128, "n_starts": 2}),
     StrategyCase("gp_bo", {"n_initial": 2, "acquisition": "lcb", "batch": "constant_liar", "candidates": 64}),
     StrategyCase("gp_bo", {"n_initial": 3, "candidates": 64, "n_starts": 2, "input_warping": True}),
+    StrategyCase("gp_bo", {"n_initial": 3, "candidates": 64, "n_starts": 2, "trust_region": True}),
     StrategyCase("hammersley", stochastic=False, finite=True, total=100),
     StrategyCase("hammersley", {"scramble": True}, finite=True, total=100, min_dim=2),  # 1-D: i/n for every seed
     StrategyCase("poisson_disk", finite=True, total=100),

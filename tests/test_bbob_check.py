@@ -81,3 +81,19 @@ def test_any_instance_id_is_a_problem_and_the_suite_s_own_ids_are_unchanged() ->
     assert objective(x) == next(iter(default))(x)
     held_out, f_opt_9 = bbob.bbob_problem(10, 5, 9)
     assert np.isfinite(held_out(x)) and held_out(x) > f_opt_9 and held_out(x) != objective(x)
+
+
+def test_a_variant_of_ours_is_reported_as_ours_and_meets_its_namesakes() -> None:
+    bbob = load_bbob()
+    variant = "gp_bo:trust_region=true"
+    records = [
+        *[record(variant, f, i, 0.1) for f in (1, 10) for i in (1, 2)],
+        *[record("gp_bo", f, i, 0.2) for f in (1, 10) for i in (1, 2)],
+        *[record("optuna_gp", f, i, 0.3 if i == 1 else 0.05) for f in (1, 10) for i in (1, 2)],
+    ]
+    records = [{**r, "seconds_per_suggestion": 0.01} for r in records]
+    text = bbob.report(records, [2], [10], [variant, "gp_bo", "optuna_gp"], [1, 10])
+    assert f"Best of ours: {variant} (" in text and "best peer: optuna_gp (" in text
+    assert f"- {variant} vs optuna_gp: 2 wins, 2 losses of 4 problems" in text
+    assert "- gp_bo vs optuna_gp: 2 wins, 2 losses of 4 problems" in text
+    assert bbob.is_ours(variant) and not bbob.is_ours("optuna_gp") and not bbob.is_ours("gp_boa")

@@ -127,6 +127,7 @@ def test_a_small_discrete_space_is_served_without_error_once_exhausted() -> None
         ("fit_restarts", -1, "strategy.fit_restarts=-1"),
         ("max_observations", 1, "strategy.max_observations=1"),
         ("input_warping", "yes", "strategy.input_warping='yes'"),
+        ("trust_region", 1, "strategy.trust_region=1"),
     ],
 )
 def test_bad_options_name_the_key_and_value(key: str, value: object, message: str) -> None:

@@ -19,6 +19,8 @@ MAXITER = 50  # L-BFGS-B iterations per ascent (100 before): with maxfun = 2·MA
 Acquisition = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
 # (points (m, d)) -> (the points with their inactive coordinates at rest, the mask of those, (m, d))
 Settle = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# (lower, upper), shape (d,) each: the box the ascent stays in (a trust region); None: [0, 1]
+Bounds = tuple[np.ndarray, np.ndarray] | None
 
 
 def top_starts(acq: Acquisition, candidates: np.ndarray, n_starts: int) -> np.ndarray:
@@ -30,9 +32,15 @@ def top_starts(acq: Acquisition, candidates: np.ndarray, n_starts: int) -> np.nd
 
 
 def local_ascent(
-    acq: Acquisition, starts: np.ndarray, free: np.ndarray, maxiter: int, frozen: np.ndarray | None = None
+    acq: Acquisition,
+    starts: np.ndarray,
+    free: np.ndarray,
+    maxiter: int,
+    frozen: np.ndarray | None = None,
+    bounds: Bounds = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """L-BFGS-B from every row of ``starts`` at once, over the ``free`` (continuous) coordinates in [0, 1].
+    """L-BFGS-B from every row of ``starts`` at once, over the ``free`` (continuous) coordinates
+    in [0, 1], or in ``bounds`` where given.
 
     ``frozen`` (m, d): coordinates that stay where they start (a conditional parameter inactive at
     that start): their gradient is zeroed, so L-BFGS-B never moves them. At most ``maxiter``
@@ -45,6 +53,7 @@ def local_ascent(
     points = starts.copy()
     if free.any():
         m, k = len(points), int(free.sum())
+        lower, upper = (np.zeros(k), np.ones(k)) if bounds is None else (bounds[0][free], bounds[1][free])
 
         def negative(z: np.ndarray) -> tuple[float, np.ndarray]:
             points[:, free] = z.reshape(m, k)
@@ -59,10 +68,10 @@ def local_ascent(
             starts[:, free].ravel(),
             jac=True,
             method="L-BFGS-B",
-            bounds=[(0.0, 1.0)] * (m * k),
+            bounds=list(zip(np.tile(lower, m), np.tile(upper, m), strict=True)),
             options={"maxiter": maxiter, "maxfun": 2 * maxiter},
         )
-        points[:, free] = np.clip(result.x, 0.0, 1.0).reshape(m, k)
+        points[:, free] = np.clip(result.x.reshape(m, k), lower, upper)
     values, _ = acq(points, False)
     return points, values
 
@@ -95,6 +104,7 @@ def maximize(
     n_starts: int,
     maxiter: int = MAXITER,
     settle: Settle | None = None,
+    bounds: Bounds = None,
 ) -> list[tuple[np.ndarray, float]]:
     """Local maxima from the best candidates, best first.
 
@@ -102,7 +112,8 @@ def maximize(
     and keeps them there during the ascent, so the acquisition is searched over the active
     coordinates only. The number of acquisition evaluations is bounded: the candidates, then
     2·``maxiter`` + 1 calls of ``n_starts`` points and 2·``maxiter`` + 1 of one, then every choice
-    of every categorical at each start.
+    of every categorical at each start. ``bounds``: the box the ascents stay in (the candidates
+    should lie in it already).
     """
     frozen = None
     if settle is not None:
@@ -110,11 +121,11 @@ def maximize(
     starts = top_starts(acq, candidates, n_starts)
     if settle is not None:
         frozen = settle(starts)[1]
-    points, values = local_ascent(acq, starts, free, maxiter, frozen)
+    points, values = local_ascent(acq, starts, free, maxiter, frozen, bounds)
     # the joint run stops when the starts together stop improving: polish the best one alone
     best = int(np.argmax(values))
     polished, value = local_ascent(
-        acq, points[best : best + 1], free, maxiter, None if frozen is None else frozen[best : best + 1]
+        acq, points[best : best + 1], free, maxiter, None if frozen is None else frozen[best : best + 1], bounds
     )
     if value[0] >= values[best]:
         points[best], values[best] = polished[0], value[0]
