@@ -323,3 +323,22 @@ def test_conditional_space_keeps_its_dimension_and_never_searches_inactive_coord
 def test_a_bad_output_transform_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"strategy\.output_transform='log'"):
         GPBOStrategy(make_space(BOX), seed=0, n_trials=10, output_transform="log")
+
+
+def test_local_candidates_keep_the_category_of_the_observation_they_perturb() -> None:
+    """A categorical feature is a category index (0..k-1): the local candidates around the best
+    observations move their continuous coordinates only, and never clip an index to [0, 1]."""
+    space = make_space(
+        {"x": {"type": "float", "low": 0.0, "high": 1.0}, "c": {"type": "categorical", "choices": list("abcd")}}
+    )
+    for trust_region in (False, True):
+        strategy = GPBOStrategy(space, seed=0, n_trials=20, n_initial=8, candidates=32, trust_region=trust_region)
+        for s in strategy.ask(8):
+            loss = (s.params["x"] - 0.3) ** 2 + (0.0 if s.params["c"] == "d" else 1.0)
+            strategy.tell([Observation(s, TrialState.COMPLETE, loss)])
+        gp = strategy._fit(*strategy._training_data())
+        top = gp.x[np.argsort(gp.y)[:5]]
+        assert top[0, 1] == 3  # the best observation has c = "d", index 3
+        local = strategy._candidates(gp, strategy._region_box(gp))[32:]
+        assert set(local[:, 1]) == set(top[:, 1]) and np.all(np.repeat(top[:, 1], 32) == local[:, 1])
+        assert np.all((local[:, 0] >= 0.0) & (local[:, 0] <= 1.0))

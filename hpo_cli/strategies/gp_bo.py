@@ -335,8 +335,11 @@ class GPBOStrategy(Strategy):
         local = np.repeat(top, per_point, axis=0)
         noise = self.rng.normal(size=local.shape) * scales
         noise[:, self.categorical] = 0.0
-        lower, upper = (0.0, 1.0) if bounds is None else bounds
-        local = np.clip(local + noise, lower, upper)
+        lower, upper = (np.zeros(self.space.dim), np.ones(self.space.dim)) if bounds is None else bounds
+        continuous = ~self.categorical  # a categorical feature is a category index: never clipped to [0, 1]
+        local[:, continuous] = np.clip(
+            local[:, continuous] + noise[:, continuous], lower[continuous], upper[continuous]
+        )
         return np.vstack([global_points, local])
 
     def _taken_units(self, batch: list[Suggestion]) -> np.ndarray:
