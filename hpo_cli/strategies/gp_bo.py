@@ -324,9 +324,8 @@ class GPBOStrategy(Strategy):
         # sequence, whose spawn counter is not part of the generator's saved state (resume would differ)
         seed = int(self.rng.integers(2**63))
         sobol = ScrambledSobol(self.space.dim, scramble=True, rng=seed).random(self.n_candidates)
-        if bounds is not None:  # the Sobol points fill the trust region (categorical coordinates keep [0, 1))
+        if bounds is not None:  # the Sobol points fill the trust region (its categorical coordinates span [0, 1])
             sobol = bounds[0] + sobol * (bounds[1] - bounds[0])
-            sobol[:, self.categorical] = np.clip(sobol[:, self.categorical], 0.0, 1.0 - 1e-12)
         global_points = self._features(sobol)
         # local candidates: perturb the best few observations at scales from 1e-3 to 0.1
         top = model.x[np.argsort(model.y)[: min(5, len(model.y))]]

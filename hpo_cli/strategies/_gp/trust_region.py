@@ -6,7 +6,7 @@ side is ``length`` (in the unit cube) times a per-dimension weight from the GP's
 (normalized to geometric mean 1), so it is wider along the dimensions the objective varies
 slowly in. After ``SUCCESS_TOLERANCE`` improvements in a row it doubles (at most
 ``LENGTH_MAX``); after ``max(4, d)`` observations in a row without one it halves. An
-improvement beats the segment's best by more than 1e-3 of its magnitude.
+improvement beats the best so far by more than 1e-3 of its magnitude.
 
 When the side falls below ``LENGTH_MIN`` the search has converged to a local minimum: the side
 restarts at ``LENGTH_INIT``, and the GP, which keeps every observation, looks wider again.
@@ -37,7 +37,7 @@ IMPROVEMENT = 1e-3  # relative: an improvement beats the best by more than this 
 @dataclass
 class TrustRegion:
     failure_tolerance: int  # max(4, continuous dimensions)
-    design: int  # observations of a segment's start-up design (they never move the region)
+    design: int  # observations of the start-up design (they never move the region)
     length: float = LENGTH_INIT
     successes: int = 0
     failures: int = 0
@@ -66,9 +66,9 @@ class TrustRegion:
             self.length, self.successes, self.failures = LENGTH_INIT, 0, 0
 
     def box(self, center: np.ndarray, lengths: np.ndarray, continuous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(lower, upper) feature bounds around ``center``: clipped to [0, 1] along the continuous
-        dimensions, whose sides are ``length`` times the length-scale weights; the categorical
-        dimensions keep their whole range (the caller's bounds)."""
+        """(lower, upper) around ``center``: along the continuous dimensions sides of ``length``
+        times the length-scale weights, clipped to [0, 1]; along the others [0, 1], the whole
+        range of a unit coordinate (a categorical is never confined)."""
         lower, upper = np.zeros_like(center), np.ones_like(center)
         if continuous.any():
             scales = lengths[continuous]
