@@ -196,10 +196,12 @@ def suggest_optuna(trial: Any, space: SearchSpace) -> dict[str, Any]:
     return values
 
 
-def run_optuna(problem: Problem, space: SearchSpace, n: int, seed: int) -> Run:
+def run_optuna(problem: Problem, space: SearchSpace, n: int, seed: int, sampler: str = "TPESampler") -> Run:
+    """Optuna's ``sampler`` (a class of ``optuna.samplers``) on the problem, define-by-run."""
     import optuna
 
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), direction="minimize")
+    sampler_class = getattr(optuna.samplers, sampler)
+    study = optuna.create_study(sampler=sampler_class(seed=seed), direction="minimize")
     regrets, seconds, branches = [], [], []
     for _ in range(n):
         t0 = time.perf_counter()
