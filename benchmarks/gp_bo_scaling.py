@@ -9,7 +9,8 @@ a tree-structured space (13 parameters, 11 of them conditional on a categorical)
 (categoricals, floats, an int), 12-D continuous (levy12) and hartmann6. Per problem: the median
 and the 90th percentile of our seconds per suggestion (ask + tell) after the initial design, the
 median regret at the end; with ``--optuna``, Optuna's GPSampler on the same problems and seeds,
-in the same process, for a ratio.
+in the same process, for a ratio, and the seed-by-seed wins–losses of our final regret against
+its, with a two-sided Wilcoxon signed-rank p.
 
     python benchmarks/gp_bo_scaling.py [--sizes 50 100 200 500]
     python benchmarks/gp_bo_scaling.py --spaces [--problems conditional,mixed,levy12,hartmann6]
@@ -24,7 +25,7 @@ import warnings
 
 import numpy as np
 from ask_tell import ask_tell
-from tpe_conditional import PROBLEMS, Problem, run_optuna
+from tpe_conditional import PROBLEMS, Problem, compare, run_optuna
 
 from hpo_cli.build import build_strategy, compose_config, compose_study
 from hpo_cli.settings import read_settings
@@ -80,17 +81,26 @@ def print_spaces_table(problems: list[str], trials: int, seeds: int, overrides: 
     head = "| problem | parameters | gp_bo s / suggestion: median, p90 | gp_bo median regret |"
     rule = "|---|---:|---|---:|"
     if optuna:
-        head += " GPSampler s / suggestion: median, p90 | GPSampler median regret | ratio of medians |"
-        rule += "---|---:|---:|"
+        head += (
+            " GPSampler s / suggestion: median, p90 | GPSampler median regret | ratio of medians"
+            " | gp_bo vs GPSampler: wins–losses, Wilcoxon p |"
+        )
+        rule += "---|---:|---:|---|"
     print(f"{head}\n{rule}", flush=True)
     n_initial = int(compose_config(["strategy=gp_bo", *overrides]).strategy.n_initial)
     for name in problems:
         problem = PROBLEMS[name]
-        ours = summary([run_gp_bo(problem, trials, seed, overrides) for seed in range(seeds)])
+        our_runs = [run_gp_bo(problem, trials, seed, overrides) for seed in range(seeds)]
+        ours = summary(our_runs)
         row = f"| {name} | {len(problem.space)} | {ours[0]:.3f}, {ours[1]:.3f} | {ours[2]:.4g} |"
         if optuna:
-            theirs = summary([run_gp_sampler(problem, trials, seed, n_initial) for seed in range(seeds)])
-            row += f" {theirs[0]:.3f}, {theirs[1]:.3f} | {theirs[2]:.4g} | {theirs[0] / ours[0]:.1f}× |"
+            their_runs = [run_gp_sampler(problem, trials, seed, n_initial) for seed in range(seeds)]
+            theirs = summary(their_runs)
+            a, b = np.array([r for r, _ in our_runs]), np.array([r for r, _ in their_runs])  # paired by seed
+            row += (
+                f" {theirs[0]:.3f}, {theirs[1]:.3f} | {theirs[2]:.4g} | {theirs[0] / ours[0]:.1f}×"
+                f" | {int(np.sum(a < b))}–{int(np.sum(a > b))}, p = {compare(a, b)['wilcoxon_p']:.2g} |"
+            )
         print(row, flush=True)
 
 

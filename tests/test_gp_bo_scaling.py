@@ -3,10 +3,13 @@ README's GP-BO cost table states."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gp_bo_scaling.py"
 
@@ -36,3 +39,28 @@ def test_an_unknown_problem_is_one_clear_line() -> None:
     assert result.returncode != 0
     assert re.search(r"--problems=nope: not a problem \(they are: conditional, ", result.stderr)
     assert "Traceback" not in result.stderr
+
+
+def test_only_the_suggestions_after_the_initial_design_are_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    scaling = importlib.import_module("gp_bo_scaling")
+    problem = scaling.PROBLEMS["hartmann6"]
+    regret, seconds = scaling.run_gp_bo(problem, 14, 0, [])
+    assert len(seconds) == 14 - 10  # the default n_initial
+    regret5, seconds5 = scaling.run_gp_bo(problem, 14, 0, ["strategy.n_initial=5"])
+    assert len(seconds5) == 14 - 5
+    assert regret > 0 and regret5 > 0  # hartmann6's optimum is not hit in 14 trials
+
+
+def test_optuna_columns_are_its_own_timing_ratio_and_a_seed_by_seed_count() -> None:
+    pytest.importorskip("optuna")
+    result = run_script("--spaces", "--problems", "hartmann6", "--trials", "12", "--seeds", "2", "--optuna")
+    assert result.returncode == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| hartmann6")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    ours_median = float(cells[2].split(",")[0])
+    theirs_median, theirs_p90 = (float(v) for v in cells[4].split(","))
+    assert 0 < theirs_median <= theirs_p90
+    assert float(cells[6].rstrip("×")) == pytest.approx(theirs_median / ours_median, rel=0.05, abs=0.06)
+    wins, losses = (int(v) for v in re.match(r"(\d+)–(\d+), p = ", cells[7]).groups())  # type: ignore[union-attr]
+    assert wins + losses <= 2
