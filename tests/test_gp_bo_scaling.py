@@ -64,3 +64,33 @@ def test_optuna_columns_are_its_own_timing_ratio_and_a_seed_by_seed_count() -> N
     assert float(cells[6].rstrip("×")) == pytest.approx(theirs_median / ours_median, rel=0.05, abs=0.06)
     wins, losses = (int(v) for v in re.match(r"(\d+)–(\d+), p = ", cells[7]).groups())  # type: ignore[union-attr]
     assert wins + losses <= 2
+
+
+def test_same_history_hands_optuna_exactly_our_trials_and_counts_its_agreeing_draws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("optuna")
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    scaling = importlib.import_module("gp_bo_scaling")
+    problem = scaling.PROBLEMS["conditional"]  # inactive parameters are absent from a trial
+    space = scaling.parse_space(problem.space, {})
+    history = [
+        ({"lr": 0.01, "model": "linear", "l_c": 0.7}, 0.4),
+        ({"lr": 0.1, "model": "tree", "t_depth": 6, "t_a": 0.2, "t_b": 0.8}, 0.25),
+    ]
+    study = scaling.study_with_history(space, history, seed=0)
+    assert [(t.params, t.value) for t in study.trials] == history
+
+    row = scaling.same_history_row(problem, 11, seeds=1, draws=2)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:3] == ["conditional", "model", "11"]
+    agree, total = (int(v) for v in re.match(r"(\d+)/(\d+) \(\d+%\)", cells[3]).groups())  # type: ignore[union-attr]
+    assert total == 2 and 0 <= agree <= 2
+    assert cells[4] in ("0/1", "1/1")
+
+
+def test_same_history_refuses_a_space_without_a_categorical_in_one_line() -> None:
+    result = run_script("--same-history", "12", "--problems", "levy12")
+    assert result.returncode != 0
+    assert "--problems=levy12: --same-history needs a categorical parameter" in result.stderr
+    assert "Traceback" not in result.stderr
