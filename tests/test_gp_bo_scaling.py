@@ -80,13 +80,27 @@ def test_same_history_hands_optuna_exactly_our_trials_and_counts_its_agreeing_dr
     ]
     study = scaling.study_with_history(space, history, seed=0)
     assert [(t.params, t.value) for t in study.trials] == history
+    assert set(scaling.gp_sampler_choices(space, history, "model", draws=2)) <= {"linear", "tree", "net"}
 
-    row = scaling.same_history_row(problem, 11, seeds=1, draws=2)
+    # Optuna's side stubbed: two draws of a value that is never ours, then the incumbent's model, so
+    # the agreeing draws must equal the seeds on which gp_bo keeps the incumbent's choice
+    seen: list[list[tuple[dict[str, object], float]]] = []
+
+    def stub(space_: object, history_: list[tuple[dict[str, object], float]], name: str, draws: int) -> list[object]:
+        seen.append(history_)
+        incumbent = min(history_, key=lambda pv: pv[1])[0][name]
+        return ["no such model", "no such model", incumbent][:draws]
+
+    monkeypatch.setattr(scaling, "gp_sampler_choices", stub)
+    row = scaling.same_history_row(problem, 11, seeds=3, draws=3)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[:3] == ["conditional", "model", "11"]
     agree, total = (int(v) for v in re.match(r"(\d+)/(\d+) \(\d+%\)", cells[3]).groups())  # type: ignore[union-attr]
-    assert total == 2 and 0 <= agree <= 2
-    assert cells[4] in ("0/1", "1/1")
+    assert total == 3 * 3
+    assert cells[4] == f"{agree}/3"
+    assert len(seen) == 3 and all(len(h) == 11 for h in seen)
+    for trials in seen:  # our trials, each with its own objective value
+        assert all(value == pytest.approx(problem.objective(params)) for params, value in trials)
 
 
 def test_same_history_refuses_a_space_without_a_categorical_in_one_line() -> None:
