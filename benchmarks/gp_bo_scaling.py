@@ -22,6 +22,7 @@ first categorical equals ours, and how often ours is the incumbent's choice.
     python benchmarks/gp_bo_scaling.py --spaces [--problems conditional,mixed,levy12,hartmann6]
         [--trials 100] [--seeds 3] [--override trust_region=true] [--optuna]
     python benchmarks/gp_bo_scaling.py --same-history 15 40 [--problems mixed] [--seeds 10] [--draws 20]
+        [--override explore_categories=0]
 """
 
 from __future__ import annotations
@@ -142,13 +143,14 @@ def study_with_history(space: SearchSpace, history: list[tuple[dict[str, Any], f
     return study
 
 
-def same_history_row(problem: Problem, trials: int, seeds: int, draws: int) -> str:
-    """One row of ``--same-history``: agreement of GPSampler's draws with gp_bo's next choice."""
+def same_history_row(problem: Problem, trials: int, seeds: int, draws: int, overrides: list[str] | None = None) -> str:
+    """One row of ``--same-history``: agreement of GPSampler's draws with gp_bo's next choice
+    (gp_bo composed with ``overrides``, e.g. ``strategy.explore_categories=0``: the acquisition alone)."""
     space = parse_space(problem.space, {})
     name = next(p.name for p in space.params if isinstance(p, CategoricalParam))
     agree = incumbent = 0
     for seed in range(seeds):
-        cfg = compose_config(["strategy=gp_bo", f"seed={seed}", f"n_trials={trials + 1}"])
+        cfg = compose_config(["strategy=gp_bo", f"seed={seed}", f"n_trials={trials + 1}", *(overrides or [])])
         strategy = build_strategy(cfg.strategy, space, read_settings(cfg))
         regrets, _, asked = ask_tell(strategy, problem.objective, problem.optimum, trials)
         (ours,) = strategy.ask(1)
@@ -176,6 +178,7 @@ def main() -> None:
     )
     parser.add_argument("--draws", type=int, default=20, help="GPSampler seeds per history (--same-history)")
     args = parser.parse_args()
+    overrides = [f"strategy.{o}" for o in args.override]
     if args.spaces or args.same_history:
         unknown = [p for p in args.problems.split(",") if p not in PROBLEMS]
         if unknown:
@@ -197,10 +200,9 @@ def main() -> None:
         )
         for problem in problems:
             for n in args.same_history:
-                print(same_history_row(problem, n, args.seeds, args.draws), flush=True)
+                print(same_history_row(problem, n, args.seeds, args.draws, overrides), flush=True)
         return
     if args.spaces:
-        overrides = [f"strategy.{o}" for o in args.override]
         print_spaces_table(args.problems.split(","), args.trials, args.seeds, overrides, args.optuna)
         return
     print("| observations | first ask (cold fit) s | next ask s |\n|---:|---:|---:|")

@@ -128,6 +128,8 @@ def test_a_small_discrete_space_is_served_without_error_once_exhausted() -> None
         ("max_observations", 1, "strategy.max_observations=1"),
         ("input_warping", "yes", "strategy.input_warping='yes'"),
         ("trust_region", 1, "strategy.trust_region=1"),
+        ("explore_categories", 1.5, "strategy.explore_categories=1.5"),
+        ("explore_categories", "often", "strategy.explore_categories='often'"),
     ],
 )
 def test_bad_options_name_the_key_and_value(key: str, value: object, message: str) -> None:
@@ -342,3 +344,104 @@ def test_local_candidates_keep_the_category_of_the_observation_they_perturb() ->
         local = strategy._candidates(gp, strategy._region_box(gp))[32:]
         assert set(local[:, 1]) == set(top[:, 1]) and np.all(np.repeat(top[:, 1], 32) == local[:, 1])
         assert np.all((local[:, 0] >= 0.0) & (local[:, 0] <= 1.0))
+
+
+FOUR_WAY = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "c": {"type": "categorical", "choices": list("abcd")}}
+
+
+def four_way_loss(s: Suggestion) -> float:
+    return (s.params["x"] - 0.3) ** 2 + (0.0 if s.params["c"] == "d" else 1.0)
+
+
+def model_based_choices(explore: float, asks: int = 24, seed: int = 0) -> list[tuple[str, str, bool]]:
+    """Per model-based suggestion on FOUR_WAY: (the choice it took, the incumbent's choice before
+    it, whether the search had stalled before it)."""
+    strategy = GPBOStrategy(
+        make_space(FOUR_WAY), seed=seed, n_trials=40, n_initial=8, candidates=64, explore_categories=explore
+    )
+    for s in strategy.ask(8):
+        strategy.tell([Observation(s, TrialState.COMPLETE, four_way_loss(s))])
+    rows = []
+    for _ in range(asks):
+        best = min((o for o in strategy.history if o.loss is not None), key=lambda o: o.loss)
+        stalled = strategy._stalled()
+        (s,) = strategy.ask(1)
+        rows.append((s.params["c"], best.suggestion.params["c"], stalled))
+        strategy.tell([Observation(s, TrialState.COMPLETE, four_way_loss(s))])
+    return rows
+
+
+def test_explore_categories_sends_stalled_suggestions_to_the_other_choices() -> None:
+    """Choice "d" is better by 1.0 everywhere: without exploration the acquisition stays on it;
+    with ``explore_categories=1`` every suggestion made while the search stalls takes another
+    choice, each of them in turn, and none made while it improves does; with 0.5, some do."""
+    rows = model_based_choices(0.0)
+    assert {i for _, i, _ in rows} == {"d"} and sum(t == "d" for t, _, _ in rows) >= 22
+    assert any(stalled for _, _, stalled in rows)
+    rows = model_based_choices(1.0)
+    stalled_rows = [(t, i) for t, i, stalled in rows if stalled]
+    assert len(stalled_rows) >= 4 and all(t != i for t, i in stalled_rows)
+    assert {t for t, _ in stalled_rows} == {"a", "b", "c"}
+    assert all(t == "d" for t, _, stalled in rows if not stalled)
+    rows = [row for seed in range(3) for row in model_based_choices(0.5, seed=seed)]
+    forced = sum(t != i for t, i, stalled in rows if stalled)
+    assert 1 <= forced < sum(stalled for _, _, stalled in rows)
+    assert all(t == "d" for t, _, stalled in rows if not stalled)
+
+
+def test_the_search_stalls_after_max_4_d_observations_without_a_relative_improvement() -> None:
+    """Stalled: the last max(4, continuous dimensions) observations each beat the best before them
+    by no more than 1e-3 of its magnitude (failed trials count as no improvement)."""
+    strategy = GPBOStrategy(make_space(FOUR_WAY), seed=0, n_trials=40, n_initial=2)
+
+    def tell(loss: float | None) -> None:
+        (s,) = strategy.ask(1)
+        state = TrialState.COMPLETE if loss is not None else TrialState.FAILED
+        strategy.tell([Observation(s, state, loss)])
+
+    for loss in (5.0, 4.0, 3.0):
+        tell(loss)
+    assert not strategy._stalled()
+    for loss in (3.0, 2.9995, None):  # a tie, a gain of 1.7e-4 of the best, a failure
+        tell(loss)
+    assert not strategy._stalled()
+    tell(7.0)
+    assert strategy._stalled()  # four in a row
+    tell(2.5)
+    assert not strategy._stalled()
+
+
+def test_a_forced_choice_still_gets_the_acquisitions_continuous_values() -> None:
+    """The choices share the optimum x = 0.3 and differ by 0.01: a suggestion sent to another
+    choice keeps the acquisition's x, near 0.3, not a random one."""
+    strategy = GPBOStrategy(make_space(FOUR_WAY), seed=1, n_trials=60, n_initial=8, explore_categories=0.0)
+
+    def loss(s: Suggestion) -> float:
+        return (s.params["x"] - 0.3) ** 2 + (0.0 if s.params["c"] == "d" else 0.01)
+
+    for _ in range(20):
+        (s,) = strategy.ask(1)
+        strategy.tell([Observation(s, TrialState.COMPLETE, loss(s))])
+    strategy.explore_categories = 1.0
+    strategy._stalled = lambda: True  # type: ignore[method-assign]  # (tested above) a search that stalls now
+    xs = []
+    for _ in range(6):
+        (s,) = strategy.ask(1)
+        assert s.params["c"] != "d"
+        xs.append(s.params["x"])
+        strategy.tell([Observation(s, TrialState.COMPLETE, loss(s))])
+    assert float(np.median(np.abs(np.array(xs) - 0.3))) < 0.1, xs
+
+
+def test_explore_categories_changes_nothing_without_a_categorical() -> None:
+    """No categorical: no draw is spent on it, so the suggestions are the same (BBOB figures hold)."""
+    runs = []
+    for explore in (0.0, 0.2, 1.0):
+        strategy = GPBOStrategy(make_space(BOX), seed=3, n_trials=20, n_initial=4, explore_categories=explore)
+        units = []
+        for _ in range(8):
+            (s,) = strategy.ask(1)
+            units.append(s.unit)
+            strategy.tell([Observation(s, TrialState.COMPLETE, bowl(s))])
+        runs.append(np.array(units))
+    assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])

@@ -26,7 +26,9 @@ vs 2,096 power; branin at 30 evaluations: 0.0037 vs 0.021 power, 0.043 rank, 8 s
 (17–61 in 5-D at 50 evaluations: a bowl's floor near a face gets flattened), so it is off by default.
 ``trust_region`` (TuRBO-1, :mod:`hpo_cli.strategies._gp.trust_region`) maximizes the acquisition
 in a box around the incumbent that shrinks while the search stalls and widens again when it
-collapses. Off by default (measured in the README's BBOB section).
+collapses. Off by default (measured in the README's BBOB section). ``explore_categories``: on a
+space with categoricals, once the search stalls, that share of the suggestions puts one
+categorical at another choice than the incumbent's and lets the acquisition pick the rest.
 
 Cost per suggestion: a refit starts from the previous fit alone except at every 5th observation
 (all ``fit_restarts``); each L-BFGS-B ascent of the acquisition is capped at 2·50 calls. The fit
@@ -53,7 +55,7 @@ from hpo_cli.strategies._gp.acquisition import ACQUISITIONS, acquisition
 from hpo_cli.strategies._gp.gp import GaussianProcess, fit_gp
 from hpo_cli.strategies._gp.optimize import maximize
 from hpo_cli.strategies._gp.outputs import OUTPUT_TRANSFORMS
-from hpo_cli.strategies._gp.trust_region import TrustRegion
+from hpo_cli.strategies._gp.trust_region import IMPROVEMENT, TrustRegion
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.strategies.sobol_engine import ScrambledSobol
 from hpo_cli.trial import Observation, Suggestion, TrialState
@@ -89,6 +91,7 @@ class GPBOStrategy(Strategy):
         input_warping: bool = False,
         max_observations: int | None = 500,
         trust_region: bool = False,
+        explore_categories: float = 0.5,
     ) -> None:
         super().__init__(space, seed, n_trials)
         self.acquisition = one_of(acquisition, "strategy.acquisition", ACQUISITIONS)
@@ -116,6 +119,9 @@ class GPBOStrategy(Strategy):
         self._region = (
             TrustRegion.for_dim(continuous, self.n_initial) if flag(trust_region, "strategy.trust_region") else None
         )
+        if not isinstance(explore_categories, int | float) or not 0 <= explore_categories <= 1:
+            raise ConfigError("strategy.explore_categories", explore_categories, "must be a probability in [0, 1]")
+        self.explore_categories = float(explore_categories)
         self.categorical = np.zeros(space.dim, dtype=bool)
         self.category_sizes: list[tuple[int, int]] = []
         for p in space.params:
@@ -286,11 +292,18 @@ class GPBOStrategy(Strategy):
 
         settle = self._settle if self._conditional else None
         bounds = self._region_box(gp)
+        candidates = self._candidates(model, bounds)
+        sizes = self.category_sizes
+        forced = self._forced_category(model)
+        if forced is not None:
+            dim, choice = forced
+            candidates[:, dim] = choice
+            sizes = [(d, count) for d, count in sizes if d != dim]
         optima = maximize(
             acq,
-            self._candidates(model, bounds),
+            candidates,
             ~self.categorical,
-            self.category_sizes,
+            sizes,
             self.n_starts,
             settle=settle,
             bounds=bounds,
@@ -305,6 +318,37 @@ class GPBOStrategy(Strategy):
             if not _is_taken(unit, taken):
                 return unit
         return unit
+
+    def _forced_category(self, model: GaussianProcess) -> tuple[int, int] | None:
+        """While the search stalls (:meth:`_stalled`), with probability ``explore_categories`` (on a
+        space with categoricals): one categorical dimension and a choice other than the incumbent's,
+        drawn uniformly, that this suggestion must take; the acquisition then picks the rest. None:
+        the acquisition picks everything. EI alone settles on the first choice that looks good and
+        refines it by small steps (README: the mixed space); SMAC interleaves random points instead."""
+        if not self.category_sizes or self.explore_categories <= 0 or not self._stalled():
+            return None
+        if self.rng.random() >= self.explore_categories:
+            return None
+        dim, count = self.category_sizes[int(self.rng.integers(len(self.category_sizes)))]
+        if count < 2:
+            return None
+        incumbent = int(model.x[int(np.argmin(model.y)), dim])
+        choice = int(self.rng.integers(count - 1))
+        return dim, choice + (choice >= incumbent)
+
+    def _stalled(self) -> bool:
+        """Whether the last ``max(4, continuous dimensions)`` observations (in the order told) all
+        failed to beat the best before them by 1e-3 of its magnitude (the trust region's rule)."""
+        patience = max(4, int((~self.categorical).sum()))
+        best, since = math.inf, 0
+        for o in self.history:
+            value = o.loss if o.loss is not None and math.isfinite(o.loss) else math.inf
+            if value < best - IMPROVEMENT * abs(best) if math.isfinite(best) else value < math.inf:
+                since = 0
+            else:
+                since += 1
+            best = min(best, value)
+        return since >= patience
 
     def _region_box(self, gp: GaussianProcess) -> tuple[np.ndarray, np.ndarray] | None:
         """The trust region's feature box around the incumbent (the fit's best observation); None
