@@ -130,6 +130,8 @@ def test_a_small_discrete_space_is_served_without_error_once_exhausted() -> None
         ("trust_region", 1, "strategy.trust_region=1"),
         ("explore_categories", 1.5, "strategy.explore_categories=1.5"),
         ("explore_categories", "often", "strategy.explore_categories='often'"),
+        ("explore_categories", True, "strategy.explore_categories=True"),
+        ("explore_categories", -0.1, "strategy.explore_categories=-0.1"),
     ],
 )
 def test_bad_options_name_the_key_and_value(key: str, value: object, message: str) -> None:

@@ -55,7 +55,7 @@ from hpo_cli.strategies._gp.acquisition import ACQUISITIONS, acquisition
 from hpo_cli.strategies._gp.gp import GaussianProcess, fit_gp
 from hpo_cli.strategies._gp.optimize import maximize
 from hpo_cli.strategies._gp.outputs import OUTPUT_TRANSFORMS
-from hpo_cli.strategies._gp.trust_region import IMPROVEMENT, TrustRegion
+from hpo_cli.strategies._gp.trust_region import TrustRegion, improves
 from hpo_cli.strategies.base import Strategy
 from hpo_cli.strategies.sobol_engine import ScrambledSobol
 from hpo_cli.trial import Observation, Suggestion, TrialState
@@ -119,7 +119,9 @@ class GPBOStrategy(Strategy):
         self._region = (
             TrustRegion.for_dim(continuous, self.n_initial) if flag(trust_region, "strategy.trust_region") else None
         )
-        if not isinstance(explore_categories, int | float) or not 0 <= explore_categories <= 1:
+        if isinstance(explore_categories, bool) or not isinstance(explore_categories, int | float):
+            raise ConfigError("strategy.explore_categories", explore_categories, "must be a probability in [0, 1]")
+        if not 0 <= explore_categories <= 1:
             raise ConfigError("strategy.explore_categories", explore_categories, "must be a probability in [0, 1]")
         self.explore_categories = float(explore_categories)
         self.categorical = np.zeros(space.dim, dtype=bool)
@@ -343,10 +345,7 @@ class GPBOStrategy(Strategy):
         best, since = math.inf, 0
         for o in self.history:
             value = o.loss if o.loss is not None and math.isfinite(o.loss) else math.inf
-            if value < best - IMPROVEMENT * abs(best) if math.isfinite(best) else value < math.inf:
-                since = 0
-            else:
-                since += 1
+            since = 0 if improves(value, best) else since + 1
             best = min(best, value)
         return since >= patience
 

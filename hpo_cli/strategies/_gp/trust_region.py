@@ -34,6 +34,12 @@ SUCCESS_TOLERANCE = 3
 IMPROVEMENT = 1e-3  # relative: an improvement beats the best by more than this fraction of |best|
 
 
+def improves(value: float, best: float) -> bool:
+    """Whether ``value`` beats ``best`` by more than ``IMPROVEMENT`` of its magnitude (any finite
+    value beats an infinite best; a failed trial is ``inf`` and never improves)."""
+    return value < best - IMPROVEMENT * abs(best) if math.isfinite(best) else value < math.inf
+
+
 @dataclass
 class TrustRegion:
     failure_tolerance: int  # max(4, continuous dimensions)
@@ -53,7 +59,7 @@ class TrustRegion:
         """Advance by one observation (``loss`` None: failed)."""
         self.seen += 1
         value = loss if loss is not None and math.isfinite(loss) else math.inf
-        improved = value < self.best - IMPROVEMENT * abs(self.best) if math.isfinite(self.best) else value < math.inf
+        improved = improves(value, self.best)
         if self.seen > self.design:
             self.successes, self.failures = (self.successes + 1, 0) if improved else (0, self.failures + 1)
             if self.successes >= SUCCESS_TOLERANCE:
