@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from conftest import MIXED_SPACE, make_space
 
+from hpo_cli.build import build_strategy, compose_config
 from hpo_cli.errors import ConfigError
+from hpo_cli.settings import read_settings
+from hpo_cli.space import CategoricalParam
 from hpo_cli.strategies._gp.trust_region import LENGTH_INIT, LENGTH_MAX, LENGTH_MIN, TrustRegion
 from hpo_cli.strategies.gp_bo import GPBOStrategy
 from hpo_cli.trial import Observation, Suggestion, TrialState
@@ -186,5 +189,27 @@ def test_a_parameter_inactive_at_the_incumbent_keeps_its_whole_range(best: str) 
 
 
 def test_a_bad_flag_names_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"strategy\.trust_region='yes'"):
-        GPBOStrategy(make_space(BOX3), seed=0, n_trials=10, trust_region="yes")
+    for bad in ("yes", "Auto", 1, None):
+        with pytest.raises(ConfigError, match=r"strategy\.trust_region=.*must be true, false or auto"):
+            GPBOStrategy(make_space(BOX3), seed=0, n_trials=10, trust_region=bad)
+
+
+def test_auto_turns_the_region_on_where_the_space_has_a_categorical() -> None:
+    """The default, ``auto``: a region on the mixed space (one box side per continuous parameter
+    in its stall count), none on a continuous one; true and false override it either way."""
+    mixed, box = make_space(MIXED_SPACE), make_space(BOX3)
+    continuous = sum(1 for p in mixed.params if not isinstance(p, CategoricalParam))
+    on = GPBOStrategy(mixed, seed=0, n_trials=10)._region
+    assert on is not None and on.failure_tolerance == max(4, continuous)
+    assert GPBOStrategy(box, seed=0, n_trials=10)._region is None
+    assert GPBOStrategy(mixed, seed=0, n_trials=10, trust_region=False)._region is None
+    assert GPBOStrategy(box, seed=0, n_trials=10, trust_region=True)._region is not None
+
+
+def test_the_composed_default_is_auto_and_reaches_the_strategy() -> None:
+    cfg = compose_config(["strategy=gp_bo", "n_trials=12"])
+    assert cfg.strategy.trust_region == "auto"
+    strategy = build_strategy(cfg.strategy, make_space(MIXED_SPACE), read_settings(cfg))
+    assert isinstance(strategy, GPBOStrategy) and strategy._region is not None
+    cfg = compose_config(["strategy=gp_bo", "n_trials=12", "strategy.trust_region=false"])
+    assert build_strategy(cfg.strategy, make_space(MIXED_SPACE), read_settings(cfg))._region is None
