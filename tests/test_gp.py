@@ -214,6 +214,55 @@ def test_maximize_finds_the_optimum_and_the_best_category() -> None:
     rng = np.random.default_rng(0)
     candidates = np.column_stack([rng.random((50, 2)), np.zeros(50)])
     free = np.array([True, True, False])
-    (point, value), *_ = maximize(acq, candidates, free, [(2, 4)], n_starts=3)
+    (point, value), *_ = maximize(acq, candidates, free, [(2, np.arange(4.0))], n_starts=3)
     np.testing.assert_allclose(point[:2], target, atol=1e-5)
     assert point[2] == 2 and value == pytest.approx(1.0)
+
+
+def bimodal_in_k(points: np.ndarray, with_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """x's optimum at 0.3; along k (an int's unit coordinate, 8 values at (i + 0.5) / 8) a lower
+    peak at the first value, 1/16, and the higher one at the third, 5/16."""
+    x, k = points[:, 0], points[:, 1]
+    low, high = np.exp(-(((k - 1 / 16) / 0.05) ** 2)), np.exp(-(((k - 5 / 16) / 0.05) ** 2))
+    values = -((x - 0.3) ** 2) + 0.5 * low + high
+    grad = np.zeros_like(points)
+    grad[:, 0] = -2 * (x - 0.3)
+    grad[:, 1] = 0.5 * low * (-2 * (k - 1 / 16) / 0.05**2) + high * (-2 * (k - 5 / 16) / 0.05**2)
+    return values, grad if with_gradient else None
+
+
+def test_an_int_leaves_a_local_peak_for_the_best_value_of_its_grid() -> None:
+    """The ascent from starts near k = 0 stops on the lower peak; the coordinate search over the
+    int's values finds the higher one, and puts k exactly on a value (where it is suggested)."""
+    rng = np.random.default_rng(0)
+    candidates = np.column_stack([rng.random(40), rng.uniform(0.0, 0.1, 40)])
+    free = np.array([True, True])
+    grid = (np.arange(8) + 0.5) / 8
+    (ascended, _), *_ = maximize(bimodal_in_k, candidates, free, [], n_starts=3)
+    assert abs(ascended[1] - 1 / 16) < 0.01  # without the grid: the lower peak
+    (point, value), *_ = maximize(bimodal_in_k, candidates, free, [(1, grid)], n_starts=3)
+    assert point[1] == 5 / 16
+    assert point[0] == pytest.approx(0.3, abs=1e-4) and value == pytest.approx(1.0, abs=1e-6)
+
+
+def test_an_int_off_its_grid_moves_onto_it_even_where_the_ascent_scored_higher() -> None:
+    """k's best value on the grid scores below the continuous peak the ascent found; the point
+    still moves to a grid value, the best one (a suggestion is scored where it will be made)."""
+    grid = np.array([0.0, 0.5, 1.0])
+
+    def peak(points: np.ndarray, with_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        values = -((points[:, 0] - 0.3) ** 2)
+        return values, -2 * (points - 0.3) if with_gradient else None
+
+    candidates = np.array([[0.25], [0.9]])
+    (point, value), *_ = maximize(peak, candidates, np.array([True]), [(0, grid)], n_starts=1)
+    assert point[0] == 0.5 and value == pytest.approx(-0.04)
+
+
+def test_a_category_tied_with_the_point_keeps_the_point() -> None:
+    def flat(points: np.ndarray, with_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        return np.zeros(len(points)), np.zeros_like(points) if with_gradient else None
+
+    candidates = np.array([[0.5, 2.0]])
+    (point, _), *_ = maximize(flat, candidates, np.array([True, False]), [(1, np.arange(4.0))], n_starts=1)
+    assert point[1] == 2.0

@@ -471,3 +471,24 @@ def test_a_resumed_run_repeats_the_forced_choices() -> None:
     again = [step(restored) for _ in range(12)]
     assert [s.params for s in ahead] == [s.params for s in again]
     assert any(s.params["c"] != "d" for s in ahead)  # some of them were forced away from the best choice
+
+
+def test_small_ints_get_every_value_in_the_acquisition_search_within_the_trust_region() -> None:
+    space = make_space(
+        {
+            "x": {"type": "float", "low": 0.0, "high": 1.0},
+            "layers": {"type": "int", "low": 1, "high": 8},
+            "width": {"type": "int", "low": 16, "high": 1024, "log": True},  # 1,009 values: the ascent alone
+            "units": {"type": "int", "low": 10, "high": 40, "step": 10},
+        }
+    )
+    strategy = GPBOStrategy(space, seed=0, n_trials=10)
+    grids = dict(strategy._integer_grids(None))
+    layers, units = space.slice_of("layers").start, space.slice_of("units").start
+    assert set(grids) == {layers, units}
+    np.testing.assert_allclose(grids[layers], (np.arange(8) + 0.5) / 8)
+    assert [space["units"].decode(np.array([u])) for u in grids[units]] == [10, 20, 30, 40]
+    lower, upper = np.zeros(space.dim), np.ones(space.dim)
+    lower[layers], upper[layers] = 0.2, 0.5  # a trust region's box: layers 3 and 4 inside
+    inside = dict(strategy._integer_grids((lower, upper)))[layers]
+    assert [space["layers"].decode(np.array([u])) for u in inside] == [3, 4]

@@ -4,7 +4,8 @@
 2. Then, per suggestion: fit a GP (:mod:`hpo_cli.strategies._gp.gp`) to every observation (failed trials
    count as the worst loss seen, so the search steers away from them), maximize the acquisition
    (:mod:`hpo_cli.strategies._gp.acquisition`) from the best of ``candidates`` Sobol points plus points near
-   the best observations, with multi-start L-BFGS-B (:mod:`hpo_cli.strategies._gp.optimize`).
+   the best observations, with multi-start L-BFGS-B (:mod:`hpo_cli.strategies._gp.optimize`), then
+   a coordinate search over each categorical's choices and each int's values (up to 64 of them).
 3. ``ask(n)`` with n > 1, and suggestions still pending from earlier asks, are handled with
    fantasies: each pending point joins the data with a made-up value — the GP's own mean there
    (``batch=kriging_believer``) or a constant (``batch=constant_liar``, value ``liar`` =
@@ -51,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from hpo_cli.errors import ConfigError
-from hpo_cli.space import CategoricalParam, SearchSpace
+from hpo_cli.space import CategoricalParam, IntParam, SearchSpace
 from hpo_cli.strategies._gp.acquisition import ACQUISITIONS, acquisition
 from hpo_cli.strategies._gp.gp import GaussianProcess, fit_gp
 from hpo_cli.strategies._gp.optimize import maximize
@@ -70,6 +71,7 @@ _REFIT_EVERY = 5  # a GP refit starts only from its last fit, except at every 5t
 _LARGE_DATA = 200  # ... and from this many observations on ...
 _FULL_REFIT_EVERY = 25  # ... at every 25th
 _SAME = 1e-9  # unit-cube points closer than this (max-norm) are the same suggestion
+_INTEGER_GRID = 64  # an int with at most this many values: the acquisition tries each (coordinate search)
 
 
 class GPBOStrategy(Strategy):
@@ -138,6 +140,11 @@ class GPBOStrategy(Strategy):
         for dim, count in self.category_sizes:
             self._counts[dim] = count
         self._conditional = [p for p in space.params if p.when]
+        self._integer_features = [
+            (space.slice_of(p.name).start, np.array([p.encode(v)[0] for v in range(p.low, p.high + 1, p.step)]))
+            for p in space.params
+            if isinstance(p, IntParam) and p.count <= _INTEGER_GRID
+        ]
         self._at_rest = self._features(np.full((1, space.dim), 0.5))[0]  # an inactive parameter's features
         self.acquisition_points = 0  # points the acquisition scored for the last suggestion (a cost measure)
         self._initial = self._initial_design()
@@ -298,17 +305,18 @@ class GPBOStrategy(Strategy):
         settle = self._settle if self._conditional else None
         bounds = self._region_box(gp)
         candidates = self._candidates(model, bounds)
-        sizes = self.category_sizes
+        grids = [(dim, np.arange(count, dtype=float)) for dim, count in self.category_sizes]
         forced = self._forced_category(model)
         if forced is not None:
             dim, choice = forced
             candidates[:, dim] = choice
-            sizes = [(d, count) for d, count in sizes if d != dim]
+            grids = [(d, grid) for d, grid in grids if d != dim]
+        grids += self._integer_grids(bounds)
         optima = maximize(
             acq,
             candidates,
             ~self.categorical,
-            sizes,
+            grids,
             self.n_starts,
             settle=settle,
             bounds=bounds,
@@ -323,6 +331,16 @@ class GPBOStrategy(Strategy):
             if not _is_taken(unit, taken):
                 return unit
         return unit
+
+    def _integer_grids(self, bounds: tuple[np.ndarray, np.ndarray] | None) -> list[tuple[int, np.ndarray]]:
+        """Per int parameter with at most ``_INTEGER_GRID`` values: its values' features inside
+        ``bounds`` (the trust region), for the acquisition's coordinate search."""
+        grids = []
+        for dim, grid in self._integer_features:
+            if bounds is not None:
+                grid = grid[(grid >= bounds[0][dim] - 1e-12) & (grid <= bounds[1][dim] + 1e-12)]
+            grids.append((dim, grid))
+        return grids
 
     def _forced_category(self, model: GaussianProcess) -> tuple[int, int] | None:
         """While the search stalls (:meth:`_stalled`), with probability ``explore_categories`` (on a

@@ -2,8 +2,10 @@
 
 The feature box is [0, 1] along continuous dimensions and a category index along categorical
 ones. L-BFGS-B moves the continuous coordinates only (categorical ones are held at their
-start's value); a final coordinate search tries every other category of each categorical
-dimension at the best point.
+start's value); a final coordinate search at each local maximum tries every other category of
+each categorical dimension, and every value of each int given a grid (the ascent treats an int
+as continuous, so it stops on the nearest peak along it and between two values; Optuna's GP
+searches its discrete parameters exhaustively in the same way).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ Acquisition = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
 Settle = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 # (lower, upper), shape (d,) each: the box the ascent stays in (a trust region); None: [0, 1]
 Bounds = tuple[np.ndarray, np.ndarray] | None
+# (dimension, the feature values it may take): a categorical's indices, or an int's encoded values
+Grid = tuple[int, np.ndarray]
 
 
 def top_starts(acq: Acquisition, candidates: np.ndarray, n_starts: int) -> np.ndarray:
@@ -76,22 +80,28 @@ def local_ascent(
     return points, values
 
 
-def improve_categories(
+def improve_discrete(
     acq: Acquisition,
     point: np.ndarray,
     value: float,
-    sizes: Sequence[tuple[int, int]],
+    grids: Sequence[Grid],
     settle: Settle | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Coordinate search over categorical dimensions: ``sizes`` lists (dimension, number of choices)."""
-    for dim, count in sizes:
-        trials = np.repeat(point[None, :], count, axis=0)
-        trials[:, dim] = np.arange(count)
+    """Coordinate search over discrete dimensions, one pass: each in turn takes the value of its
+    grid where the acquisition is highest, the other coordinates held. The point's own value wins
+    a tie; a coordinate between the grid's values (an int after the continuous ascent) always
+    moves to one, so the point is scored where it will be suggested."""
+    for dim, grid in grids:
+        if len(grid) == 0:
+            continue
+        trials = np.repeat(point[None, :], len(grid), axis=0)
+        trials[:, dim] = grid
         if settle is not None:
             trials = settle(trials)[0]
         values, _ = acq(trials, False)
         k = int(np.argmax(values))
-        if values[k] > value:
+        on_grid = bool(np.any(grid == point[dim]))
+        if not on_grid or values[k] > value:
             point, value = trials[k], float(values[k])
     return point, value
 
@@ -100,7 +110,7 @@ def maximize(
     acq: Acquisition,
     candidates: np.ndarray,
     free: np.ndarray,
-    category_sizes: Sequence[tuple[int, int]],
+    grids: Sequence[Grid],
     n_starts: int,
     maxiter: int = MAXITER,
     settle: Settle | None = None,
@@ -112,8 +122,8 @@ def maximize(
     and keeps them there during the ascent, so the acquisition is searched over the active
     coordinates only. The number of acquisition evaluations is bounded: the candidates, then
     2·``maxiter`` + 1 calls of ``n_starts`` points and 2·``maxiter`` + 1 of one, then every choice
-    of every categorical at each start. ``bounds``: the box the ascents stay in (the candidates
-    should lie in it already).
+    of every categorical and every grid value of every int at each start. ``bounds``: the box the
+    ascents stay in (the candidates should lie in it already).
     """
     frozen = None
     if settle is not None:
@@ -129,8 +139,6 @@ def maximize(
     )
     if value[0] >= values[best]:
         points[best], values[best] = polished[0], value[0]
-    results = [
-        improve_categories(acq, p, float(v), category_sizes, settle) for p, v in zip(points, values, strict=True)
-    ]
+    results = [improve_discrete(acq, p, float(v), grids, settle) for p, v in zip(points, values, strict=True)]
     results.sort(key=lambda pv: -pv[1])
     return results
