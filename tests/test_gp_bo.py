@@ -492,3 +492,29 @@ def test_small_ints_get_every_value_in_the_acquisition_search_within_the_trust_r
     lower[layers], upper[layers] = 0.2, 0.5  # a trust region's box: layers 3 and 4 inside
     inside = dict(strategy._integer_grids((lower, upper)))[layers]
     assert [space["layers"].decode(np.array([u])) for u in inside] == [3, 4]
+
+
+def test_each_suggestion_searches_the_small_ints_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wiring: every model-based suggestion hands ``maximize`` the grid of the 8-valued int (and
+    none for the float), so the acquisition's coordinate search runs on it."""
+    import hpo_cli.strategies.gp_bo as gp_bo_module
+
+    seen: list[dict[int, np.ndarray]] = []
+    real = gp_bo_module.maximize
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(dict(args[3]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gp_bo_module, "maximize", recording)
+    space = make_space(
+        {"x": {"type": "float", "low": 0.0, "high": 1.0}, "layers": {"type": "int", "low": 1, "high": 8}}
+    )
+    strategy = GPBOStrategy(space, seed=0, n_trials=8, n_initial=3, candidates=64)
+    for _ in range(6):
+        tell_all(strategy, strategy.ask(1))
+    layers = space.slice_of("layers").start
+    assert len(seen) == 3
+    for grids in seen:
+        assert list(grids) == [layers]
+        np.testing.assert_allclose(grids[layers], (np.arange(8) + 0.5) / 8)

@@ -5,7 +5,7 @@ ones. L-BFGS-B moves the continuous coordinates only (categorical ones are held 
 start's value); a final coordinate search at each local maximum tries every other category of
 each categorical dimension, and every value of each int given a grid (the ascent treats an int
 as continuous, so it stops on the nearest peak along it and between two values; Optuna's GP
-searches its discrete parameters exhaustively in the same way).
+tries every value of an int with at most 16 values in the same way).
 """
 
 from __future__ import annotations
