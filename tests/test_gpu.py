@@ -42,10 +42,12 @@ def test_cuda_mlp_hypergradients_match_cpu_in_float64(method: str) -> None:
 
     params = {"log_precision": [1.0, 2.0, 1.5, 2.5]}
     grads = []
-    # implicit: the inner solve of this non-convex MLP stops at its iteration cap short of 1e-10
-    # (‖∇L‖∞ 3e-3 after 20 steps, 6e-5 after 400), where CPU and CUDA have rounded their way to
-    # points whose hypergradients differ by ~5e-4 (H200, torch 2.11); the unrolled methods agree to 1e-8
-    steps, tolerance = 20, (1e-3 if method == "implicit" else 1e-8)
+    # implicit needs a true inner optimum to be well posed: capped at 20 steps (‖∇L‖∞ 1.5e-3, CG
+    # stopped at its cap) the answer follows the L-BFGS path, which rounding moves (CPU against
+    # CUDA differed by 1.4e-2 on an H200, torch 2.11; two CPUs by 1e-2). With a cap of 1,000 the
+    # solve reaches ‖∇L‖∞ ≈ 3e-15 and CG converges in ~350 products, so both devices must agree
+    # to 1e-8 like the unrolled methods.
+    steps = 1000 if method == "implicit" else 20
     for device in ("cpu", "cuda"):
         task = DigitsTask(
             seed=0,
@@ -60,8 +62,11 @@ def test_cuda_mlp_hypergradients_match_cpu_in_float64(method: str) -> None:
         problem, h = task.problem(layout), task.hyper_vector(layout, params)
         assert problem.theta0.device.type == device and problem.tensors.index.device.type == device
         extra = {"tol": 1e-10} if method == "implicit" else {}
-        grads.append(compute(method, problem, h, **extra).grad.cpu())
-    assert relative_error(grads[1], grads[0]) <= tolerance
+        result = compute(method, problem, h, **extra)
+        if method == "implicit":
+            assert result.extras["inner_grad_norm"] <= 1e-10 and result.extras["cg_converged"] == 1.0
+        grads.append(result.grad.cpu())
+    assert relative_error(grads[1], grads[0]) <= 1e-8
 
 
 @pytest.mark.parametrize("strategy", ["hoag", "rmad", "drmad", "greedy", "rtho", "forward"])
@@ -129,5 +134,12 @@ def test_cuda_criteria_values_and_hypergradients_match_cpu(criterion: str) -> No
     ids=["cv-rmad", "elbo-rmad", "cv-random", "elbo-random"],
 )
 def test_mnist_under_cv_and_elbo_on_cuda(overrides: list[str]) -> None:
+    """Every trial completes on CUDA, except one whose training diverges on the CPU as well
+    (elbo-random's first draw has per-step learning rates up to e^0.05: NaN on both devices)."""
     records = run_in_memory(["task=mnist", "device=cuda", "n_trials=3", *overrides])
-    assert all(r.state == "complete" for r in records), [r.error for r in records]
+    failed = [r.trial for r in records if r.state != "complete"]
+    assert len(failed) < len(records), [r.error for r in records]
+    if failed:
+        assert all(r.error == "objective returned nan" for r in records if r.state != "complete")
+        on_cpu = run_in_memory(["task=mnist", "device=cpu", "n_trials=3", *overrides])
+        assert [r.trial for r in on_cpu if r.state != "complete"] == failed
