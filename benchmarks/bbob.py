@@ -339,7 +339,7 @@ def matchups(records: list[dict[str, Any]], dim: int, mult: int, methods: list[s
             a, b = np.array(pairs).T
             wins, losses = int(np.sum(a < b)), int(np.sum(a > b))
             p = stats.wilcoxon(a, b).pvalue if np.any(a != b) else 1.0
-            lines.append(f"{ours} vs {peer}: {wins} wins, {losses} losses of {len(a)} problems, Wilcoxon p = {p:.3g}")
+            lines.append(f"{ours} vs {peer}: won {wins}, lost {losses} of {len(a)} problems, Wilcoxon p = {p:.3g}")
     return lines
 
 

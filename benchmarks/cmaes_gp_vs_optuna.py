@@ -331,8 +331,8 @@ def tally(results: dict[str, dict[str, dict[str, Any]]]) -> str:
             sig_w = sum(r["ours"] < r["theirs"] and r["p"] < 0.05 for r in rows)
             sig_l = sum(r["ours"] > r["theirs"] and r["p"] < 0.05 for r in rows)
             lines.append(
-                f"- {pair} vs {NAMESAKE[pair]} at {at} evaluations: {wins} wins, {losses} losses "
-                f"(significant at p < 0.05: {sig_w} wins, {sig_l} losses) over {len(rows)} functions"
+                f"- {pair} vs {NAMESAKE[pair]} at {at} evaluations: won {wins}, lost {losses} "
+                f"(at p < 0.05: won {sig_w}, lost {sig_l}) of {len(rows)} functions"
             )
     return "\n".join(lines)
 

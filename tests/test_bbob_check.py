@@ -94,6 +94,6 @@ def test_a_variant_of_ours_is_reported_as_ours_and_meets_its_namesakes() -> None
     records = [{**r, "seconds_per_suggestion": 0.01} for r in records]
     text = bbob.report(records, [2], [10], [variant, "gp_bo", "optuna_gp"], [1, 10])
     assert f"Best of ours: {variant} (" in text and "best peer: optuna_gp (" in text
-    assert f"- {variant} vs optuna_gp: 2 wins, 2 losses of 4 problems" in text
-    assert "- gp_bo vs optuna_gp: 2 wins, 2 losses of 4 problems" in text
+    assert f"- {variant} vs optuna_gp: won 2, lost 2 of 4 problems" in text
+    assert "- gp_bo vs optuna_gp: won 2, lost 2 of 4 problems" in text
     assert bbob.is_ours(variant) and not bbob.is_ours("optuna_gp") and not bbob.is_ours("gp_boa")
