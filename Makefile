@@ -102,7 +102,7 @@ $(BBOB_QUICK_STAMP): $(STAMP)
 bench-bbob-quick: $(BBOB_QUICK_STAMP) ## BBOB --quick against its baseline (what CI runs, ~15 s): fails naming the cell where one of our strategies' mean rank worsened by more than 1
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bbob.py --quick --check benchmarks/baseline/bbob_quick.json
 
-bench-bbob: $(BBOB_STAMP) ## COCO's BBOB suite (2, 5, 10-D; 10·d and 50·d evaluations): our strategies vs Optuna, BoTorch, SMAC3, hyperopt, skopt (about 40 h on one core in full; BBOB_ARGS='--quick' ~15 s, or --dims/--functions/--methods/--resume)
+bench-bbob: $(BBOB_STAMP) ## COCO's BBOB suite (2, 5, 10-D; 10·d and 50·d evaluations): our strategies vs Optuna, BoTorch, SMAC3, hyperopt, skopt (at least 40 h on one core in full; BBOB_ARGS='--quick' ~15 s, or --dims/--functions/--methods/--resume)
 	$(BIN)/python benchmarks/bbob.py $(BBOB_ARGS)
 
 bench-tpe: $(BENCH_STAMP) ## Our TPE vs Optuna's TPESampler on conditional, mixed and 12-D spaces, 15 seeds, p-values (~10 min)

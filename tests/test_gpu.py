@@ -134,7 +134,7 @@ def test_cuda_criteria_values_and_hypergradients_match_cpu(criterion: str) -> No
     ids=["cv-rmad", "elbo-rmad", "cv-random", "elbo-random"],
 )
 def test_mnist_under_cv_and_elbo_on_cuda(overrides: list[str]) -> None:
-    """Every trial completes on CUDA, except one whose training diverges on the CPU as well
+    """Every trial completes on CUDA, except those whose training diverges on the CPU as well
     (elbo-random's first draw has per-step learning rates up to e^0.05: NaN on both devices)."""
     records = run_in_memory(["task=mnist", "device=cuda", "n_trials=3", *overrides])
     failed = [r.trial for r in records if r.state != "complete"]
